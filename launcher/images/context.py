@@ -1,0 +1,62 @@
+"""The build context of an image, assembled in the cache, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from launcher.errors import LauncherError
+from launcher.images.specs import ImageSpec
+from launcher.paths import PROJECT_ROOT, cache_dir
+
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
+
+
+def context_dir(spec: ImageSpec) -> Path:
+    return cache_dir() / "build" / spec.name / "context"
+
+
+def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
+    """Lay out images/<name>/*, the declared sources and the wheels in a fresh context folder."""
+    if not spec.dockerfile.is_file():
+        raise LauncherError("Dockerfile missing", file=spec.dockerfile, fix="restore it from git")
+    ctx = context_dir(spec)
+    if ctx.exists():
+        shutil.rmtree(ctx)
+    shutil.copytree(spec.directory, ctx, ignore=_IGNORE)
+    for dest, src in spec.sources.items():
+        source = PROJECT_ROOT / src
+        if not source.is_dir():
+            raise LauncherError(
+                f"image {spec.name} needs the source folder {src}, which is missing",
+                file=source,
+                fix="restore it from git",
+            )
+        shutil.copytree(source, ctx / dest, ignore=_IGNORE)
+    wheels = ctx / "wheels"
+    wheels.mkdir(exist_ok=True)
+    if wheelhouse is not None:
+        for wheel in wheelhouse.glob("*.whl"):
+            try:
+                os.link(wheel, wheels / wheel.name)
+            except OSError:
+                shutil.copy2(wheel, wheels / wheel.name)
+    return ctx
+
+
+def fingerprint(ctx: Path, base_image_id: str, build_args: dict[str, str]) -> str:
+    """A digest of everything that decides the image: files (wheels by name and size), base, args."""
+    digest = hashlib.sha256()
+    digest.update(f"base={base_image_id}\n".encode())
+    for key in sorted(build_args):
+        digest.update(f"arg {key}={build_args[key]}\n".encode())
+    for path in sorted(p for p in ctx.rglob("*") if p.is_file()):
+        rel = path.relative_to(ctx).as_posix()
+        digest.update(f"file {rel} {path.stat().st_mode & 0o777:o}\n".encode())
+        if rel.startswith("wheels/"):
+            digest.update(f"size {path.stat().st_size}\n".encode())
+        else:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

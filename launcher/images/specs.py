@@ -1,0 +1,78 @@
+"""What each image of the project is made from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.errors import LauncherError
+from launcher.paths import PROJECT_ROOT
+
+IMAGES_DIR = PROJECT_ROOT / "images"
+OFFLINE_BASE = "ovms-launcher/base:bookworm"
+LABEL_PREFIX = "ovms-launcher"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image: its Dockerfile folder, the project sources copied in, and its Python wheels."""
+
+    name: str
+    tag: str
+    # public base a connected site uses (the Dockerfile's ARG BASE_IMAGE default)
+    public_base: str
+    # sources copied into the build context: context-relative name -> path in the repository
+    sources: dict[str, str] = field(default_factory=dict)
+    # whether images/<name>/requirements.txt feeds a wheelhouse
+    python: bool = True
+
+    @property
+    def directory(self) -> Path:
+        return IMAGES_DIR / self.name
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / "Dockerfile"
+
+    @property
+    def requirements(self) -> Path | None:
+        return self.directory / "requirements.txt" if self.python else None
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec(
+            name="ovms-double",
+            tag="ovms-launcher/ovms-double:dev",
+            public_base="python:3.11-slim-bookworm",
+            sources={"ovms_double": "tests/ovms_double"},
+        ),
+        ImageSpec(
+            name="client",
+            tag="ovms-launcher/client:dev",
+            public_base="python:3.11-slim-bookworm",
+            sources={"client": "client"},
+        ),
+        ImageSpec(
+            name="tls-proxy",
+            tag="ovms-launcher/tls-proxy:dev",
+            public_base="debian:bookworm-slim",
+            python=False,
+        ),
+    )
+}
+
+
+def select_images(names: list[str] | tuple[str, ...]) -> list[ImageSpec]:
+    """The specs named (all when none), in a stable order; an unknown name is an input error."""
+    if not names:
+        return list(IMAGES.values())
+    unknown = [n for n in names if n not in IMAGES]
+    if unknown:
+        raise LauncherError(
+            f"unknown image {', '.join(unknown)}",
+            key="NAME",
+            fix=f"choose from: {', '.join(IMAGES)}",
+        )
+    return [IMAGES[n] for n in IMAGES if n in names]
