@@ -28,6 +28,14 @@ def target_platform() -> str:
     return f"manylinux_{GLIBC}_{arch}"
 
 
+def platform_tags() -> list[str]:
+    """Every manylinux tag the images' glibc accepts: pip does not expand a --platform downward."""
+    newest = int(GLIBC.split("_")[1])
+    arch = target_platform().split("_", 3)[-1]
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 16, -1)]
+    return [*tags, f"manylinux2014_{arch}"]
+
+
 def wheelhouse_dir(spec: ImageSpec) -> Path:
     return cache_dir() / "wheelhouse" / f"{spec.name}-{ABI}-{target_platform()}"
 
@@ -59,7 +67,7 @@ def ensure_wheelhouse(spec: ImageSpec, say: Callable[[str], None], log_path: Pat
         sys.executable, "-m", "pip", "download",
         "--disable-pip-version-check",
         "--only-binary=:all:",
-        "--platform", target_platform(),
+        *[arg for tag in platform_tags() for arg in ("--platform", tag)],
         "--python-version", PYTHON_VERSION,
         "--implementation", "cp",
         "--abi", ABI,
