@@ -1,0 +1,273 @@
+"""Ansible inventories, read by ansible-core itself (InventoryManager, DataLoader, VariableManager).
+
+Files or directories, several at once, with group_vars/ and host_vars/ applied exactly as
+ansible-playbook applies them. The launcher's own groups are `ovms_servers` and `ovms_clients`.
+Host variables the launcher reads:
+
+- `ansible_host`: the address Ansible connects to (default: the inventory name);
+- `ovms_advertise_address`: the address clients dial on a server (default: `ansible_host`);
+- `ovms_tls_extra_sans`: extra subjectAltNames for a server certificate, e.g. `["DNS:x", "IP:y"]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import LauncherError
+
+SERVERS_GROUP = "ovms_servers"
+CLIENTS_GROUP = "ovms_clients"
+
+# Variables the VariableManager adds by itself; not part of what the inventory says about a host.
+_MAGIC_VARS = frozenset(
+    {
+        "ansible_config_file",
+        "ansible_facts",
+        "ansible_playbook_python",
+        "ansible_version",
+        "ansible_check_mode",
+        "ansible_diff_mode",
+        "ansible_forks",
+        "ansible_inventory_sources",
+        "ansible_verbosity",
+        "group_names",
+        "groups",
+        "hostvars",
+        "inventory_dir",
+        "inventory_file",
+        "inventory_hostname",
+        "inventory_hostname_short",
+        "omit",
+        "playbook_dir",
+    }
+)
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    """One host: its inventory name, groups, and variables as ansible-core resolved them (untemplated)."""
+
+    name: str
+    groups: tuple[str, ...]
+    vars: Mapping[str, Any] = field(repr=False)
+    ansible_host: str
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+
+@dataclass(frozen=True)
+class OvmsServer(InventoryHost):
+    advertise_address: str = ""
+    extra_sans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    sources: tuple[Path, ...]
+    hosts: Mapping[str, InventoryHost]
+    servers: tuple[OvmsServer, ...]
+    clients: tuple[InventoryHost, ...]
+
+    def host(self, name: str) -> InventoryHost:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise LauncherError(
+                f"host {name!r} is not in the inventory", file=self.source_label, fix="check the host name"
+            ) from None
+
+    def group(self, name: str) -> list[InventoryHost]:
+        return [h for h in self.hosts.values() if name in h.groups]
+
+    @property
+    def source_label(self) -> str:
+        return ", ".join(str(s) for s in self.sources)
+
+
+def plain(value: Any) -> Any:
+    """Ansible's tagged values (2.19 data tagging) as plain Python values."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass
+class _ParseReport:
+    failures: dict[str, list[str]] = field(default_factory=dict)  # reason -> plugins that gave it
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{'/'.join(plugins)} plugin: {reason}" for reason, plugins in self.failures.items()]
+        return "; ".join(parts) or "no inventory plugin accepted it"
+
+
+@contextlib.contextmanager
+def _capture_ansible_display(report: _ParseReport) -> Iterator[None]:
+    """Ansible reports parse failures as display warnings: keep them for our own error message."""
+    from ansible.inventory import manager as manager_module
+
+    display = manager_module.display
+    original_error, original_warning = display.error_as_warning, display.warning
+
+    def record_failure(msg: str, exception: BaseException | None = None, **_: Any) -> None:
+        plugin = re.search(r"'([\w.]+)' plugin", msg)
+        reason = " ".join(str(exception if exception is not None else msg).split())
+        report.failures.setdefault(reason, []).append(plugin.group(1) if plugin else "?")
+
+    def record_warning(msg: str, *args: Any, **kwargs: Any) -> None:
+        report.warnings.append(msg)
+
+    display.error_as_warning = record_failure  # type: ignore[method-assign]
+    display.warning = record_warning  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        display.error_as_warning = original_error  # type: ignore[method-assign]
+        display.warning = original_warning  # type: ignore[method-assign]
+
+
+def _manager_class() -> type:
+    from ansible.inventory.manager import InventoryManager, display
+
+    class StrictInventoryManager(InventoryManager):
+        """Every inventory file must parse: ansible-core itself would only warn and carry on."""
+
+        def parse_source(self, source: str, cache: bool = False) -> bool:
+            if Path(source).is_dir():
+                return super().parse_source(source, cache=cache)
+            report = _ParseReport()
+            with _capture_ansible_display(report):
+                parsed = super().parse_source(source, cache=cache)
+            if not parsed:
+                raise LauncherError(
+                    f"not a valid Ansible inventory: {report.summary()}",
+                    file=source,
+                    fix="check it with `ansible-inventory -i FILE --list`",
+                )
+            for warning in report.warnings:
+                display.warning(warning)
+            return bool(parsed)
+
+    return StrictInventoryManager
+
+
+def _check_source(source: Path) -> None:
+    if not source.exists():
+        raise LauncherError("inventory not found", file=source, fix="pass an existing file or directory")
+    if not os.access(source, os.R_OK | (os.X_OK if source.is_dir() else 0)):
+        raise LauncherError("inventory not readable", file=source, fix="check its permissions")
+
+
+def load_inventory(sources: Sequence[str | Path]) -> Inventory:
+    """Load one or more inventory files or directories; LauncherError naming the file on any problem."""
+    if not sources:
+        raise LauncherError(
+            "no inventory given", key="--inventory", fix="pass -i PATH (a file or a directory)"
+        )
+    paths = tuple(Path(s).expanduser().resolve() for s in sources)
+    for path in paths:
+        _check_source(path)
+
+    from ansible.errors import AnsibleError
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    label = ", ".join(str(p) for p in paths)
+    try:
+        manager = _manager_class()(loader=loader, sources=[str(p) for p in paths])
+        variables = VariableManager(loader=loader, inventory=manager)
+        hosts: dict[str, InventoryHost] = {}
+        for host in manager.get_hosts(ignore_restrictions=True):
+            all_vars = variables.get_vars(host=host, include_hostvars=False)
+            groups = tuple(sorted(str(g) for g in all_vars.get("group_names", [])))
+            templar = Templar(loader=loader, variables=all_vars)
+            hosts[host.name] = _make_host(host.name, groups, all_vars, templar, label)
+    except AnsibleError as exc:
+        broken = _broken_vars_file(paths)
+        raise LauncherError(f"ansible-core cannot load the inventory: {exc}", file=broken or label) from exc
+    servers = tuple(h for h in hosts.values() if isinstance(h, OvmsServer))
+    clients = tuple(h for h in hosts.values() if CLIENTS_GROUP in h.groups)
+    return Inventory(sources=paths, hosts=hosts, servers=servers, clients=clients)
+
+
+def _broken_vars_file(paths: Sequence[Path]) -> Path | None:
+    """Ansible's variable errors do not say which group_vars/host_vars file failed: find it."""
+    import yaml
+
+    for source in paths:
+        base = source if source.is_dir() else source.parent
+        for folder in ("group_vars", "host_vars"):
+            root = base / folder
+            candidates = sorted(root.rglob("*")) if root.is_dir() else []
+            for candidate in candidates:
+                if not candidate.is_file() or candidate.name.startswith("."):
+                    continue
+                try:
+                    yaml.safe_load(candidate.read_text())
+                except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                    return candidate
+    return None
+
+
+def _templated(templar: Any, value: Any, host: str, key: str, label: str) -> Any:
+    from ansible.errors import AnsibleError
+
+    try:
+        return plain(templar.template(value))
+    except AnsibleError as exc:
+        raise LauncherError(f"cannot resolve the variable: {exc}", file=label, key=f"{host}: {key}") from exc
+
+
+def _make_host(
+    name: str, groups: tuple[str, ...], all_vars: Mapping[str, Any], templar: Any, label: str
+) -> InventoryHost:
+    host_vars = {k: plain(v) for k, v in all_vars.items() if k not in _MAGIC_VARS}
+    address = name
+    if "ansible_host" in host_vars and host_vars["ansible_host"] not in (None, ""):
+        address = str(_templated(templar, all_vars["ansible_host"], name, "ansible_host", label))
+    if SERVERS_GROUP not in groups:
+        return InventoryHost(name=name, groups=groups, vars=host_vars, ansible_host=address)
+    advertise = address
+    if host_vars.get("ovms_advertise_address") not in (None, ""):
+        advertise = str(
+            _templated(templar, all_vars["ovms_advertise_address"], name, "ovms_advertise_address", label)
+        )
+    extra: Any = []
+    if "ovms_tls_extra_sans" in host_vars:
+        extra = _templated(templar, all_vars["ovms_tls_extra_sans"], name, "ovms_tls_extra_sans", label)
+    if extra is None:
+        extra = []
+    if isinstance(extra, str) or not isinstance(extra, list) or not all(isinstance(s, str) for s in extra):
+        raise LauncherError(
+            f"must be a list of strings, got {extra!r}",
+            file=label,
+            key=f"{name}: ovms_tls_extra_sans",
+            fix='write it as a list, e.g. ovms_tls_extra_sans: ["DNS:ovms.example.com", "IP:192.0.2.10"]',
+        )
+    return OvmsServer(
+        name=name,
+        groups=groups,
+        vars=host_vars,
+        ansible_host=address,
+        advertise_address=advertise,
+        extra_sans=tuple(extra),
+    )

@@ -1,0 +1,79 @@
+"""What certificates an inventory (or the command line) asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from launcher.errors import LauncherError
+from launcher.inventory import Inventory
+from launcher.pki.authority import LeafSpec
+from launcher.pki.layout import Kind
+from launcher.pki.names import SanName, parse_san, typed_san, unique_sans, validate_host_name
+
+
+def _host_name(name: str, *, file: str | None, key: str) -> str:
+    try:
+        return validate_host_name(name)
+    except ValueError as exc:
+        raise LauncherError(str(exc), file=file, key=key, fix="rename the host") from None
+
+
+def _typed(value: str, *, file: str | None, key: str) -> SanName:
+    try:
+        return typed_san(value)
+    except ValueError as exc:
+        raise LauncherError(f"{exc} (neither an IP address nor a DNS name)", file=file, key=key) from None
+
+
+def _parsed(values: Iterable[str], *, file: str | None, key: str) -> list[SanName]:
+    names = []
+    for value in values:
+        try:
+            names.append(parse_san(value))
+        except ValueError as exc:
+            raise LauncherError(
+                str(exc), file=file, key=key, fix='write each as "DNS:name" or "IP:address"'
+            ) from None
+    return names
+
+
+def server_spec(
+    name: str, addresses: Sequence[str], extra_sans: Iterable[str], *, file: str | None = None
+) -> LeafSpec:
+    """SANs: the host name, its addresses (each typed DNS or IP), then the extra `DNS:`/`IP:` entries."""
+    name = _host_name(name, file=file, key=name)
+    sans = [_typed(name, file=file, key=name)]
+    sans += [_typed(a, file=file, key=f"{name}: ansible_host/ovms_advertise_address") for a in addresses]
+    sans += _parsed(extra_sans, file=file, key=f"{name}: ovms_tls_extra_sans")
+    return LeafSpec(Kind.SERVER, name, unique_sans(sans))
+
+
+def client_spec(name: str, *, file: str | None = None) -> LeafSpec:
+    """CN and a single SAN: the host name (a client is identified, not dialled)."""
+    name = _host_name(name, file=file, key=name)
+    return LeafSpec(Kind.CLIENT, name, (_typed(name, file=file, key=name),))
+
+
+def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
+    label = inventory.source_label
+    if not inventory.servers and not inventory.clients:
+        raise LauncherError(
+            "the inventory has no hosts in the groups ovms_servers or ovms_clients",
+            file=label,
+            fix="add the hosts under `ovms_servers:` / `ovms_clients:` (see inventories/example-remote/)",
+        )
+    specs = [
+        server_spec(s.name, [s.ansible_host, s.advertise_address], s.extra_sans, file=label)
+        for s in inventory.servers
+    ]
+    specs += [client_spec(c.name, file=label) for c in inventory.clients]
+    return specs
+
+
+def specs_from_options(servers: Iterable[str], sans: Iterable[str], clients: Iterable[str]) -> list[LeafSpec]:
+    sans = list(sans)
+    specs = [server_spec(name, [], sans) for name in servers]
+    if sans and not specs:
+        raise LauncherError("--san needs at least one --server", key="--san", fix="add --server NAME")
+    specs += [client_spec(name) for name in clients]
+    return specs
