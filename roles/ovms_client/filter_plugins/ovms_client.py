@@ -1,0 +1,66 @@
+"""Filters of the ovms_client role."""
+
+from __future__ import annotations
+
+import json
+
+
+def ovms_client_container_names(profiles: list[dict]) -> list[str]:
+    """Container names of every profile instance: ovms-client-<profile>-<n>, n from 1."""
+    return [
+        f"ovms-client-{profile['name']}-{n}"
+        for profile in profiles
+        for n in range(1, int(profile.get("instances", 1)) + 1)
+    ]
+
+
+def ovms_client_instance_name(labels: dict) -> str:
+    """<profile>-<instance> of a client container, from its labels (its results folder name)."""
+    return f"{labels.get('ovms-launcher.profile', 'unknown')}-{labels.get('ovms-launcher.instance', '1')}"
+
+
+def ovms_client_stats(results: list[dict]) -> list[dict]:
+    """One entry per client from `tail -n 1 stats.jsonl` results: latest fps, p95, dropped, frames."""
+    clients = []
+    for result in results:
+        entry: dict = {"name": result.get("ovms_client_status_name")}
+        line = (result.get("stdout") or "").strip()
+        try:
+            stats = json.loads(line) if line else {}
+        except ValueError:
+            stats = {}
+        for key in ("fps", "latency_p50_ms", "latency_p95_ms", "dropped", "errors", "frames", "ts"):
+            entry[key] = stats.get(key)
+        clients.append(entry)
+    return clients
+
+
+def ovms_client_containers(containers: list[dict]) -> list[dict]:
+    """Summary rows (name, state, health, image, status) from docker_host_info's container list."""
+    rows = []
+    for container in containers:
+        status = str(container.get("Status") or "")
+        health = None
+        for word in ("healthy", "unhealthy", "starting"):
+            if f"({word})" in status or f"(health: {word})" in status:
+                health = word
+        rows.append(
+            {
+                "name": (container.get("Names") or ["?"])[0].lstrip("/"),
+                "state": container.get("State"),
+                "health": health,
+                "image": container.get("Image"),
+                "status": status,
+            }
+        )
+    return rows
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {
+            "ovms_client_container_names": ovms_client_container_names,
+            "ovms_client_instance_name": ovms_client_instance_name,
+            "ovms_client_stats": ovms_client_stats,
+            "ovms_client_containers": ovms_client_containers,
+        }
