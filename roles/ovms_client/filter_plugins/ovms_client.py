@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 
-def ovms_client_container_names(profiles: list[dict]) -> list[str]:
-    """Container names of every profile instance: ovms-client-<profile>-<n>, n from 1."""
+def ovms_client_instances(profiles: list[dict]) -> list[str]:
+    """<profile>-<n> of every profile instance, n from 1: results folder and container name suffix."""
     return [
-        f"ovms-client-{profile['name']}-{n}"
+        f"{profile['name']}-{n}"
         for profile in profiles
         for n in range(1, int(profile.get("instances", 1)) + 1)
     ]
@@ -56,11 +56,19 @@ def ovms_client_containers(containers: list[dict]) -> list[dict]:
     return rows
 
 
+def ovms_client_own(containers: list[dict], prefix: str) -> list[dict]:
+    """The containers of docker_host_info's list whose name is <prefix>-…: this role's clients."""
+    return [
+        c for c in containers if any(n.lstrip("/").startswith(f"{prefix}-") for n in c.get("Names") or [])
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
-            "ovms_client_container_names": ovms_client_container_names,
+            "ovms_client_instances": ovms_client_instances,
             "ovms_client_instance_name": ovms_client_instance_name,
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
+            "ovms_client_own": ovms_client_own,
         }

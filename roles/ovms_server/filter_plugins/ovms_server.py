@@ -71,7 +71,9 @@ def ovms_model_states(status: dict | None) -> dict[str, dict[str, str]]:
     """{name: {version: state}} from GET /v1/config's answer."""
     status = status if isinstance(status, dict) else {}
     return {
-        name: {str(e.get("version")): str(e.get("state")) for e in (body or {}).get("model_version_status", [])}
+        name: {
+            str(e.get("version")): str(e.get("state")) for e in (body or {}).get("model_version_status", [])
+        }
         for name, body in status.items()
     }
 
