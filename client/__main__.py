@@ -1,0 +1,57 @@
+"""`python -m client --profile DIR [--duration S] [--max-frames N] [--sync]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .app import RunOptions, configure_logging, run
+from .errors import ClientError
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> RunOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description="Video-analytics client for OpenVINO Model Server. The server address, TLS files "
+        "and results directory come from OVMS_ADDRESS, OVMS_TLS_CA/CERT/KEY and OVMS_RESULTS_DIR.",
+    )
+    parser.add_argument("--profile", required=True, type=Path, help="profile directory (profile.yaml)")
+    parser.add_argument("--duration", type=_positive_float, help="stop after S seconds (from start)")
+    parser.add_argument("--max-frames", type=_positive_int, help="stop each stream after N frames")
+    parser.add_argument("--sync", action="store_true", help="one request in flight (for comparison)")
+    args = parser.parse_args(argv)
+    return RunOptions(args.profile, args.duration, args.max_frames, args.sync)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    configure_logging(os.environ.get("CLIENT_LOG_LEVEL", "INFO").upper())
+    try:
+        return run(options, os.environ)
+    except ClientError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except Exception:
+        logging.getLogger("client").exception("unexpected failure")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

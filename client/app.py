@@ -1,0 +1,224 @@
+"""The client run: load the profile, open the sources, wait for the server, run the streams, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from .backoff import Backoff
+from .decoders import make_decoder
+from .health import ServerGate
+from .pipeline import StreamConfig, StreamWorker
+from .preprocess import Preprocessor
+from .profile import LoadedProfile, load_profile
+from .results import JsonLines, Snapshots
+from .server import ModelServer, check_metadata
+from .settings import deployment_from_env
+from .sources import FrameSource, make_source
+from .stats import Stats
+
+log = logging.getLogger("client")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    profile_dir: Path
+    duration_s: float | None = None
+    max_frames: int | None = None
+    sync: bool = False
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def run(options: RunOptions, environ: Mapping[str, str]) -> int:
+    """Run until the duration ends, every stream ends, or SIGTERM/SIGINT; 0 unless a stream crashed.
+    Configuration problems raise ClientError (the caller turns it into exit code 2)."""
+    started = time.monotonic()
+    loaded = load_profile(options.profile_dir, environ)
+    configure_logging(loaded.log_level)
+    profile = loaded.profile
+    deployment = deployment_from_env(environ)
+    sync = options.sync or profile.pipeline.mode == "sync"
+    window = 1 if sync else profile.pipeline.max_in_flight
+
+    sources = _open_sources(loaded)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    timer = None
+    if options.duration_s is not None:
+        remaining = max(0.0, options.duration_s - (time.monotonic() - started))
+        timer = threading.Timer(remaining, stop.set)
+        timer.daemon = True
+        timer.start()
+
+    outputs = profile.outputs
+    results_dir = deployment.results_dir
+    detections: JsonLines | None = None
+    stats_file: JsonLines | None = None
+    try:
+        if outputs.detections:
+            detections = JsonLines(results_dir / outputs.detections_file)
+        stats_file = JsonLines(results_dir / outputs.stats_file)
+        snapshots = Snapshots(
+            results_dir / outputs.snapshot_dir,
+            outputs.snapshot_interval_s,
+            outputs.snapshot_keep,
+            outputs.jpeg_quality,
+        )
+        decoder = make_decoder(profile.postprocess)
+        server = ModelServer(deployment, profile.model, profile.pipeline.request_timeout_s)
+        resilience = profile.resilience
+        log.info(
+            "profile %s: model %r, %d stream(s), %s (window %d), server %s",
+            loaded.name,
+            profile.model.name,
+            profile.streams,
+            "sync" if sync else "pipelined",
+            window,
+            deployment.address,
+        )
+        wait_backoff = Backoff(resilience.backoff_initial_s, resilience.backoff_max_s)
+        metadata = server.wait_for_metadata(stop, wait_backoff)
+        if metadata is None:
+            log.info("stopped before the server answered")
+            return 0
+        resolved = check_metadata(metadata, profile.model, decoder)
+        if resolved:
+            log.info("outputs: %s", ", ".join(f"{role}={name}" for role, name in resolved.items()))
+
+        stats = Stats(outputs.stats_window_s, streams=profile.streams)
+        gate = ServerGate(
+            Backoff(resilience.backoff_initial_s, resilience.backoff_max_s), on_probe=server.reconnect
+        )
+        preprocess = Preprocessor(profile.model)
+        with ThreadPoolExecutor(max_workers=profile.streams * window, thread_name_prefix="request") as pool:
+            workers = [
+                StreamWorker(
+                    StreamConfig(
+                        stream=index,
+                        profile=loaded.name,
+                        window=window,
+                        sync=sync,
+                        target_fps=profile.target_fps,
+                        max_frames=options.max_frames,
+                    ),
+                    source,
+                    preprocess,
+                    server.predict,
+                    decoder,
+                    gate,
+                    pool,
+                    stats,
+                    detections,
+                    snapshots,
+                    stop,
+                )
+                for index, source in enumerate(sources)
+            ]
+            for worker in workers:
+                worker.start()
+            _report_until_done(workers, stats, stats_file, stop, loaded, outputs.stats_interval_s, gate)
+            for worker in workers:
+                worker.join()
+        _emit_stats(stats, stats_file, loaded, gate, final=True)
+        failures = [w.failure for w in workers if w.failure is not None]
+        return 1 if failures else 0
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for source in sources:
+            source.close()
+        if detections is not None:
+            detections.close()
+        if stats_file is not None:
+            stats_file.close()
+
+
+def _open_sources(loaded: LoadedProfile) -> list[FrameSource]:
+    """One source per stream; streams cycle through the inputs (3 streams over 1 input: 3 readers)."""
+    inputs = loaded.profile.inputs
+    sources: list[FrameSource] = []
+    try:
+        for stream in range(loaded.profile.streams):
+            index = stream % len(inputs)
+            source = make_source(inputs[index], index, loaded)
+            source.open()
+            sources.append(source)
+            log.info("stream %d: %s", stream, source.description)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return sources
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            return
+        log.info("%s: finishing in-flight requests and flushing results", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+
+def _report_until_done(
+    workers: list[StreamWorker],
+    stats: Stats,
+    stats_file: JsonLines,
+    stop: threading.Event,
+    loaded: LoadedProfile,
+    interval_s: float,
+    gate: ServerGate,
+) -> None:
+    next_report = time.monotonic() + interval_s
+    while any(w.is_alive() for w in workers):
+        if any(w.failure is not None for w in workers):
+            stop.set()
+        now = time.monotonic()
+        if now >= next_report:
+            _emit_stats(stats, stats_file, loaded, gate)
+            next_report = now + interval_s
+        alive = [w for w in workers if w.is_alive()]
+        if alive:
+            alive[0].join(timeout=min(0.2, max(0.01, next_report - time.monotonic())))
+
+
+def _emit_stats(
+    stats: Stats, stats_file: JsonLines, loaded: LoadedProfile, gate: ServerGate, final: bool = False
+) -> None:
+    line = stats.snapshot()
+    line["profile"] = loaded.name
+    line["model"] = loaded.profile.model.name
+    line["server"] = "up" if gate.up else "down"
+    line["outages"] = gate.outages
+    if final:
+        line["final"] = True
+    stats_file.write(line)
+    p50 = "-" if line["latency_p50_ms"] is None else f"{line['latency_p50_ms']:.1f}"
+    p95 = "-" if line["latency_p95_ms"] is None else f"{line['latency_p95_ms']:.1f}"
+    print(
+        f"stats profile={line['profile']} fps={line['fps']:.1f} p50_ms={p50} p95_ms={p95} "
+        f"in_flight={line['in_flight']} frames={line['frames']} dropped={line['dropped']} "
+        f"errors={line['errors']} server={line['server']}" + (" final" if final else ""),
+        flush=True,
+    )
+    log.debug("stats %s", json.dumps(line))

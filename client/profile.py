@@ -1,0 +1,533 @@
+"""Profile schema (pydantic) and loading: `profile.yaml` + `profile.env` + process environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
+from .errors import ClientError
+
+PROFILE_FILE = "profile.yaml"
+ENV_FILE = "profile.env"
+
+# Output tensor names of the TensorFlow Object Detection API graphs; OpenVINO keeps several names per
+# tensor and a server reports one of them, so each role accepts a list of alternatives.
+TF_SSD_OUTPUTS = {
+    "boxes": [
+        "detection_boxes:0",
+        "detection_boxes",
+        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack/TensorArrayGatherV3:0",
+    ],
+    "classes": [
+        "detection_classes:0",
+        "detection_classes",
+        "add:0",
+        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack_2/TensorArrayGatherV3:0",
+    ],
+    "scores": [
+        "detection_scores:0",
+        "detection_scores",
+        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack_1/TensorArrayGatherV3:0",
+    ],
+    "count": ["num_detections:0", "num_detections", "Postprocessor/ToFloat_3:0"],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Names = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class Size(_Strict):
+    width: int = Field(gt=0, le=8192)
+    height: int = Field(gt=0, le=8192)
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1)
+    version: int = Field(default=0, ge=0, description="0 = the latest version the server has")
+    input: str = Field(min_length=1)
+    layout: Literal["NHWC", "NCHW"] = "NHWC"
+    size: Size
+    dtype: Literal["uint8", "float32"]
+    color: Literal["rgb", "bgr"] = "rgb"
+    mean: float | tuple[float, float, float] = 0.0
+    std: float | tuple[float, float, float] = 1.0
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, value: float | tuple[float, ...]) -> float | tuple[float, ...]:
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v <= 0 for v in values):
+            raise ValueError("every std value must be greater than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _normalisation_needs_float(self) -> ModelSpec:
+        if self.dtype == "uint8" and (self.mean != 0.0 or self.std != 1.0):
+            raise ValueError("mean/std apply to float32 inputs only; a uint8 input is sent as raw pixels")
+        return self
+
+
+class SsdOutputs(_Strict):
+    boxes: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["boxes"]))
+    classes: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["classes"]))
+    scores: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["scores"]))
+    count: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["count"]))
+    detection_output: Names = Field(default_factory=lambda: ["detection_out"])
+
+    @field_validator("boxes", "classes", "scores", "count", "detection_output", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _as_list(value)
+
+
+class SsdPostprocess(_Strict):
+    type: Literal["ssd"]
+    format: Literal["tf", "detection_output"] = "tf"
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    labels: dict[int, str] = Field(default_factory=dict)
+    only_labeled: bool = False
+    max_detections: int = Field(default=100, gt=0)
+    outputs: SsdOutputs = Field(default_factory=SsdOutputs)
+
+
+class BlazefaceOutputs(_Strict):
+    regressors: Names = Field(default_factory=lambda: ["regressors"])
+    classificators: Names = Field(default_factory=lambda: ["classificators"])
+
+    @field_validator("regressors", "classificators", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _as_list(value)
+
+
+class BlazefacePostprocess(_Strict):
+    type: Literal["blazeface"]
+    anchors: Literal["front"] = "front"
+    threshold: float = Field(default=0.75, ge=0.0, le=1.0)
+    nms: Literal["weighted", "plain"] = "weighted"
+    iou_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
+    label: str = Field(default="face", min_length=1)
+    max_detections: int = Field(default=100, gt=0)
+    outputs: BlazefaceOutputs = Field(default_factory=BlazefaceOutputs)
+
+
+class RawPostprocess(_Strict):
+    type: Literal["raw"]
+
+
+Postprocess = Annotated[
+    Union[SsdPostprocess, BlazefacePostprocess, RawPostprocess],  # noqa: UP007 (discriminated union)
+    Field(discriminator="type"),
+]
+
+
+class VideoInput(_Strict):
+    type: Literal["video"]
+    path: str = Field(min_length=1)
+    loop: bool = True
+
+
+class RtspInput(_Strict):
+    type: Literal["rtsp"]
+    url: str = Field(pattern=r"^rtsps?://\S+$")
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+class DeviceInput(_Strict):
+    type: Literal["device"]
+    path: str = Field(pattern=r"^/dev/video[0-9]+$")
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    fps: float | None = Field(default=None, gt=0)
+
+
+class ImagesInput(_Strict):
+    type: Literal["images"]
+    path: str = Field(min_length=1)
+    loop: bool = True
+    pattern: str = Field(default="*", min_length=1)
+
+
+InputSource = Annotated[
+    Union[VideoInput, RtspInput, DeviceInput, ImagesInput],  # noqa: UP007 (discriminated union)
+    Field(discriminator="type"),
+]
+
+
+def source_from_uri(uri: str, loop: bool | None = None) -> dict[str, Any]:
+    """The short form of an input: `rtsp://…`, `/dev/videoN`, a folder of images or a video file."""
+    uri = uri.strip()
+    if re.match(r"^rtsps?://", uri):
+        return {"type": "rtsp", "url": uri}
+    if re.match(r"^/dev/video[0-9]+$", uri):
+        return {"type": "device", "path": uri}
+    kind = "images" if uri.endswith("/") or Path(uri).is_dir() else "video"
+    source: dict[str, Any] = {"type": kind, "path": uri.rstrip("/") or uri}
+    if loop is not None:
+        source["loop"] = loop
+    return source
+
+
+class PipelineSpec(_Strict):
+    mode: Literal["pipelined", "sync"] = "pipelined"
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ResilienceSpec(_Strict):
+    backoff_initial_s: float = Field(default=0.2, gt=0)
+    backoff_max_s: float = Field(default=2.0, gt=0)
+    reopen_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ResilienceSpec:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        return self
+
+
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1)]
+
+
+class OutputsSpec(_Strict):
+    detections: bool = True
+    detections_file: FileName = "detections.jsonl"
+    stats_file: FileName = "stats.jsonl"
+    stats_interval_s: float = Field(default=5.0, gt=0)
+    stats_window_s: float = Field(default=10.0, gt=0)
+    snapshot_interval_s: float = Field(default=10.0, ge=0, description="0 disables snapshots")
+    snapshot_dir: FileName = "snapshots"
+    snapshot_keep: int = Field(default=20, ge=1)
+    jpeg_quality: int = Field(default=85, ge=1, le=100)
+
+
+class Profile(_Strict):
+    name: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    model: ModelSpec
+    postprocess: Postprocess
+    inputs: list[InputSource] = Field(min_length=1)
+    streams: int = Field(default=1, ge=1, le=64)
+    target_fps: float = Field(default=0.0, ge=0, description="per stream; 0 = as fast as possible")
+    pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
+    resilience: ResilienceSpec = Field(default_factory=ResilienceSpec)
+    outputs: OutputsSpec = Field(default_factory=OutputsSpec)
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _short_inputs(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [source_from_uri(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+# ---------------------------------------------------------------------------------------------------
+# Env overrides: variable -> (profile path, converter applied to the raw dict)
+
+
+def _set(path: tuple[str, ...]) -> typing.Callable[[dict[str, Any], str], None]:
+    def apply(data: dict[str, Any], value: str) -> None:
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+
+    return apply
+
+
+def _set_inputs(data: dict[str, Any], value: str) -> None:
+    uris = [u for u in value.split(",") if u.strip()]
+    data["inputs"] = [source_from_uri(u) for u in uris] or value
+
+
+def _set_loop(data: dict[str, Any], value: str) -> None:
+    for source in data.get("inputs") or []:
+        if isinstance(source, dict) and source.get("type") in ("video", "images"):
+            source["loop"] = value
+
+
+def _set_threshold(data: dict[str, Any], value: str) -> None:
+    post = data.get("postprocess")
+    if isinstance(post, dict) and post.get("type") == "raw":
+        raise ValueError("postprocess type 'raw' has no threshold")
+    _set(("postprocess", "threshold"))(data, value)
+
+
+# Order matters: CLIENT_INPUT replaces the inputs before CLIENT_INPUT_LOOP sets their loop flag.
+ENV_OVERRIDES: dict[str, tuple[str, typing.Callable[[dict[str, Any], str], None]]] = {
+    "CLIENT_INPUT": ("inputs", _set_inputs),
+    "CLIENT_INPUT_LOOP": ("inputs[*].loop", _set_loop),
+    "CLIENT_STREAMS": ("streams", _set(("streams",))),
+    "CLIENT_TARGET_FPS": ("target_fps", _set(("target_fps",))),
+    "CLIENT_MODEL_VERSION": ("model.version", _set(("model", "version"))),
+    "CLIENT_THRESHOLD": ("postprocess.threshold", _set_threshold),
+    "CLIENT_MODE": ("pipeline.mode", _set(("pipeline", "mode"))),
+    "CLIENT_MAX_IN_FLIGHT": ("pipeline.max_in_flight", _set(("pipeline", "max_in_flight"))),
+    "CLIENT_REQUEST_TIMEOUT_S": ("pipeline.request_timeout_s", _set(("pipeline", "request_timeout_s"))),
+    "CLIENT_STATS_INTERVAL_S": ("outputs.stats_interval_s", _set(("outputs", "stats_interval_s"))),
+    "CLIENT_STATS_WINDOW_S": ("outputs.stats_window_s", _set(("outputs", "stats_window_s"))),
+    "CLIENT_SNAPSHOT_INTERVAL_S": ("outputs.snapshot_interval_s", _set(("outputs", "snapshot_interval_s"))),
+}
+# Not profile keys, but accepted in the env file too.
+EXTRA_SETTINGS = ("CLIENT_LOG_LEVEL",)
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    profile: Profile
+    directory: Path
+    file: Path
+    overrides: dict[str, Override] = field(default_factory=dict)
+    log_level: str = "INFO"
+
+    @property
+    def name(self) -> str:
+        return self.profile.name or self.directory.name
+
+    def resolve_path(self, path: str) -> Path:
+        """Relative input paths are relative to the profile directory."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.directory / candidate)
+
+
+def load_profile(directory: Path, environ: Mapping[str, str] | None = None) -> LoadedProfile:
+    """Read and validate a profile directory; raise ClientError naming the file and the key."""
+    environ = os.environ if environ is None else environ
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ClientError(
+            "the profile directory does not exist",
+            file=directory,
+            fix=f"pass a directory holding {PROFILE_FILE} (and optionally {ENV_FILE})",
+        )
+    file = directory / PROFILE_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ClientError(
+            f"missing {PROFILE_FILE}", file=file, fix="create it; see docs/profiles.md"
+        ) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ClientError(f"{where}not valid YAML ({getattr(exc, 'problem', exc)})", file=file) from exc
+    if not isinstance(data, dict):
+        raise ClientError(
+            f"expected a mapping of profile keys at the top level, got {type(data).__name__}", file=file
+        )
+
+    overrides = _collect_overrides(directory / ENV_FILE, environ)
+    applied_from: dict[str, Override] = {}
+    for variable, (target, apply) in ENV_OVERRIDES.items():
+        override = overrides.get(variable)
+        if override is None:
+            continue
+        try:
+            apply(data, override.value)
+        except ValueError as exc:
+            raise ClientError(str(exc), file=override.origin, key=variable) from exc
+        applied_from[target] = override
+
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, data, file, applied_from) from None
+    level = overrides.get("CLIENT_LOG_LEVEL")
+    log_level = level.value.upper() if level else "INFO"
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ClientError(
+            f"expected one of DEBUG, INFO, WARNING, ERROR, got {level.value!r}",
+            file=level.origin if level else None,
+            key="CLIENT_LOG_LEVEL",
+        )
+    return LoadedProfile(profile, directory, file, overrides, log_level)
+
+
+def _collect_overrides(env_file: Path, environ: Mapping[str, str]) -> dict[str, Override]:
+    allowed = (*ENV_OVERRIDES, *EXTRA_SETTINGS)
+    result: dict[str, Override] = {}
+    if env_file.exists():
+        for key, override in parse_env_file(env_file).items():
+            if key in DEPLOYMENT_VARIABLES:
+                raise ClientError(
+                    "set by the deployment, never by a profile",
+                    file=override.origin,
+                    key=key,
+                    fix="remove the line; the deployment sets the server address, TLS files and results dir",
+                )
+            if key not in allowed:
+                raise ClientError(
+                    f"unknown setting; expected one of {', '.join(allowed)}",
+                    file=override.origin,
+                    key=key,
+                )
+            result[key] = override
+    for key in allowed:
+        if key in environ:
+            result[key] = Override(key, environ[key], "environment")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# pydantic errors -> "file: key: what was expected (got …)"
+
+
+def _translate(
+    exc: ValidationError, data: dict[str, Any], file: Path, applied_from: dict[str, Override]
+) -> ClientError:
+    problems: list[tuple[str, str, str]] = []  # (file, key, message)
+    for error in exc.errors():
+        key, value_present = _key_path(error["loc"], data)
+        message = _message({**error, "_data": data})
+        if key.endswith(".[key]"):
+            key = key[: -len(".[key]")]
+            message = "expected integer keys (class ids)" if error["type"] == "int_parsing" else message
+        got = error.get("input")
+        scalar = not isinstance(got, dict | list)
+        if value_present and scalar and error["type"] not in ("missing", "extra_forbidden"):
+            message += f" (got {got!r})"
+        source = next(
+            (o for target, o in applied_from.items() if key == target or key.startswith(target + "[")), None
+        )
+        if source is None and key.startswith("inputs["):
+            loop = key.endswith(".loop")
+            source = applied_from.get("inputs[*].loop") if loop else applied_from.get("inputs")
+        if source is not None:
+            problems.append((source.origin, source.variable, f"{message} (sets profile key {key})"))
+        else:
+            problems.append((str(file), key, message))
+    if len(problems) == 1:
+        where, key, message = problems[0]
+        return ClientError(message, file=where, key=key)
+    body = "; ".join(f"{k}: {m}" for _, k, m in problems)
+    return ClientError(f"{len(problems)} problems: {body}", file=problems[0][0], key=problems[0][1])
+
+
+def _key_path(loc: tuple[int | str, ...], data: Any) -> tuple[str, bool]:
+    """Join a pydantic location into `a.b[0].c`, dropping union tags that are not in the data."""
+    text = ""
+    node: Any = data
+    present = True
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            text += f"[{part}]"
+            node = node[part] if part < len(node) else None
+            present = present and node is not None
+        elif isinstance(node, dict) and part in node:
+            text += f".{part}" if text else str(part)
+            node = node[part]
+        elif isinstance(node, dict) and str(part) in {str(k) for k in node}:
+            text += f".{part}"
+            node = {str(k): v for k, v in node.items()}[str(part)]
+        elif isinstance(part, str) and part.startswith(("function-", "tagged-union[")):
+            continue
+        elif isinstance(node, dict) and node.get("type") == part:
+            continue  # discriminated-union tag
+        elif isinstance(part, str) and part in ("float", "tuple[float, float, float]", "str", "list[str]"):
+            continue  # member of a plain union
+        else:
+            text += f".{part}" if text else str(part)
+            node = None
+            present = False
+    return text or "(top level)", present
+
+
+_PATTERN_HELP = {
+    r"^rtsps?://\S+$": "expected an rtsp:// or rtsps:// URL",
+    r"^/dev/video[0-9]+$": "expected a video device path /dev/videoN",
+    r"^[A-Za-z0-9._-]+$": "expected a plain file name (letters, digits, '.', '_', '-'; no '/')",
+    r"^[A-Za-z0-9._-]*$": "expected letters, digits, '.', '_' or '-' only",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"], error.get("_data"))
+        return "unknown key" + (f"; expected one of: {', '.join(allowed)}" if allowed else "")
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"unknown type {error['input'].get('type')!r}; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return "missing the 'type' key that selects the kind of entry"
+    if kind == "literal_error":
+        return f"expected {error['ctx']['expected']}"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return _PATTERN_HELP.get(pattern, f"expected text matching {pattern}")
+    if kind in ("model_attributes_type", "dict_type"):
+        if error["loc"][:1] == ("inputs",):
+            return "expected a mapping with a 'type' key or a source (file, folder, rtsp://…, /dev/videoN)"
+        return "expected a mapping of keys"
+    text = str(error["msg"])
+    if text.startswith("Value error, "):
+        text = text[len("Value error, ") :]
+    return text[:1].lower() + text[1:]
+
+
+def _allowed_keys(loc: tuple[int | str, ...], data: dict[str, Any]) -> list[str]:
+    """The field names of the model that holds the unknown key at `loc`."""
+    model: Any = Profile
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            info = model.model_fields.get(str(part))
+            if info is None:
+                continue  # a union tag
+            model = info.annotation
+            node = node.get(part) if isinstance(node, dict) else None
+        elif isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        model = _unwrap(model, node)
+    model = _unwrap(model, node)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any, node: Any) -> Any:
+    """list[X] -> X, Annotated[Union[...]] -> the member chosen by the node's `type`."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated or origin is list:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [m for m in typing.get_args(annotation) if isinstance(m, type)]
+            tag = node.get("type") if isinstance(node, dict) else None
+            chosen = [
+                m
+                for m in members
+                if issubclass(m, BaseModel)
+                and "type" in m.model_fields
+                and tag in typing.get_args(m.model_fields["type"].annotation)
+            ]
+            annotation = chosen[0] if chosen else (members[0] if members else annotation)
+            if not chosen:
+                return annotation
+        else:
+            return annotation

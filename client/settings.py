@@ -1,0 +1,65 @@
+"""What the deployment sets in the environment: server address, TLS files, results directory."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ClientError
+
+_ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+ENVIRONMENT = "environment"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    address: str
+    tls: dict[str, str] | None
+    results_dir: Path
+
+
+def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
+    address = environ.get("OVMS_ADDRESS", "").strip()
+    if not address:
+        raise ClientError(
+            "not set",
+            file=ENVIRONMENT,
+            key="OVMS_ADDRESS",
+            fix="set OVMS_ADDRESS=host:port (the server's gRPC port); the deployment sets it",
+        )
+    match = _ADDRESS.match(address)
+    if not match or not 0 < int(match.group(1)) < 65536:
+        raise ClientError(
+            f"expected host:port with a port between 1 and 65535, got {address!r}",
+            file=ENVIRONMENT,
+            key="OVMS_ADDRESS",
+        )
+    results = environ.get("OVMS_RESULTS_DIR", "").strip() or "results"
+    return Deployment(address, _tls(environ), Path(results))
+
+
+def _tls(environ: Mapping[str, str]) -> dict[str, str] | None:
+    ca, cert, key = (environ.get(v, "").strip() for v in ("OVMS_TLS_CA", "OVMS_TLS_CERT", "OVMS_TLS_KEY"))
+    if not (ca or cert or key):
+        return None
+    if not ca:
+        raise ClientError(
+            "required when OVMS_TLS_CERT or OVMS_TLS_KEY is set (the CA that signed the server certificate)",
+            file=ENVIRONMENT,
+            key="OVMS_TLS_CA",
+        )
+    if bool(cert) != bool(key):
+        missing = "OVMS_TLS_KEY" if cert else "OVMS_TLS_CERT"
+        raise ClientError("the client certificate and its key go together", file=ENVIRONMENT, key=missing)
+    config = {"server_cert_path": ca}
+    if cert:
+        config["client_cert_path"] = cert
+        config["client_key_path"] = key
+    for variable, path in (("OVMS_TLS_CA", ca), ("OVMS_TLS_CERT", cert), ("OVMS_TLS_KEY", key)):
+        if path and not Path(path).is_file():
+            raise ClientError(
+                f"file {path} does not exist or is not readable", file=ENVIRONMENT, key=variable
+            )
+    return config

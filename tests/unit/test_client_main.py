@@ -1,0 +1,97 @@
+"""`python -m client`: exit codes for configuration errors, waiting for an absent server, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from client.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = ROOT / "profiles" / "person-detection"
+
+
+@pytest.fixture
+def frames_dir(tmp_path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.full((48, 64, 3), 60 * i, np.uint8))
+    return folder
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, frames_dir):
+    for key in list(os.environ):
+        if key.startswith(("OVMS_", "CLIENT_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("OVMS_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("OVMS_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("CLIENT_INPUT", str(frames_dir))
+    return monkeypatch
+
+
+def test_bad_profile_exits_2_with_the_message(env, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = yaml.safe_load((PROFILE / "profile.yaml").read_text())
+    data["streams"] = "many"
+    (bad / "profile.yaml").write_text(yaml.safe_dump(data))
+    assert main(["--profile", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad / 'profile.yaml'}: streams: input should be a valid integer" in err
+
+
+def test_missing_server_address_exits_2(env, capsys):
+    env.delenv("OVMS_ADDRESS")
+    assert main(["--profile", str(PROFILE)]) == 2
+    assert "error: environment: OVMS_ADDRESS: not set" in capsys.readouterr().err
+
+
+def test_source_that_cannot_be_opened_exits_2(env, tmp_path, capsys):
+    env.setenv("CLIENT_INPUT", str(tmp_path / "missing.mp4"))
+    assert main(["--profile", str(PROFILE)]) == 2
+    err = capsys.readouterr().err
+    assert "inputs[0].path: video file" in err and "missing.mp4 does not exist" in err
+
+
+def test_bad_command_line_exits_2(env):
+    with pytest.raises(SystemExit) as info:
+        main(["--profile", str(PROFILE), "--duration", "-3"])
+    assert info.value.code == 2
+
+
+def test_waits_for_an_absent_server_and_exits_0_on_sigterm(env, tmp_path):
+    log_path = tmp_path / "client.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "client", "--profile", str(PROFILE)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CLIENT_LOG_LEVEL": "INFO"},
+            cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "waiting for model 'person-detection'" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert proc.poll() is None  # still waiting, not exited
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text()
+    assert "SIGTERM" in text and "stopped before the server answered" in text

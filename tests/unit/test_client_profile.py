@@ -1,0 +1,309 @@
+"""Profile validation: the shipped profiles load; every bad profile names the file, key and expectation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from client.errors import ClientError
+from client.profile import (
+    BlazefacePostprocess,
+    ImagesInput,
+    RtspInput,
+    SsdPostprocess,
+    VideoInput,
+    load_profile,
+)
+from client.settings import deployment_from_env
+
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+GOOD = yaml.safe_load((PROFILES / "person-detection" / "profile.yaml").read_text())
+
+
+def write_profile(directory: Path, data: object, env: str | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = data if isinstance(data, str) else yaml.safe_dump(data)
+    (directory / "profile.yaml").write_text(text)
+    if env is not None:
+        (directory / "profile.env").write_text(env)
+    return directory
+
+
+def mutated(change) -> dict:
+    data = copy.deepcopy(GOOD)
+    change(data)
+    return data
+
+
+def error_of(directory: Path, environ: dict | None = None) -> str:
+    with pytest.raises(ClientError) as info:
+        load_profile(directory, environ or {})
+    assert info.value.exit_code == 2
+    return info.value.render()
+
+
+@pytest.mark.parametrize("name", ["person-detection", "face-detection"])
+def test_shipped_profiles_are_valid(name):
+    loaded = load_profile(PROFILES / name, {})
+    assert loaded.name == name
+    assert loaded.profile.model.name == name
+    assert loaded.profile.streams >= 1
+
+
+def test_good_profile_values_and_defaults():
+    loaded = load_profile(PROFILES / "person-detection", {})
+    profile = loaded.profile
+    assert profile.model.input == "image_tensor:0"
+    assert (profile.model.size.width, profile.model.size.height, profile.model.dtype) == (300, 300, "uint8")
+    assert isinstance(profile.postprocess, SsdPostprocess)
+    assert profile.postprocess.labels == {1: "person"}
+    assert profile.inputs == [VideoInput(type="video", path="/media/sample.mp4", loop=True)]
+    assert profile.outputs.stats_file == "stats.jsonl"
+    face = load_profile(PROFILES / "face-detection", {}).profile
+    assert isinstance(face.postprocess, BlazefacePostprocess)
+    assert (face.model.mean, face.model.std) == (127.5, 127.5)
+
+
+def test_short_input_forms(tmp_path):
+    (tmp_path / "frames").mkdir()
+    data = mutated(
+        lambda d: d.update(inputs=["rtsp://cam/stream", str(tmp_path / "frames"), "/dev/video2", "clip.mp4"])
+    )
+    profile = load_profile(write_profile(tmp_path / "p", data), {}).profile
+    kinds = [source.type for source in profile.inputs]
+    assert kinds == ["rtsp", "images", "device", "video"]
+    assert isinstance(profile.inputs[0], RtspInput) and profile.inputs[0].transport == "tcp"
+    assert isinstance(profile.inputs[1], ImagesInput)
+
+
+BAD_PROFILES = [
+    (
+        "dtype",
+        lambda d: d["model"].update(dtype="int7"),
+        "model.dtype: expected 'uint8' or 'float32' (got 'int7')",
+    ),
+    ("missing input", lambda d: d["model"].pop("input"), "model.input: required key is missing"),
+    (
+        "unknown key",
+        lambda d: d["model"].update(colour="rgb"),
+        "model.colour: unknown key; expected one of: name, version, input, layout, size, dtype, color",
+    ),
+    (
+        "unknown postprocess",
+        lambda d: d["postprocess"].update(type="yolo"),
+        "postprocess: unknown type 'yolo'; expected one of 'ssd', 'blazeface', 'raw'",
+    ),
+    (
+        "threshold range",
+        lambda d: d["postprocess"].update(threshold=1.5),
+        "postprocess.threshold: input should be less than or equal to 1 (got 1.5)",
+    ),
+    (
+        "rtsp url",
+        lambda d: d["inputs"].append({"type": "rtsp", "url": "http://camera/stream"}),
+        "inputs[1].url: expected an rtsp:// or rtsps:// URL (got 'http://camera/stream')",
+    ),
+    (
+        "device path",
+        lambda d: d["inputs"].append({"type": "device", "path": "/dev/sda"}),
+        "inputs[1].path: expected a video device path /dev/videoN (got '/dev/sda')",
+    ),
+    ("no inputs", lambda d: d.update(inputs=[]), "inputs: list should have at least 1 item"),
+    ("streams", lambda d: d.update(streams=0), "streams: input should be greater than or equal to 1 (got 0)"),
+    (
+        "size type",
+        lambda d: d["model"]["size"].update(width="wide"),
+        "model.size.width: input should be a valid integer",
+    ),
+    (
+        "mean on uint8",
+        lambda d: d["model"].update(mean=3),
+        "model: mean/std apply to float32 inputs only",
+    ),
+    (
+        "backoff order",
+        lambda d: d["resilience"].update(backoff_initial_s=5, backoff_max_s=1),
+        "resilience: backoff_max_s must be at least backoff_initial_s",
+    ),
+    (
+        "unknown key on a video input",
+        lambda d: d["inputs"][0].update(fps=3),
+        "inputs[0].fps: unknown key; expected one of: type, path, loop",
+    ),
+    (
+        "output file escaping the results dir",
+        lambda d: d["outputs"].update(stats_file="../stats.jsonl"),
+        "outputs.stats_file: expected a plain file name",
+    ),
+    (
+        "input without type",
+        lambda d: d["inputs"].append({"path": "x.mp4"}),
+        "inputs[1]: missing the 'type' key",
+    ),
+    (
+        "labels keys",
+        lambda d: d["postprocess"].update(labels={"one": "person"}),
+        "postprocess.labels.one: expected integer keys (class ids)",
+    ),
+    (
+        "layout",
+        lambda d: d["model"].update(layout="HWC"),
+        "model.layout: expected 'NHWC' or 'NCHW' (got 'HWC')",
+    ),
+    (
+        "max_in_flight",
+        lambda d: d["pipeline"].update(max_in_flight=0),
+        "pipeline.max_in_flight: input should be greater than or equal to 1 (got 0)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [b[1:] for b in BAD_PROFILES], ids=[b[0] for b in BAD_PROFILES]
+)
+def test_bad_profile_names_file_key_and_expectation(tmp_path, change, expected):
+    directory = write_profile(tmp_path / "bad", mutated(change))
+    message = error_of(directory)
+    assert message.startswith(f"{directory / 'profile.yaml'}: ")
+    assert expected in message
+
+
+def test_two_problems_are_both_reported(tmp_path):
+    data = mutated(lambda d: (d["model"].update(dtype="int7"), d.update(streams=0)))
+    message = error_of(write_profile(tmp_path / "bad", data))
+    assert "2 problems" in message and "model.dtype" in message and "streams" in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    message = error_of(write_profile(tmp_path / "bad", "model:\n  name: [unclosed\n"))
+    assert "profile.yaml" in message and "not valid YAML" in message and "line" in message
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    assert "expected a mapping of profile keys" in error_of(write_profile(tmp_path / "bad", "- a\n- b\n"))
+
+
+def test_missing_profile_file_and_directory(tmp_path):
+    assert "missing profile.yaml" in error_of(tmp_path)
+    assert "the profile directory does not exist" in error_of(tmp_path / "nope")
+
+
+# --- env file and environment overrides --------------------------------------------------------
+
+
+def test_env_file_overrides_yaml_and_environment_overrides_env_file(tmp_path):
+    directory = write_profile(
+        tmp_path / "p",
+        GOOD,
+        env="# comment\n\nCLIENT_STREAMS=3\nexport CLIENT_TARGET_FPS='7.5'\nCLIENT_MODE=\"sync\"\n",
+    )
+    profile = load_profile(directory, {}).profile
+    assert (profile.streams, profile.target_fps, profile.pipeline.mode) == (3, 7.5, "sync")
+    profile = load_profile(directory, {"CLIENT_STREAMS": "2"}).profile
+    assert profile.streams == 2
+
+
+def test_env_input_replaces_inputs_and_loop_applies_to_them(tmp_path):
+    directory = write_profile(
+        tmp_path / "p", GOOD, env="CLIENT_INPUT=a.mp4,rtsp://cam/1\nCLIENT_INPUT_LOOP=false\n"
+    )
+    profile = load_profile(directory, {}).profile
+    assert profile.inputs[0] == VideoInput(type="video", path="a.mp4", loop=False)
+    assert profile.inputs[1] == RtspInput(type="rtsp", url="rtsp://cam/1")
+
+
+def test_env_value_error_names_the_env_line_variable_and_profile_key(tmp_path):
+    directory = write_profile(tmp_path / "p", GOOD, env="CLIENT_STREAMS=2\nCLIENT_MAX_IN_FLIGHT=lots\n")
+    message = error_of(directory)
+    assert message.startswith(f"{directory / 'profile.env'}:2: CLIENT_MAX_IN_FLIGHT: ")
+    assert "valid integer" in message and "(got 'lots')" in message and "pipeline.max_in_flight" in message
+
+
+def test_env_from_process_environment_is_named(tmp_path):
+    message = error_of(write_profile(tmp_path / "p", GOOD), {"CLIENT_TARGET_FPS": "-1"})
+    assert message.startswith("environment: CLIENT_TARGET_FPS: ")
+    assert "greater than or equal to 0" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            "OVMS_ADDRESS=server:9000\n",
+            "profile.env:1: OVMS_ADDRESS: set by the deployment, never by a profile",
+        ),
+        (
+            "CLIENT_STREAMZ=2\n",
+            "profile.env:1: CLIENT_STREAMZ: unknown setting; expected one of CLIENT_INPUT",
+        ),
+        ("CLIENT_STREAMS\n", "line 1: expected KEY=VALUE"),
+        ("client_streams=2\n", "is not a valid variable name"),
+        ("CLIENT_STREAMS=1\nCLIENT_STREAMS=2\n", "CLIENT_STREAMS: line 2: set twice (first at line 1)"),
+        ("CLIENT_LOG_LEVEL=chatty\n", "CLIENT_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR"),
+        ("CLIENT_INPUT='x.mp4\n", "unterminated quote"),
+    ],
+)
+def test_bad_env_files(tmp_path, env, expected):
+    message = error_of(write_profile(tmp_path / "p", GOOD, env=env))
+    assert "profile.env" in message
+    assert expected in message
+
+
+def test_threshold_override_on_raw_profile_is_rejected(tmp_path):
+    data = mutated(lambda d: d.update(postprocess={"type": "raw"}))
+    message = error_of(write_profile(tmp_path / "p", data, env="CLIENT_THRESHOLD=0.3\n"))
+    assert "CLIENT_THRESHOLD: postprocess type 'raw' has no threshold" in message
+
+
+# --- deployment environment --------------------------------------------------------------------
+
+
+def test_deployment_settings(tmp_path):
+    ca, cert, key = (tmp_path / n for n in ("ca.pem", "client.pem", "client.key"))
+    for path in (ca, cert, key):
+        path.write_text("x")
+    env = {
+        "OVMS_ADDRESS": "ovms.example:9000",
+        "OVMS_TLS_CA": str(ca),
+        "OVMS_TLS_CERT": str(cert),
+        "OVMS_TLS_KEY": str(key),
+        "OVMS_RESULTS_DIR": str(tmp_path / "r"),
+    }
+    deployment = deployment_from_env(env)
+    assert deployment.address == "ovms.example:9000"
+    assert deployment.tls == {
+        "server_cert_path": str(ca),
+        "client_cert_path": str(cert),
+        "client_key_path": str(key),
+    }
+    assert deployment.results_dir == tmp_path / "r"
+    assert deployment_from_env({"OVMS_ADDRESS": "[::1]:9000"}).tls is None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "environment: OVMS_ADDRESS: not set"),
+        ({"OVMS_ADDRESS": "server"}, "OVMS_ADDRESS: expected host:port"),
+        (
+            {"OVMS_ADDRESS": "server:70000"},
+            "OVMS_ADDRESS: expected host:port with a port between 1 and 65535",
+        ),
+        ({"OVMS_ADDRESS": "s:1", "OVMS_TLS_CERT": "c"}, "OVMS_TLS_CA: required when OVMS_TLS_CERT"),
+        (
+            {"OVMS_ADDRESS": "s:1", "OVMS_TLS_CA": "/nonexistent/ca.pem"},
+            "OVMS_TLS_CA: file /nonexistent/ca.pem",
+        ),
+        (
+            {"OVMS_ADDRESS": "s:1", "OVMS_TLS_CA": "/x", "OVMS_TLS_CERT": "/y"},
+            "OVMS_TLS_KEY: the client certificate and its key go together",
+        ),
+    ],
+)
+def test_bad_deployment_settings(env, expected):
+    with pytest.raises(ClientError) as info:
+        deployment_from_env(env)
+    assert expected in info.value.render()
