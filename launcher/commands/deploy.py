@@ -1,0 +1,197 @@
+"""`launcher deploy | destroy | status | validate`: the playbooks, run through ansible-runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from launcher.errors import LauncherError
+from launcher.inventory import load_inventory
+from launcher.paths import PROJECT_ROOT
+from launcher.runner import RunRequest, execute, parse_extra_vars
+from launcher.runner.summary import EXIT_INVALID
+from launcher.validate import ValidationReport, validate
+
+DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "localhost"
+PLAYBOOKS = PROJECT_ROOT / "playbooks"
+
+
+def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--inventory",
+        "-i",
+        "inventories",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="Inventory file or directory (repeatable). Default: inventories/localhost.",
+    )(func)
+
+
+def _extra_vars_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--extra-vars",
+        "-e",
+        "extra_vars",
+        multiple=True,
+        metavar="VARS",
+        help="key=value, @file.yml or a JSON object (repeatable; later ones win).",
+    )(func)
+
+
+def _json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--json", "json_output", is_flag=True, help="Machine-readable JSON lines instead of the rich UI."
+    )(func)
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            _inventory_option,
+            click.option("--limit", "-l", metavar="PATTERN", help="Only these hosts (Ansible host pattern)."),
+            click.option(
+                "--tags", "-t", metavar="TAGS", help="Only tasks with these tags (comma separated)."
+            ),
+            _extra_vars_option,
+            click.option("--check", "-C", is_flag=True, help="Dry run: report what would change."),
+            click.option("--diff", "-D", is_flag=True, help="Show the changes made to files and templates."),
+            click.option("--verbose", "-v", "verbosity", count=True, help="More Ansible output (-vvv)."),
+            _json_option,
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _inventories(given: tuple[Path, ...]) -> tuple[Path, ...]:
+    paths = given or (DEFAULT_INVENTORY,)
+    return tuple(p.expanduser().resolve() for p in paths)
+
+
+def _report_problems(report: ValidationReport, json_output: bool) -> None:
+    if json_output:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True))
+        return
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    console.print(f"[bold red]validation failed[/]: {len(report.problems)} problem(s)")
+    for problem in report.problems:
+        where = f"{problem.file}: {problem.key}" if problem.key else problem.file
+        hosts = f" [dim](host {', '.join(problem.hosts)})[/]" if problem.hosts else ""
+        console.print(f"[red]✗[/] [bold]{escape(where)}[/]{hosts}: {escape(problem.message)}")
+        if problem.fix:
+            console.print(f"    fix: {escape(problem.fix)}")
+    console.print("[bold red]nothing was run[/]: fix the problems above and try again")
+
+
+def _validated(
+    inventories: tuple[Path, ...], extravars: dict[str, Any], json_output: bool
+) -> ValidationReport:
+    report = validate(inventories, extravars)
+    if not report.ok:
+        _report_problems(report, json_output)
+        sys.exit(EXIT_INVALID)
+    return report
+
+
+def _load_only(inventories: tuple[Path, ...]) -> None:
+    """destroy/status need a readable inventory with servers, not valid profiles."""
+    inventory = load_inventory(inventories)
+    if not inventory.servers and not inventory.clients:
+        raise LauncherError(
+            "no host in ovms_servers or ovms_clients",
+            file=inventory.source_label,
+            fix="pass the inventory you deployed with (-i)",
+        )
+
+
+def _run(action: str, options: dict[str, Any], extravars: dict[str, Any], *, detailed: bool = False) -> None:
+    request = RunRequest(
+        action=action,
+        playbook=PLAYBOOKS / f"{action}.yml",
+        inventories=_inventories(options["inventories"]),
+        extravars=extravars,
+        limit=options.get("limit"),
+        tags=options.get("tags"),
+        check=bool(options.get("check")),
+        diff=bool(options.get("diff")),
+        verbosity=int(options.get("verbosity") or 0),
+    )
+    summary = execute(request, json_output=options["json_output"], detailed=detailed)
+    sys.exit(summary.exit_code)
+
+
+@click.command("validate")
+@_inventory_option
+@_extra_vars_option
+@_json_option
+def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...], json_output: bool) -> None:
+    """Check inventories, role variables, profiles and models before anything runs (exit 2 on problems)."""
+    extravars = parse_extra_vars(extra_vars)
+    report = _validated(_inventories(inventories), extravars, json_output)
+    if json_output:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        Console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
+
+
+@click.command("deploy")
+@_run_options
+def deploy(**options: Any) -> None:
+    """Validate, then deploy OVMS servers and clients (playbooks/deploy.yml)."""
+    extravars = parse_extra_vars(options["extra_vars"])
+    report = _validated(_inventories(options["inventories"]), extravars, options["json_output"])
+    if not options["json_output"]:
+        Console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
+    _run("deploy", options, extravars)
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+@click.command("destroy")
+@_run_options
+@click.option("--purge", is_flag=True, help="Also delete models, results and data volumes on the hosts.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed for --purge without a TTY)."
+)
+def destroy(purge: bool, yes: bool, **options: Any) -> None:
+    """Remove our containers and networks (playbooks/destroy.yml); keeps data unless --purge."""
+    extravars = parse_extra_vars(options["extra_vars"])
+    inventories = _inventories(options["inventories"])
+    _load_only(inventories)
+    if purge:
+        if not yes:
+            if not _stdin_is_tty():
+                raise LauncherError(
+                    "--purge deletes models and results on every host and needs confirmation",
+                    key="--purge",
+                    fix="add --yes to confirm without a terminal",
+                )
+            if not click.confirm(
+                "Delete the models, results and data volumes on every host as well?", default=False
+            ):
+                raise LauncherError(
+                    "not confirmed: nothing was run", key="--purge", fix="answer y, or pass --yes"
+                )
+        extravars["ovms_destroy_purge"] = True
+    _run("destroy", options, extravars)
+
+
+@click.command("status")
+@_run_options
+def status(**options: Any) -> None:
+    """Containers, model states and client stats per host (playbooks/status.yml)."""
+    extravars = parse_extra_vars(options["extra_vars"])
+    _load_only(_inventories(options["inventories"]))
+    _run("status", options, extravars, detailed=True)
+
+
+COMMANDS: list[click.Command] = [deploy, destroy, status, validate_command]

@@ -1,0 +1,213 @@
+"""Running a playbook with the ansible-runner Python API, cancellable with Ctrl+C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import ansible_runner
+
+from launcher.errors import ExternalError, LauncherError
+from launcher.paths import PROJECT_ROOT
+from launcher.runner import proctree
+from launcher.runner.rundir import new_run_dir
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+POLL_SECONDS = 0.1
+CANCEL_CHECK_SECONDS = 0.5
+OUTPUT_TAIL_LINES = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and how; mirrors the launcher's common options."""
+
+    action: str
+    playbook: Path
+    inventories: tuple[Path, ...]
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    tags: str | None = None
+    check: bool = False
+    diff: bool = False
+    verbosity: int = 0
+    runs_root: Path | None = None
+    ansible_config: Path = PROJECT_ROOT / "ansible.cfg"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: str
+    rc: int | None
+    canceled: bool
+    run_dir: Path
+    output_tail: tuple[str, ...] = ()
+
+
+def runner_envvars(ansible_config: Path) -> dict[str, str]:
+    """ANSIBLE_CONFIG, and PATH with this interpreter's bin directory first (ansible-playbook lives there)."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    parts = [bin_dir, *[p for p in path.split(os.pathsep) if p and p != bin_dir]]
+    return {"ANSIBLE_CONFIG": str(ansible_config), "PATH": os.pathsep.join(parts)}
+
+
+def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
+    """The keyword arguments for `ansible_runner.run_async` (without the callbacks)."""
+    cmdline = [flag for flag, on in (("--check", request.check), ("--diff", request.diff)) if on]
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(run_dir),
+        "playbook": str(request.playbook),
+        "inventory": [str(p) for p in request.inventories],
+        "envvars": runner_envvars(request.ansible_config),
+        "extravars": dict(request.extravars),
+        "ident": request.action,
+        "quiet": True,
+        # the runner checks cancel_callback each time it stops waiting for output: Ctrl+C within 0.5 s
+        "settings": {"pexpect_timeout": CANCEL_CHECK_SECONDS},
+    }
+    if request.limit:
+        kwargs["limit"] = request.limit
+    if request.tags:
+        kwargs["tags"] = request.tags
+    if cmdline:
+        kwargs["cmdline"] = " ".join(cmdline)
+    if request.verbosity:
+        kwargs["verbosity"] = request.verbosity
+    return kwargs
+
+
+def check_request(request: RunRequest) -> None:
+    """Invalid input found before anything runs (exit 2)."""
+    if not request.playbook.is_file():
+        raise LauncherError(
+            "playbook not found", file=request.playbook, fix="run the launcher from a complete checkout"
+        )
+    for inventory in request.inventories:
+        if not inventory.exists():
+            raise LauncherError(
+                "inventory not found",
+                file=inventory,
+                key="--inventory",
+                fix="pass an existing file or folder",
+            )
+
+
+class _Interrupt:
+    """SIGINT sets a flag the runner polls through its cancel_callback (main thread only)."""
+
+    def __init__(self, on_interrupt: Callable[[], None] | None) -> None:
+        self.event = threading.Event()
+        self._on_interrupt = on_interrupt
+        self._previous: Any = None
+        self._installed = False
+        self._before = proctree.descendants(os.getpid())
+        self._own_session = proctree.session_of(os.getpid())
+        self._snapped = False
+        self.leftovers: set[proctree.ProcessId] = set()
+        self.sessions: set[int] = set()
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.event.is_set() and self._on_interrupt is not None:
+            self._on_interrupt()
+        self.event.set()
+
+    def end_leftovers(self) -> None:
+        """After the runner stopped: end what it could not (Ansible's workers call setsid())."""
+        if not self._snapped:
+            return
+        for _ in range(2):  # a worker may have started its module while the first round ran
+            found = self.leftovers | proctree.in_sessions(self.sessions)
+            self.leftovers = set()
+            if not found:
+                break
+            proctree.end(found)
+
+    def cancelled(self) -> bool:
+        """The runner's cancel_callback (runner thread): True once interrupted."""
+        if not self.event.is_set():
+            return False
+        if not self._snapped:
+            # just before the runner kills ansible-playbook's process group: note every process the
+            # run started, and their sessions, to end the ones that survive the group kill
+            self.leftovers = proctree.descendants(os.getpid()) - self._before
+            self.sessions = proctree.sessions(self.leftovers) - {self._own_session}
+            self._snapped = True
+        return True
+
+
+def _output_tail(run_dir: Path, ident: str) -> tuple[str, ...]:
+    stdout = run_dir / "artifacts" / ident / "stdout"
+    try:
+        text = stdout.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
+    return tuple(line for line in lines if line.strip())[-OUTPUT_TAIL_LINES:]
+
+
+def run_playbook(
+    request: RunRequest,
+    on_event: EventHandler,
+    *,
+    tick: Callable[[], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
+) -> RunOutcome:
+    """Run the playbook; `on_event` gets every runner event (from the runner's thread).
+
+    `tick` is called in the calling thread about every 0.1 s while Ansible runs (UI refresh).
+    Ctrl+C asks the runner to stop (it terminates ansible-playbook) and the outcome says canceled.
+    """
+    check_request(request)
+    run_dir = new_run_dir(request.action, request.runs_root)
+
+    def handler(event: dict[str, Any]) -> bool:
+        on_event(event)
+        return True  # keep the event in artifacts/<ident>/job_events/
+
+    with _Interrupt(on_interrupt) as interrupt:
+        try:
+            thread, runner = ansible_runner.run_async(
+                **runner_kwargs(request, run_dir),
+                event_handler=handler,
+                cancel_callback=interrupt.cancelled,
+            )
+        except Exception as exc:  # ansible-runner raises its own ConfigurationError and OSError
+            raise ExternalError(
+                f"ansible-runner could not start: {exc}", file=run_dir, fix="see the run directory"
+            ) from exc
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            if tick is not None:
+                tick()
+        interrupt.end_leftovers()
+    canceled = interrupt.cancelled() or bool(getattr(runner, "canceled", False))
+    status = str(getattr(runner, "status", "") or "")
+    rc = getattr(runner, "rc", None)
+    return RunOutcome(
+        status=status,
+        rc=rc if isinstance(rc, int) else None,
+        canceled=canceled,
+        run_dir=run_dir,
+        output_tail=_output_tail(run_dir, request.action),
+    )

@@ -1,0 +1,102 @@
+"""Pre-run validation of inventories, role variables, profiles and the models manifest.
+
+`validate(inventories, extravars)` loads the inventory with ansible-core (launcher.inventory), checks
+every host's `ovms_*` variables against the roles' schema and across hosts, and returns *all*
+problems, each naming the file, the key and a fix. Nothing runs on any host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import LauncherError
+from launcher.inventory import Inventory, load_inventory
+from launcher.paths import PROJECT_ROOT
+from launcher.validate.crosschecks import (
+    ProfileInfo,
+    check_groups,
+    check_models,
+    check_ports_and_names,
+    check_profiles,
+    resolve_servers,
+)
+from launcher.validate.origins import VarOrigins
+from launcher.validate.problems import Problem, from_error, merge_hosts
+from launcher.validate.variables import HostVars, RoleDefaults, check_host
+
+__all__ = ["Problem", "ValidationReport", "validate"]
+
+
+@dataclass
+class ValidationReport:
+    problems: list[Problem]
+    inventory: Inventory | None = None
+    assignments: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, list[ProfileInfo]] = field(default_factory=dict)
+    deferred: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def describe(self) -> str:
+        if self.inventory is None:
+            return "inventory not loaded"
+        servers = ", ".join(s.name for s in self.inventory.servers) or "none"
+        parts = []
+        for client in (h.name for h in self.inventory.clients):
+            profiles = ", ".join(p.name for p in self.profiles.get(client, []))
+            parts.append(f"{client} -> {self.assignments.get(client, '?')} ({profiles})")
+        clients = ", ".join(parts) or "none"
+        return f"servers: {servers}; clients: {clients}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "validation",
+            "valid": self.ok,
+            "problems": [p.to_dict() for p in self.problems],
+            "servers": [s.name for s in self.inventory.servers] if self.inventory else [],
+            "clients": dict(self.assignments),
+            "deferred": {h: sorted(v) for h, v in self.deferred.items() if v},
+        }
+
+
+def validate(
+    inventories: Sequence[str | Path],
+    extravars: Mapping[str, Any] | None = None,
+    *,
+    manifest: Path | None = None,
+    roles_dir: Path = PROJECT_ROOT / "roles",
+    profiles_dir: Path = PROJECT_ROOT / "profiles",
+) -> ValidationReport:
+    """Every problem found in the inventories (with extra vars applied) before anything runs."""
+    extravars = dict(extravars or {})
+    try:
+        inventory = load_inventory(inventories)
+    except LauncherError as exc:
+        label = ", ".join(str(i) for i in inventories)
+        return ValidationReport([from_error(exc, default_file=label)])
+    origins = VarOrigins(inventory.sources, extravars)
+    defaults = RoleDefaults.load(roles_dir)
+    problems = check_groups(inventory)
+    hosts: dict[str, HostVars] = {}
+    for host in inventory.hosts.values():
+        checked, host_problems = check_host(host, extravars, defaults, origins)
+        hosts[host.name] = checked
+        problems += host_problems
+    assigned, more = resolve_servers(inventory, hosts, origins)
+    problems += more
+    problems += check_ports_and_names(hosts, origins)
+    profiles, more = check_profiles(hosts, origins, profiles_dir)
+    problems += more
+    problems += check_models(hosts, origins, manifest, profiles, assigned)
+    return ValidationReport(
+        problems=merge_hosts(problems),
+        inventory=inventory,
+        assignments=assigned,
+        profiles=profiles,
+        deferred={name: h.deferred for name, h in hosts.items()},
+    )

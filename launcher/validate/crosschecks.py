@@ -1,0 +1,342 @@
+"""Checks across hosts: groups, client -> server, ports and names per machine, profiles, models."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import LauncherError
+from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory
+from launcher.validate.origins import VarOrigins
+from launcher.validate.problems import Problem, from_error
+from launcher.validate.schema import ClientVars, ServerVars
+from launcher.validate.variables import HostVars
+
+MANUAL = "manual"
+
+
+def check_groups(inventory: Inventory) -> list[Problem]:
+    if inventory.servers:
+        return []
+    return [
+        Problem(
+            inventory.source_label,
+            SERVERS_GROUP,
+            f"no host in group {SERVERS_GROUP}: nothing would serve the models",
+            f"add at least one host under `{SERVERS_GROUP}:` (see inventories/localhost/hosts.yml)",
+        )
+    ]
+
+
+def _close(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=2, cutoff=0.5)
+    return f"did you mean {' or '.join(close)}? " if close else ""
+
+
+def _machine(vars_: HostVars) -> str:
+    """Hosts on one machine share a Docker engine: local connections, or one address."""
+    host = vars_.host
+    if host.vars.get("ansible_connection") == "local":
+        return "local"
+    return f"{host.ansible_host}:{host.vars.get('ansible_port', '')}"
+
+
+def resolve_servers(
+    inventory: Inventory, hosts: Mapping[str, HostVars], origins: VarOrigins
+) -> tuple[dict[str, str], list[Problem]]:
+    """client host -> server host (`ovms_client_server`, default the first server)."""
+    problems: list[Problem] = []
+    names = [s.name for s in inventory.servers]
+    assigned: dict[str, str] = {}
+    for client in inventory.clients:
+        checked = hosts[client.name]
+        cvars = checked.get("ovms_client_")
+        if "ovms_client_server" in checked.deferred:
+            continue
+        wanted = cvars.server if isinstance(cvars, ClientVars) else None
+        if wanted is None:
+            if names:
+                assigned[client.name] = names[0]
+            continue
+        if wanted in names:
+            assigned[client.name] = wanted
+            continue
+        problems.append(
+            Problem(
+                origins.find("ovms_client_server", client.name, client.groups),
+                "ovms_client_server",
+                f"{wanted!r} is not a host of group {SERVERS_GROUP}",
+                f"{_close(wanted, names)}use one of: {', '.join(names) or '(none: add a server)'}",
+                (client.name,),
+            )
+        )
+    return assigned, problems
+
+
+def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
+    problems: list[Problem] = []
+    by_machine: dict[str, list[tuple[str, ServerVars]]] = {}
+    for name, checked in hosts.items():
+        host = checked.host
+        server = checked.get("ovms_server_")
+        if SERVERS_GROUP in host.groups and isinstance(server, ServerVars):
+            if server.grpc_port == server.rest_port:
+                problems.append(
+                    Problem(
+                        origins.find("ovms_server_rest_port", name, host.groups),
+                        "ovms_server_rest_port",
+                        f"equals ovms_server_grpc_port ({server.grpc_port}); OVMS refuses port == rest_port",
+                        "give the REST API another port, e.g. 8000",
+                        (name,),
+                    )
+                )
+            by_machine.setdefault(_machine(checked), []).append((name, server))
+        pre = checked.get("ovms_prechecks_")
+        if pre is not None:
+            twice = sorted(p for p, n in Counter(pre.ports).items() if n > 1)
+            if twice:
+                problems.append(
+                    Problem(
+                        origins.find("ovms_prechecks_ports", name, host.groups),
+                        "ovms_prechecks_ports",
+                        f"port {', '.join(map(str, twice))} published twice on one host",
+                        "list each published port once",
+                        (name,),
+                    )
+                )
+        client = checked.get("ovms_client_")
+        if CLIENTS_GROUP in host.groups and isinstance(client, ClientVars):
+            dup = sorted(n for n, c in Counter(p.name for p in client.profiles).items() if c > 1)
+            if dup:
+                problems.append(
+                    Problem(
+                        origins.find("ovms_client_profiles", name, host.groups),
+                        "ovms_client_profiles",
+                        f"profile {', '.join(dup)} listed twice on one host",
+                        "list it once and set `instances: N` for several containers",
+                        (name,),
+                    )
+                )
+    problems += _client_container_clashes(hosts, origins)
+    for servers in by_machine.values():
+        seen: dict[str, str] = {}
+        for name, server in servers:
+            other = seen.get(server.container_name)
+            if other is not None:
+                host = hosts[name].host
+                problems.append(
+                    Problem(
+                        origins.find("ovms_server_container_name", name, host.groups),
+                        "ovms_server_container_name",
+                        f"{server.container_name!r} is also the server container of {other} "
+                        "on the same machine",
+                        "give each server on one machine its own ovms_server_container_name",
+                        (name,),
+                    )
+                )
+            seen.setdefault(server.container_name, name)
+    return problems
+
+
+def _client_container_clashes(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
+    """Client hosts on one machine share its Docker engine: their containers (prefix + profile) clash."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for name, checked in hosts.items():
+        client = checked.get("ovms_client_")
+        if CLIENTS_GROUP not in checked.host.groups or not isinstance(client, ClientVars):
+            continue
+        for profile in client.profiles:
+            ident = (_machine(checked), client.container_prefix, profile.name)
+            other = seen.setdefault(ident, name)
+            if other != name:
+                problems.append(
+                    Problem(
+                        origins.find("ovms_client_container_prefix", name, checked.host.groups),
+                        "ovms_client_container_prefix",
+                        f"client containers {client.container_prefix}-{profile.name}-N of {name} and {other} "
+                        "would clash: both hosts are the same machine",
+                        "give one of them its own ovms_client_container_prefix, or run the profile "
+                        "once with `instances: N`",
+                        (name,),
+                    )
+                )
+    return problems
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    name: str
+    directory: Path
+    file: Path
+    model: str
+    version: int
+
+
+def _client_environ(client: ClientVars) -> dict[str, str]:
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in client.env.items()}
+
+
+def check_profiles(
+    hosts: Mapping[str, HostVars], origins: VarOrigins, profiles_dir: Path
+) -> tuple[dict[str, list[ProfileInfo]], list[Problem]]:
+    """Every profile of every client exists and passes the client's own schema."""
+    from client.profile import load_profile
+
+    problems: list[Problem] = []
+    found: dict[str, list[ProfileInfo]] = {}
+    cache: dict[tuple[Path, tuple[tuple[str, str], ...]], ProfileInfo | Problem] = {}
+    for name, checked in hosts.items():
+        host = checked.host
+        client = checked.get("ovms_client_")
+        if CLIENTS_GROUP not in host.groups or not isinstance(client, ClientVars):
+            continue
+        if "ovms_client_env" in checked.deferred:
+            environ: dict[str, str] = {}
+        else:
+            environ = _client_environ(client)
+        root = Path(client.profiles_src) if client.profiles_src else profiles_dir
+        for index, ref in enumerate(client.profiles):
+            directory = Path(ref.path) if ref.path else root / ref.name
+            if not directory.is_dir():
+                key = f"ovms_client_profiles[{index}]." + ("path" if ref.path else "name")
+                available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+                problems.append(
+                    Problem(
+                        origins.find("ovms_client_profiles", name, host.groups),
+                        key,
+                        f"no profile folder {directory}",
+                        f"{_close(ref.name, available)}create {directory}/profile.yaml"
+                        + ("" if ref.path else f" or use one of: {', '.join(available)}"),
+                        (name,),
+                    )
+                )
+                continue
+            ident = (directory.resolve(), tuple(sorted(environ.items())))
+            if ident not in cache:
+                try:
+                    loaded = load_profile(directory, environ=environ)
+                except Exception as exc:  # ClientError, raised with file + key
+                    if not hasattr(exc, "render"):
+                        raise
+                    fix = getattr(exc, "fix", None) or "see docs/profiles.md for the profile format"
+                    cache[ident] = Problem(
+                        str(getattr(exc, "file", None) or directory),
+                        str(getattr(exc, "key", None) or ""),
+                        str(getattr(exc, "message", exc)),
+                        fix,
+                    )
+                else:
+                    cache[ident] = ProfileInfo(
+                        loaded.name,
+                        directory,
+                        loaded.file,
+                        loaded.profile.model.name,
+                        loaded.profile.model.version,
+                    )
+            outcome = cache[ident]
+            if isinstance(outcome, Problem):
+                problems.append(Problem(outcome.file, outcome.key, outcome.message, outcome.fix, (name,)))
+            else:
+                found.setdefault(name, []).append(outcome)
+    return found, problems
+
+
+def check_models(
+    hosts: Mapping[str, HostVars],
+    origins: VarOrigins,
+    manifest: Path | None,
+    profiles: Mapping[str, list[ProfileInfo]],
+    assigned: Mapping[str, str],
+) -> list[Problem]:
+    """Server models come from the manifest (or `source: manual`); profiles' models are served."""
+    from launcher.models import load_manifest
+
+    problems: list[Problem] = []
+    manifest_versions: dict[str, set[int]] | None = None
+    manifest_file = str(manifest) if manifest else "models/manifest.yaml"
+    try:
+        loaded = load_manifest(manifest)
+        manifest_file = str(loaded.file)
+        manifest_versions = {}
+        for entry in loaded.models:
+            manifest_versions.setdefault(entry.name, set()).add(entry.version)
+    except LauncherError as exc:
+        problems.append(from_error(exc, default_file=manifest_file))
+
+    served: dict[str, dict[str, Any]] = {}
+    for name, checked in hosts.items():
+        host = checked.host
+        server = checked.get("ovms_server_")
+        if SERVERS_GROUP not in host.groups or not isinstance(server, ServerVars):
+            continue
+        served[name] = {m.name: m for m in server.models}
+        if manifest_versions is None:
+            continue
+        for index, model in enumerate(server.models):
+            if model.source == MANUAL:
+                continue
+            where = origins.find("ovms_server_models", name, host.groups)
+            if model.name not in manifest_versions:
+                problems.append(
+                    Problem(
+                        where,
+                        f"ovms_server_models[{index}].name",
+                        f"model {model.name!r} is not in the models manifest {manifest_file}",
+                        f"{_close(model.name, sorted(manifest_versions))}add it to the manifest, "
+                        "or set `source: manual` for a model you place in the models folder by hand",
+                        (name,),
+                    )
+                )
+                continue
+            policy = model.version_policy
+            if policy is not None and policy.specific is not None:
+                missing = sorted(set(policy.specific.versions) - manifest_versions[model.name])
+                if missing:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"ovms_server_models[{index}].version_policy.specific.versions",
+                            f"version {', '.join(map(str, missing))} of {model.name!r} is not in the "
+                            f"manifest (it has {', '.join(map(str, sorted(manifest_versions[model.name])))})",
+                            "serve a version the manifest prepares, or add that version to the manifest",
+                            (name,),
+                        )
+                    )
+
+    for client, infos in profiles.items():
+        server = assigned.get(client)
+        if server is None or server not in served:
+            continue
+        for info in infos:
+            if info.model not in served[server]:
+                problems.append(
+                    Problem(
+                        str(info.file),
+                        "model.name",
+                        f"model {info.model!r} of profile {info.name!r} is not served by {server} "
+                        f"(its ovms_server_models: {', '.join(served[server]) or 'none'})",
+                        f"add `- name: {info.model}` to ovms_server_models of {server}, "
+                        "or set ovms_client_server to a server that serves it",
+                        (client,),
+                    )
+                )
+                continue
+            policy = served[server][info.model].version_policy
+            specific = policy.specific if policy is not None else None
+            if info.version and specific is not None and info.version not in specific.versions:
+                problems.append(
+                    Problem(
+                        str(info.file),
+                        "model.version",
+                        f"version {info.version} of {info.model!r} is not served by {server} "
+                        f"(it serves {specific.versions})",
+                        "use version 0 (latest) or one of the served versions",
+                        (client,),
+                    )
+                )
+    return problems

@@ -1,0 +1,175 @@
+"""The roles' variables as pydantic models, mirroring `roles/<role>/defaults/main.yml`.
+
+Each model's fields are the variable names without their role prefix. A variable with a known
+prefix that is not a field is an error (with close matches); a value of the wrong type is an error
+naming the variable and the path inside it (e.g. `ovms_server_models[0].nireq`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must be an absolute path (starting with /), got {value!r}")
+    return value
+
+
+AbsPath = Annotated[str, Field(min_length=1), AfterValidator(_absolute)]
+Name = Annotated[str, Field(min_length=1)]
+ContainerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")]
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+EnvValue = str | int | float | bool
+RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _SpecificVersions(_Strict):
+    versions: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
+
+
+class _LatestVersions(_Strict):
+    num_versions: Annotated[int, Field(ge=1)]
+
+
+class VersionPolicy(_Strict):
+    """OVMS `model_version_policy`: exactly one of all / specific / latest."""
+
+    all: dict[str, Any] | None = None
+    specific: _SpecificVersions | None = None
+    latest: _LatestVersions | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VersionPolicy:
+        given = [k for k in ("all", "specific", "latest") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "must have exactly one of all, specific, latest "
+                '(e.g. {"specific": {"versions": [1]}} or {"latest": {"num_versions": 1}})'
+            )
+        if self.all:
+            raise ValueError("`all` takes an empty mapping: {all: {}}")
+        return self
+
+
+Shape = str | list[int] | dict[str, str | list[int]]
+
+
+class ServerModel(_Strict):
+    name: ModelName
+    source: Literal["manifest", "manual"] = "manifest"
+    version_policy: VersionPolicy | None = None
+    nireq: Annotated[int, Field(ge=0)] | None = None
+    target_device: Name | None = None
+    plugin_config: dict[str, str | int | float] | None = None
+    shape: Shape | None = None
+    layout: str | dict[str, str] | None = None
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
+
+
+class ServerVars(_Strict):
+    image: Name = "openvino/model_server:2025.0"
+    grpc_port: Port = 9000
+    rest_port: Port = 8000
+    data_dir: AbsPath = "/var/lib/ovms-launcher/server"
+    network: Name = "ovms-launcher"
+    container_name: ContainerName = "ovms-server"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file_system_poll_wait_seconds: Annotated[int, Field(ge=0)] = 1
+    grpc_workers: Annotated[int, Field(ge=1)] = 1
+    ready_timeout: Annotated[int, Field(ge=1)] = 120
+    models: list[ServerModel] = Field(default_factory=list)
+    pipelines: list[dict[str, Any]] = Field(default_factory=list)
+    mediapipe: list[dict[str, Any]] = Field(default_factory=list)
+    extra_args: list[str] = Field(default_factory=list)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    restart_policy: RestartPolicy = "unless-stopped"
+    device_paths: dict[str, list[AbsPath]] = Field(
+        default_factory=lambda: {"GPU": ["/dev/dri"], "NPU": ["/dev/accel"]}
+    )
+
+
+# Filesystems the models role refuses for the models folder (models must stay local to the server).
+NETWORK_FS_TYPES = (
+    *("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs"),
+    *("lustre", "gpfs", "fuse", "fuseblk", "fuse.sshfs"),
+)
+
+
+class ModelsVars(_Strict):
+    cache_dir: AbsPath | None = None
+    dir: AbsPath | None = None
+    list_: list[dict[str, Any]] | None = Field(default=None, alias="list")
+    allow_network_fs: StrictBool | Literal["true", "false", "yes", "no"] = False
+    network_fs_types: list[Name] = Field(default_factory=lambda: list(NETWORK_FS_TYPES))
+
+
+class ClientProfileRef(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    instances: Annotated[int, Field(ge=1)] = 1
+    path: AbsPath | None = None
+
+
+class ClientVars(_Strict):
+    image: Name = "ovms-launcher/client:dev"
+    data_dir: AbsPath = "/var/lib/ovms-launcher/client"
+    server: Name | None = None
+    server_address: (
+        Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")] | None
+    ) = None
+    profiles: list[ClientProfileRef] = Field(default_factory=list)
+    profiles_src: AbsPath | None = None
+    container_prefix: ContainerName = "ovms-client"
+    network: Name = "ovms-launcher"
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    media_dir: AbsPath | Literal[""] | None = None
+    restart_policy: RestartPolicy = "unless-stopped"
+    results_timeout: Annotated[int, Field(ge=0)] = 60
+
+
+class PrechecksVars(_Strict):
+    min_docker_api: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")] = "1.41"
+    min_free_disk_mb: Annotated[int, Field(ge=0)] = 1024
+    ports: list[Port] = Field(default_factory=list)
+    architectures: list[Name] = Field(default_factory=lambda: ["x86_64", "aarch64"])
+    images: list[dict[str, Any]] = Field(default_factory=list)
+    data_dir: AbsPath = "/var/lib/ovms-launcher"
+
+
+class TlsVars(_Strict):
+    extra_sans: list[Annotated[str, Field(pattern=r"^(DNS|IP):\S+$")]] = Field(default_factory=list)
+
+
+# prefix -> (model, role whose defaults/main.yml holds the defaults)
+ROLE_VARS: dict[str, tuple[type[BaseModel], str]] = {
+    "ovms_server_": (ServerVars, "ovms_server"),
+    "ovms_models_": (ModelsVars, "ovms_models"),
+    "ovms_client_": (ClientVars, "ovms_client"),
+    "prechecks_": (PrechecksVars, "prechecks"),
+    "ovms_tls_": (TlsVars, "ovms_tls_proxy"),
+}
+
+# Prefixes whose every variable must be known. The prechecks role reads `prechecks_*`: an
+# `ovms_prechecks_*` variable would be silently ignored, so it is reported with the right name.
+CHECKED_PREFIXES: tuple[str, ...] = (*ROLE_VARS, "ovms_prechecks_")
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """The variable names (without prefix) a model takes: a field's alias when it has one."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def known_variables() -> list[str]:
+    return sorted(prefix + name for prefix, (model, _) in ROLE_VARS.items() for name in field_names(model))
+
+
+def prefix_of(variable: str) -> str | None:
+    return next((p for p in CHECKED_PREFIXES if variable.startswith(p)), None)
