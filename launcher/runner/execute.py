@@ -16,7 +16,7 @@ from typing import Any
 import ansible_runner
 
 from launcher.errors import ExternalError, LauncherError
-from launcher.paths import PROJECT_ROOT
+from launcher.paths import PROJECT_ROOT, cache_dir
 from launcher.runner import proctree
 from launcher.runner.rundir import new_run_dir
 
@@ -55,11 +55,16 @@ class RunOutcome:
 
 
 def runner_envvars(ansible_config: Path) -> dict[str, str]:
-    """ANSIBLE_CONFIG, and PATH with this interpreter's bin directory first (ansible-playbook lives there)."""
+    """ANSIBLE_CONFIG, PATH with this interpreter's bin directory first (ansible-playbook lives there),
+    and OVMS_LAUNCHER_CACHE: the roles find prepared models and sample media in the launcher's cache."""
     bin_dir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     parts = [bin_dir, *[p for p in path.split(os.pathsep) if p and p != bin_dir]]
-    return {"ANSIBLE_CONFIG": str(ansible_config), "PATH": os.pathsep.join(parts)}
+    return {
+        "ANSIBLE_CONFIG": str(ansible_config),
+        "PATH": os.pathsep.join(parts),
+        "OVMS_LAUNCHER_CACHE": str(cache_dir()),
+    }
 
 
 def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:

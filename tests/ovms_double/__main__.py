@@ -1,0 +1,19 @@
+"""`python -m ovms_double --config_path /models/config.json --port 9000 --rest_port 8000`."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import parse
+from .logsetup import configure
+from .server import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse(sys.argv[1:] if argv is None else argv)
+    configure(settings.log_level, settings.log_path)
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""A model version compiled with OpenVINO, with the real server's version states and request guards."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from .config import ModelConfig
+from .status import Code, ServingError
+from .tensors import Precision, from_ov, shape_text
+
+log = logging.getLogger("modelmanager")
+
+MODEL_FILE_SUFFIXES = (".xml", ".onnx", ".tflite", ".pdmodel")
+WAIT_FOR_LOADED_TIMEOUT_S = 10.0
+
+
+class State(enum.IntEnum):
+    START = 10
+    LOADING = 20
+    AVAILABLE = 30
+    UNLOADING = 40
+    END = 50
+
+
+class ErrorCode(enum.IntEnum):
+    OK = 0
+    UNKNOWN = 2
+    FAILED_PRECONDITION = 9
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    precision: Precision
+    shape: ov.PartialShape
+
+    def dims(self) -> list[int]:
+        """Shape with -1 for dynamic dimensions, as the real server reports it."""
+        return [d.get_length() if d.is_static else -1 for d in self.shape]
+
+
+def find_model_file(version_dir: Path) -> Path | None:
+    """The file OpenVINO should read in a version directory: IR (.xml with .bin), ONNX, TFLite, Paddle."""
+    if not version_dir.is_dir():
+        return None
+    for suffix in MODEL_FILE_SUFFIXES:
+        for candidate in sorted(version_dir.glob(f"*{suffix}")):
+            if suffix == ".xml" and not candidate.with_suffix(".bin").is_file():
+                continue
+            return candidate
+    saved_model = version_dir / "saved_model.pb"
+    return saved_model if saved_model.is_file() else None
+
+
+def dir_fingerprint(version_dir: Path) -> tuple:
+    """Names, sizes and mtimes of a version directory's files: a failed load is retried when it changes."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in version_dir.iterdir()))
+    except OSError:
+        return ()
+
+
+def _parse_dims(text: str) -> ov.PartialShape:
+    """OVMS shape text, e.g. "(1,300,300,3)", "[1,-1,224:256,3]" -> PartialShape."""
+    body = text.strip().strip("()[]")
+    dims = []
+    for raw in filter(None, (p.strip() for p in body.split(","))):
+        if raw == "-1":
+            dims.append("?")
+        elif re.fullmatch(r"\d+:\d+", raw):
+            low, high = raw.split(":")
+            dims.append(f"{low}..{high}")
+        elif raw.isdigit():
+            dims.append(raw)
+        else:
+            raise ServingError(Code.MODEL_CONFIG_INVALID, f"The provided shape is in wrong format: {text}")
+    return ov.PartialShape("[" + ",".join(dims) + "]")
+
+
+def _apply_shape(model: ov.Model, config: ModelConfig) -> None:
+    shape = config.shape
+    if shape in (None, "", "auto"):
+        if shape == "auto":
+            log.warning(
+                "OVMS TEST DOUBLE: shape 'auto' is not supported; model %s keeps its shape", config.name
+            )
+    elif isinstance(shape, str):
+        if len(model.inputs) != 1:
+            raise ServingError(
+                Code.MODEL_CONFIG_INVALID, "Anonymous fixed shape is invalid for models with multiple inputs"
+            )
+        model.reshape(_parse_dims(shape))
+        return
+    else:
+        new_shapes = {}
+        for name, text in shape.items():
+            if text == "auto":
+                continue
+            if not any(name in port.get_names() for port in model.inputs):
+                raise ServingError(Code.MODEL_CONFIG_INVALID, f"Shape from config not found in model: {name}")
+            new_shapes[name] = _parse_dims(text)
+        if new_shapes:
+            model.reshape(new_shapes)
+        return
+    batch = config.batch_size
+    if batch and batch != "auto" and batch != "0":
+        new_shapes = {}
+        for port in model.inputs:
+            ps = port.get_partial_shape()
+            if ps.rank.is_static and ps.rank.get_length() > 0:
+                ps[0] = ov.Dimension(int(batch)) if batch.isdigit() else ov.Dimension(-1)
+                new_shapes[port.get_any_name()] = ps
+        model.reshape(new_shapes)
+
+
+def _apply_layout(model: ov.Model, config: ModelConfig) -> ov.Model:
+    layout = config.layout
+    if not layout:
+        return model
+    items = {model.inputs[0].get_any_name(): layout} if isinstance(layout, str) else dict(layout)
+    ppp = ov.preprocess.PrePostProcessor(model)
+    for name, text in items.items():
+        tensor_layout, _, model_layout = text.partition(":")
+        inp = ppp.input(name)
+        if model_layout:
+            inp.tensor().set_layout(ov.Layout(tensor_layout))
+            inp.model().set_layout(ov.Layout(model_layout))
+        else:
+            inp.model().set_layout(ov.Layout(tensor_layout))
+    return ppp.build()
+
+
+class _Pending:
+    """One request waiting for its AsyncInferQueue callback."""
+
+    __slots__ = ("done", "error", "outputs")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outputs: list[tuple[bytes, list[int]]] = []
+        self.error: str | None = None
+
+
+class ModelVersion:
+    """One loaded version: state machine, compiled model, infer request queue."""
+
+    def __init__(self, name: str, version: int) -> None:
+        self.name = name
+        self.version = version
+        self.state = State.START
+        self.error_code = ErrorCode.OK
+        self.settings: tuple | None = None
+        self.fingerprint: tuple = ()
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+        self._compiled: ov.CompiledModel | None = None
+        self._queue: ov.AsyncInferQueue | None = None
+        self._submit_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._input_index: dict[str, int] = {}
+        self.nireq = 0
+        self._log_status()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _set(self, state: State, error: ErrorCode = ErrorCode.OK) -> None:
+        with self._cond:
+            self.state = state
+            self.error_code = error
+            self._cond.notify_all()
+        self._log_status()
+
+    def _log_status(self) -> None:
+        log.info(
+            "STATUS CHANGE: Version %d of model %s status change. "
+            'New status: ( "state": "%s", "error_code": "%s" )',
+            self.version,
+            self.name,
+            self.state.name,
+            self.error_code.name,
+        )
+
+    @property
+    def failed_loading(self) -> bool:
+        return self.state == State.LOADING and self.error_code == ErrorCode.UNKNOWN
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self, core: ov.Core, config: ModelConfig, version_dir: Path) -> bool:
+        self.settings = config.load_settings()
+        self.fingerprint = dir_fingerprint(version_dir)
+        self._set(State.LOADING)
+        try:
+            model_file = find_model_file(version_dir)
+            if model_file is None:
+                raise ServingError(
+                    Code.MODEL_NOT_LOADED, f"no .xml+.bin, .onnx or .tflite model in {version_dir}"
+                )
+            model = core.read_model(str(model_file))
+            _apply_shape(model, config)
+            model = _apply_layout(model, config)
+            plugin_config = {
+                k: str(v) if not isinstance(v, str) else v for k, v in config.plugin_config.items()
+            }
+            compiled = core.compile_model(model, config.target_device, plugin_config)
+            nireq = config.nireq or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            queue = ov.AsyncInferQueue(compiled, nireq)
+            queue.set_callback(self._on_done)
+        except (ServingError, RuntimeError, OSError, ValueError) as exc:
+            log.error(
+                "Error occurred while loading model: %s; version: %d; error: %s", self.name, self.version, exc
+            )
+            self._set(State.LOADING, ErrorCode.UNKNOWN)
+            return False
+        # Names come from the ov.Model, as in OVMS: compiling can attach extra internal names to a port.
+        self.inputs = [
+            TensorInfo(p.get_any_name(), from_ov(p.get_element_type()), p.get_partial_shape())
+            for p in model.inputs
+        ]
+        self.outputs = [
+            TensorInfo(p.get_any_name(), from_ov(p.get_element_type()), p.get_partial_shape())
+            for p in model.outputs
+        ]
+        self._input_index = {info.name: i for i, info in enumerate(self.inputs)}
+        self._compiled, self._queue, self.nireq = compiled, queue, nireq
+        for info in self.inputs:
+            log.info(
+                "Input name: %s; mapping_name: ; shape: %s; precision: %s",
+                info.name,
+                info.shape,
+                info.precision.ovms_name,
+            )
+        for info in self.outputs:
+            log.info(
+                "Output name: %s; mapping_name: ; shape: %s; precision: %s",
+                info.name,
+                info.shape,
+                info.precision.ovms_name,
+            )
+        log.info(
+            "Loaded model %s; version: %d; batch size: %s; No of InferRequests: %d",
+            self.name,
+            self.version,
+            self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape.rank.get_length() else "-",
+            nireq,
+        )
+        self._set(State.AVAILABLE)
+        return True
+
+    def retire(self) -> None:
+        """AVAILABLE -> UNLOADING -> (in-flight requests finish) -> END."""
+        if self.state >= State.UNLOADING:
+            return
+        self._set(State.UNLOADING)
+        with self._cond:
+            while self._in_flight:
+                self._cond.wait()
+        if self._queue is not None:
+            self._queue.wait_all()
+        self._queue = None
+        self._compiled = None
+        self._set(State.END)
+
+    def cleanup_failed(self) -> None:
+        self._queue = None
+        self._compiled = None
+        self._set(State.END, ErrorCode.OK)
+
+    # -- requests ------------------------------------------------------------------------------
+    def acquire(self, wait_s: float) -> None:
+        """Hold the version for one request (unload waits for it) or raise like waitForLoaded."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                if self.state == State.AVAILABLE:
+                    self._in_flight += 1
+                    return
+                if self.state > State.AVAILABLE:
+                    raise ServingError(Code.MODEL_VERSION_NOT_LOADED_ANYMORE)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ServingError(Code.MODEL_VERSION_NOT_LOADED_YET)
+                self._cond.wait(min(remaining, 0.1))
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._cond.notify_all()
+
+    def _on_done(self, request: ov.InferRequest, pending: _Pending) -> None:
+        try:
+            for i in range(len(self.outputs)):
+                tensor = request.get_output_tensor(i)
+                # One copy out of the reused request buffer, straight into the bytes the response carries.
+                pending.outputs.append((tensor.data.tobytes(), list(tensor.shape)))
+        except RuntimeError as exc:  # pragma: no cover - OpenVINO internal failure
+            pending.error = str(exc)
+        pending.done.set()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[tuple[TensorInfo, bytes, list[int]]]:
+        """Run one inference on the version's AsyncInferQueue; call between acquire() and release()."""
+        queue = self._queue
+        if queue is None:
+            raise ServingError(Code.MODEL_VERSION_NOT_LOADED_ANYMORE)
+        pending = _Pending()
+        try:
+            with self._submit_lock:
+                by_port = {self._input_index[name]: array for name, array in inputs.items()}
+                queue.start_async(by_port, pending, share_inputs=True)
+        except RuntimeError as exc:
+            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, str(exc)) from exc
+        pending.done.wait()
+        if pending.error is not None:
+            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, pending.error)
+        return [
+            (info, data, shape) for info, (data, shape) in zip(self.outputs, pending.outputs, strict=True)
+        ]
+
+
+def describe_shape(info: TensorInfo) -> str:
+    return shape_text(info.dims())

@@ -1,0 +1,156 @@
+"""Server status codes with the messages, gRPC codes and HTTP codes the real server uses."""
+
+from __future__ import annotations
+
+import enum
+from http import HTTPStatus
+
+import grpc
+
+
+class Code(enum.Enum):
+    """(message, gRPC status, HTTP status) as in OVMS's status tables."""
+
+    OK = ("", grpc.StatusCode.OK, HTTPStatus.OK)
+    OK_RELOADED = ("Config reload successful", grpc.StatusCode.OK, HTTPStatus.CREATED)
+    OK_NOT_RELOADED = ("Config reload was not needed", grpc.StatusCode.OK, HTTPStatus.OK)
+    PATH_INVALID = (
+        "The provided base path is invalid or doesn't exists",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    CONFIG_FILE_INVALID = (
+        "Configuration file not found or cannot open",
+        grpc.StatusCode.UNKNOWN,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    JSON_INVALID = (
+        "The file is not valid json",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        HTTPStatus.PRECONDITION_FAILED,
+    )
+    MODEL_CONFIG_INVALID = (
+        "Model config is invalid",
+        grpc.StatusCode.UNKNOWN,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    MODEL_NOT_LOADED = (
+        "Error while loading a model",
+        grpc.StatusCode.INTERNAL,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    MODEL_NAME_MISSING = (
+        "Model with requested name is not found",
+        grpc.StatusCode.NOT_FOUND,
+        HTTPStatus.NOT_FOUND,
+    )
+    MODEL_VERSION_MISSING = (
+        "Model with requested version is not found",
+        grpc.StatusCode.NOT_FOUND,
+        HTTPStatus.NOT_FOUND,
+    )
+    MODEL_VERSION_NOT_LOADED_ANYMORE = (
+        "Model with requested version is retired",
+        grpc.StatusCode.NOT_FOUND,
+        HTTPStatus.NOT_FOUND,
+    )
+    MODEL_VERSION_NOT_LOADED_YET = (
+        "Model with requested version is not loaded yet",
+        grpc.StatusCode.UNAVAILABLE,
+        HTTPStatus.NOT_FOUND,
+    )
+    MODEL_SPEC_MISSING = (
+        "model_spec missing in request",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    MODEL_VERSION_INVALID_FORMAT = (
+        "invalid model version format in request",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_SIGNATURE_DEF = (
+        "Invalid signature name",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_NO_OF_INPUTS = (
+        "Invalid number of inputs",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_MISSING_INPUT = (
+        "Missing input with specific name",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_NO_OF_SHAPE_DIMENSIONS = (
+        "Invalid number of shape dimensions",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_BATCH_SIZE = (
+        "Invalid input batch size",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_SHAPE = ("Invalid input shape", grpc.StatusCode.INVALID_ARGUMENT, HTTPStatus.BAD_REQUEST)
+    INVALID_PRECISION = ("Invalid input precision", grpc.StatusCode.INVALID_ARGUMENT, HTTPStatus.BAD_REQUEST)
+    INVALID_VALUE_COUNT = (
+        "Invalid number of values in tensor proto container",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_CONTENT_SIZE = (
+        "Invalid content size of tensor proto",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_MESSAGE_STRUCTURE = (
+        "Passing buffers both in ModelInferRequest::InferInputTensor::contents and in "
+        "ModelInferRequest::raw_input_contents is not allowed",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    OV_INTERNAL_INFERENCE_ERROR = (
+        "Internal inference error",
+        grpc.StatusCode.INTERNAL,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    NOT_IMPLEMENTED = (
+        "Functionality not implemented",
+        grpc.StatusCode.UNKNOWN,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    INTERNAL_ERROR = ("Internal server error", grpc.StatusCode.INTERNAL, HTTPStatus.INTERNAL_SERVER_ERROR)
+    REST_NOT_FOUND = ("Requested REST resource not found", grpc.StatusCode.NOT_FOUND, HTTPStatus.NOT_FOUND)
+    REST_UNSUPPORTED_METHOD = (
+        "Unsupported method",
+        grpc.StatusCode.UNIMPLEMENTED,
+        HTTPStatus.METHOD_NOT_ALLOWED,
+    )
+
+    @property
+    def message(self) -> str:
+        return self.value[0]
+
+    @property
+    def grpc_code(self) -> grpc.StatusCode:
+        return self.value[1]
+
+    @property
+    def http_status(self) -> HTTPStatus:
+        return self.value[2]
+
+
+class ServingError(Exception):
+    """A request or load failure carrying the real server's status code and message."""
+
+    def __init__(self, code: Code, details: str = "") -> None:
+        self.code = code
+        self.details = details
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        return f"{self.code.message} - {self.details}" if self.details else self.code.message
