@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
+from launcher.console import make_console
 from launcher.errors import LauncherError
 from launcher.inventory import load_inventory
 from launcher.paths import PROJECT_ROOT
@@ -79,7 +79,7 @@ def _report_problems(report: ValidationReport, json_output: bool) -> None:
     if json_output:
         click.echo(json.dumps(report.to_dict(), sort_keys=True))
         return
-    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    console = make_console(stderr=True, soft_wrap=True, highlight=False)
     console.print(f"[bold red]validation failed[/]: {len(report.problems)} problem(s)")
     for problem in report.problems:
         where = f"{problem.file}: {problem.key}" if problem.key else problem.file
@@ -138,7 +138,7 @@ def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...],
     if json_output:
         click.echo(json.dumps(report.to_dict(), sort_keys=True))
     else:
-        Console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
+        make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
 
 
 @click.command("deploy")
@@ -148,7 +148,7 @@ def deploy(**options: Any) -> None:
     extravars = parse_extra_vars(options["extra_vars"])
     report = _validated(_inventories(options["inventories"]), extravars, options["json_output"])
     if not options["json_output"]:
-        Console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
+        make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
     _run("deploy", options, extravars)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from launcher.console import make_console
 from launcher.images import archive, build_images, docker_cli, select_images
 from launcher.images.build import FINGERPRINT_LABEL
 
-console = Console(stderr=True, highlight=False)
+console = make_console(stderr=True, highlight=False)
 
 
 def _say(message: str) -> None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from launcher.console import make_console
 from launcher.runner.events import RunState
 from launcher.runner.execute import RunRequest, run_playbook
 from launcher.runner.render import ProgressView, render_summary
@@ -26,8 +27,8 @@ def execute(
     request: RunRequest, *, json_output: bool = False, detailed: bool = False, console: Console | None = None
 ) -> RunSummary:
     """Run `request`, render it, and return the summary (its `exit_code` is the command's)."""
-    console = console or Console()
-    err = Console(stderr=True)
+    console = console or make_console()
+    err = make_console(stderr=True)
     state = RunState()
 
     def interrupted() -> None:
