@@ -1,4 +1,4 @@
-"""`python -m client --profile DIR [--duration S] [--max-frames N] [--sync]`."""
+"""`python -m client --profile DIR [--duration S] [--max-frames N] [--sync] [--check]`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .app import RunOptions, configure_logging, run
 from .errors import ClientError
+from .profile import load_profile
 
 
 def _positive_float(text: str) -> float:
@@ -26,7 +28,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def parse_args(argv: list[str] | None) -> RunOptions:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m client",
         description="Video-analytics client for OpenVINO Model Server. The server address, TLS files "
@@ -36,14 +38,26 @@ def parse_args(argv: list[str] | None) -> RunOptions:
     parser.add_argument("--duration", type=_positive_float, help="stop after S seconds (from start)")
     parser.add_argument("--max-frames", type=_positive_int, help="stop each stream after N frames")
     parser.add_argument("--sync", action="store_true", help="one request in flight (for comparison)")
-    args = parser.parse_args(argv)
-    return RunOptions(args.profile, args.duration, args.max_frames, args.sync)
+    parser.add_argument(
+        "--check", action="store_true", help="only validate the profile, then exit (0 valid, 2 invalid)"
+    )
+    return parser.parse_args(argv)
+
+
+def check_profile(directory: Path, environ: Mapping[str, str]) -> int:
+    """Validate a profile folder without connecting anywhere (the deploy's remote-copy check)."""
+    loaded = load_profile(directory, environ=environ)
+    print(f"profile ok: {loaded.name} ({loaded.file})", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_args(argv)
+    args = parse_args(argv)
+    options = RunOptions(args.profile, args.duration, args.max_frames, args.sync)
     configure_logging(os.environ.get("CLIENT_LOG_LEVEL", "INFO").upper())
     try:
+        if args.check:
+            return check_profile(args.profile, os.environ)
         return run(options, os.environ)
     except ClientError as exc:
         print(f"error: {exc.render()}", file=sys.stderr, flush=True)
