@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from launcher.console import make_console
 from launcher.errors import LauncherError
-from launcher.inventory import load_inventory
+from launcher.inventory import Inventory, load_inventory
 from launcher.paths import PROJECT_ROOT
 from launcher.runner import RunRequest, execute, parse_extra_vars
 from launcher.runner.summary import EXIT_INVALID
@@ -100,7 +100,7 @@ def _validated(
     return report
 
 
-def _load_only(inventories: tuple[Path, ...]) -> None:
+def _load_only(inventories: tuple[Path, ...]) -> Inventory:
     """destroy/status need a readable inventory with servers, not valid profiles."""
     inventory = load_inventory(inventories)
     if not inventory.servers and not inventory.clients:
@@ -109,9 +109,25 @@ def _load_only(inventories: tuple[Path, ...]) -> None:
             file=inventory.source_label,
             fix="pass the inventory you deployed with (-i)",
         )
+    return inventory
 
 
-def _run(action: str, options: dict[str, Any], extravars: dict[str, Any], *, detailed: bool = False) -> None:
+def _forks(inventory: Inventory | None) -> int | None:
+    """One fork per host of the launcher's groups: every host runs at once (at least 1)."""
+    if inventory is None:
+        return None
+    names = {h.name for h in inventory.servers} | {h.name for h in inventory.clients}
+    return max(1, len(names))
+
+
+def _run(
+    action: str,
+    options: dict[str, Any],
+    extravars: dict[str, Any],
+    *,
+    detailed: bool = False,
+    inventory: Inventory | None = None,
+) -> None:
     request = RunRequest(
         action=action,
         playbook=PLAYBOOKS / f"{action}.yml",
@@ -122,6 +138,7 @@ def _run(action: str, options: dict[str, Any], extravars: dict[str, Any], *, det
         check=bool(options.get("check")),
         diff=bool(options.get("diff")),
         verbosity=int(options.get("verbosity") or 0),
+        forks=_forks(inventory),
     )
     summary = execute(request, json_output=options["json_output"], detailed=detailed)
     sys.exit(summary.exit_code)
@@ -149,7 +166,7 @@ def deploy(**options: Any) -> None:
     report = _validated(_inventories(options["inventories"]), extravars, options["json_output"])
     if not options["json_output"]:
         make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
-    _run("deploy", options, extravars)
+    _run("deploy", options, extravars, inventory=report.inventory)
 
 
 def _stdin_is_tty() -> bool:
@@ -166,7 +183,7 @@ def destroy(purge: bool, yes: bool, **options: Any) -> None:
     """Remove our containers and networks (playbooks/destroy.yml); keeps data unless --purge."""
     extravars = parse_extra_vars(options["extra_vars"])
     inventories = _inventories(options["inventories"])
-    _load_only(inventories)
+    inventory = _load_only(inventories)
     if purge:
         if not yes:
             if not _stdin_is_tty():
@@ -182,7 +199,7 @@ def destroy(purge: bool, yes: bool, **options: Any) -> None:
                     "not confirmed: nothing was run", key="--purge", fix="answer y, or pass --yes"
                 )
         extravars["ovms_destroy_purge"] = True
-    _run("destroy", options, extravars)
+    _run("destroy", options, extravars, inventory=inventory)
 
 
 @click.command("status")
@@ -190,8 +207,8 @@ def destroy(purge: bool, yes: bool, **options: Any) -> None:
 def status(**options: Any) -> None:
     """Containers, model states and client stats per host (playbooks/status.yml)."""
     extravars = parse_extra_vars(options["extra_vars"])
-    _load_only(_inventories(options["inventories"]))
-    _run("status", options, extravars, detailed=True)
+    inventory = _load_only(_inventories(options["inventories"]))
+    _run("status", options, extravars, detailed=True, inventory=inventory)
 
 
 COMMANDS: list[click.Command] = [deploy, destroy, status, validate_command]

@@ -54,7 +54,14 @@ def client_spec(name: str, *, file: str | None = None) -> LeafSpec:
     return LeafSpec(Kind.CLIENT, name, (_typed(name, file=file, key=name),))
 
 
+# Client certificate of the controller itself: `launcher status` reads remote servers' model states
+# through their mTLS proxy with it (launcher/probe.py). It never leaves the controller.
+CONTROLLER_CLIENT = "launcher"
+
+
 def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
+    """A server certificate per server, a client certificate per client, and the controller's own
+    client certificate (`launcher`) whenever there is a server to query."""
     label = inventory.source_label
     if not inventory.servers and not inventory.clients:
         raise LauncherError(
@@ -67,6 +74,8 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
         for s in inventory.servers
     ]
     specs += [client_spec(c.name, file=label) for c in inventory.clients]
+    if inventory.servers:
+        specs.append(client_spec(CONTROLLER_CLIENT, file=label))
     return specs
 
 

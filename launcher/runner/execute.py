@@ -17,6 +17,7 @@ import ansible_runner
 
 from launcher.errors import ExternalError, LauncherError
 from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
 from launcher.runner.rundir import new_run_dir
 
@@ -41,6 +42,7 @@ class RunRequest:
     check: bool = False
     diff: bool = False
     verbosity: int = 0
+    forks: int | None = None  # parallel hosts; the launcher passes the inventory's host count
     runs_root: Path | None = None
     ansible_config: Path = PROJECT_ROOT / "ansible.cfg"
 
@@ -56,15 +58,20 @@ class RunOutcome:
 
 def runner_envvars(ansible_config: Path) -> dict[str, str]:
     """ANSIBLE_CONFIG, PATH with this interpreter's bin directory first (ansible-playbook lives there),
-    and OVMS_LAUNCHER_CACHE: the roles find prepared models and sample media in the launcher's cache."""
+    and OVMS_LAUNCHER_CACHE: the roles find prepared models and sample media in the launcher's cache.
+    OVMS_LAUNCHER_CERTS_DIR, when set, tells the roles where the PKI lives (`launcher certs --dir`)."""
     bin_dir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     parts = [bin_dir, *[p for p in path.split(os.pathsep) if p and p != bin_dir]]
-    return {
+    envvars = {
         "ANSIBLE_CONFIG": str(ansible_config),
         "PATH": os.pathsep.join(parts),
         "OVMS_LAUNCHER_CACHE": str(cache_dir()),
     }
+    certs = os.environ.get(CERTS_DIR_ENV)
+    if certs:
+        envvars[CERTS_DIR_ENV] = str(Path(certs).expanduser().resolve())
+    return envvars
 
 
 def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
@@ -89,6 +96,8 @@ def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
         kwargs["cmdline"] = " ".join(cmdline)
     if request.verbosity:
         kwargs["verbosity"] = request.verbosity
+    if request.forks:
+        kwargs["forks"] = request.forks
     return kwargs
 
 

@@ -21,10 +21,12 @@ from launcher.validate.crosschecks import (
     check_models,
     check_ports_and_names,
     check_profiles,
+    machine_of,
     resolve_servers,
 )
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
+from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
 from launcher.validate.variables import HostVars, RoleDefaults, check_host
 
 __all__ = ["Problem", "ValidationReport", "validate"]
@@ -90,6 +92,8 @@ def validate(
     assigned, more = resolve_servers(inventory, hosts, origins)
     problems += more
     problems += check_ports_and_names(hosts, origins)
+    problems += check_models_stay_on_servers(inventory, origins)
+    problems += check_reachable_servers(inventory, hosts, origins, assigned, machine_of)
     profiles, more = check_profiles(hosts, origins, profiles_dir)
     problems += more
     problems += check_models(hosts, origins, manifest, profiles, assigned)

@@ -37,7 +37,7 @@ def _close(name: str, choices: Sequence[str]) -> str:
     return f"did you mean {' or '.join(close)}? " if close else ""
 
 
-def _machine(vars_: HostVars) -> str:
+def machine_of(vars_: HostVars) -> str:
     """Hosts on one machine share a Docker engine: local connections, or one address."""
     host = vars_.host
     if host.vars.get("ansible_connection") == "local":
@@ -94,7 +94,7 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
                         (name,),
                     )
                 )
-            by_machine.setdefault(_machine(checked), []).append((name, server))
+            by_machine.setdefault(machine_of(checked), []).append((name, server))
         pre = checked.get("ovms_prechecks_")
         if pre is not None:
             twice = sorted(p for p, n in Counter(pre.ports).items() if n > 1)
@@ -151,7 +151,7 @@ def _client_container_clashes(hosts: Mapping[str, HostVars], origins: VarOrigins
         if CLIENTS_GROUP not in checked.host.groups or not isinstance(client, ClientVars):
             continue
         for profile in client.profiles:
-            ident = (_machine(checked), client.container_prefix, profile.name)
+            ident = (machine_of(checked), client.container_prefix, profile.name)
             other = seen.setdefault(ident, name)
             if other != name:
                 problems.append(
@@ -201,6 +201,8 @@ def check_profiles(
             environ = _client_environ(client)
         root = Path(client.profiles_src) if client.profiles_src else profiles_dir
         for index, ref in enumerate(client.profiles):
+            if ref.remote:
+                continue  # fetched and validated on the client host (roles/ovms_client remote_profile.yml)
             directory = Path(ref.path) if ref.path else root / ref.name
             if not directory.is_dir():
                 key = f"ovms_client_profiles[{index}]." + ("path" if ref.path else "name")

@@ -81,6 +81,8 @@ class ServerVars(_Strict):
     rest_port: Port = 8000
     data_dir: AbsPath = "/var/lib/ovms-launcher/server"
     network: Name = "ovms-launcher"
+    tls: StrictBool | None = None  # computed by the role (remote mode) unless forced
+    internal_network: Name | None = None
     container_name: ContainerName = "ovms-server"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file_system_poll_wait_seconds: Annotated[int, Field(ge=0)] = 1
@@ -112,16 +114,66 @@ class ModelsVars(_Strict):
     network_fs_types: list[Name] = Field(default_factory=lambda: list(NETWORK_FS_TYPES))
 
 
+def _no_scheme(value: str) -> str:
+    if "://" in value:
+        raise ValueError(
+            f"must be a folder on the controller, got {value!r}; "
+            "use `source: {type: url, url: …, sha256: …}` for a profile fetched by the client host"
+        )
+    return value
+
+
+class LocalSource(_Strict):
+    type: Literal["local"]
+
+
+class UrlSource(_Strict):
+    """A profile archive (tar/zip) fetched on the client host and checked against its sha256."""
+
+    type: Literal["url"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class GitSource(_Strict):
+    """A git repository checked out on the client host at a pinned ref (tag or commit)."""
+
+    type: Literal["git"]
+    repo: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _pinned(self) -> GitSource:
+        if self.version.upper() == "HEAD":
+            raise ValueError("version must pin a tag or a commit, not HEAD")
+        return self
+
+
+ProfileSource = Annotated[LocalSource | UrlSource | GitSource, Field(discriminator="type")]
+
+
 class ClientProfileRef(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     instances: Annotated[int, Field(ge=1)] = 1
-    path: AbsPath | None = None
+    path: Annotated[AbsPath, AfterValidator(_no_scheme)] | None = None
+    source: ProfileSource | None = None
+
+    @model_validator(mode="after")
+    def _path_only_local(self) -> ClientProfileRef:
+        if self.path is not None and self.source is not None and self.source.type != "local":
+            raise ValueError(f"`path` is a controller folder: it cannot go with a {self.source.type} source")
+        return self
+
+    @property
+    def remote(self) -> bool:
+        return self.source is not None and self.source.type != "local"
 
 
 class ClientVars(_Strict):
     image: Name = "ovms-launcher/client:dev"
     data_dir: AbsPath = "/var/lib/ovms-launcher/client"
     server: Name | None = None
+    tls: StrictBool | None = None  # computed by the role (remote mode)
     server_address: (
         Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")] | None
     ) = None
@@ -144,8 +196,42 @@ class PrechecksVars(_Strict):
     data_dir: AbsPath = "/var/lib/ovms-launcher"
 
 
+Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
+DnsName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
 class TlsVars(_Strict):
+    """roles/ovms_tls_proxy: the mTLS proxy of remote mode (and the PKI's extra SANs)."""
+
+    enabled: StrictBool = False
+    proxy_enabled: StrictBool | None = None  # computed by the role
+    certs_dir: AbsPath | None = None
     extra_sans: list[Annotated[str, Field(pattern=r"^(DNS|IP):\S+$")]] = Field(default_factory=list)
+    image: Name = "ovms-launcher/tls-proxy:dev"
+    container_name: ContainerName | None = None
+    port: Port = 9443
+    bind_address: Annotated[str, Field(pattern=r"^[0-9A-Fa-f:.]+$")] = "0.0.0.0"
+    rest_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    allow_tls12: StrictBool = False
+    grpc_buffer_size: Size = "1m"
+    keepalive: Annotated[int, Field(ge=1)] = 16
+    max_body_size: Size = "64m"
+    dir: AbsPath | None = None
+    conf_dir: AbsPath | None = None
+    network: Name | None = None
+    internal_network: Name | None = None
+    aliases: list[DnsName] = Field(default_factory=list)
+    upstream_host: Name | None = None
+    upstream_grpc_port: Port | None = None
+    upstream_rest_port: Port | None = None
+    probe_address: Name | None = None
+    restart_policy: RestartPolicy = "unless-stopped"
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> TlsVars:
+        if self.rest_port and self.rest_port == self.port:
+            raise ValueError(f"ovms_tls_rest_port equals ovms_tls_port ({self.port}): give REST its own port")
+        return self
 
 
 # prefix -> (model, role whose defaults/main.yml holds the defaults)

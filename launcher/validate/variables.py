@@ -75,7 +75,12 @@ class HostVars:
 
 def _loc_key(variable: str, loc: tuple[int | str, ...]) -> str:
     text = variable
+    previous: int | str | None = None
     for part in loc[1:]:
+        if previous == "source" and part in _SOURCE_TAGS:  # the tagged union's branch, not a key
+            previous = part
+            continue
+        previous = part
         if isinstance(part, int):
             text += f"[{part}]"
         elif isinstance(part, str) and (part.startswith("function-") or "[" in part or part in _TYPE_TAGS):
@@ -85,6 +90,7 @@ def _loc_key(variable: str, loc: tuple[int | str, ...]) -> str:
     return text
 
 
+_SOURCE_TAGS = {"local", "url", "git"}
 _TYPE_TAGS = {"str", "int", "float", "bool", "list[int]", "dict[str,union[str,list[int]]]", "literal['auto']"}
 
 

@@ -108,7 +108,8 @@ def test_several_sources_ini_and_yaml(tmp_path):
     inventory = load_inventory([ini, yml])
     assert [s.name for s in inventory.servers] == ["192.0.2.50"]
     assert [c.name for c in inventory.clients] == ["cam-x"]
-    (server, client) = specs_from_inventory(inventory)
+    (server, client, controller) = specs_from_inventory(inventory)
+    assert controller.name == "launcher"  # the controller's own client certificate (launcher status)
     # a host named by its IP address gets an IP SAN, not a DNS one
     assert server.sans == (
         x509.IPAddress(ipaddress.ip_address("192.0.2.50")),

@@ -48,6 +48,7 @@ def test_example_inventory_generate_then_check(tmp_path):
         ("server", "ovms-server-1"),
         ("client", "camera-client-1"),
         ("client", "camera-client-2"),
+        ("client", "launcher"),  # the controller's own client certificate (launcher status)
     }
     assert leaves[("server", "ovms-server-1")]["sans"] == [
         "DNS:ovms-server-1",

@@ -19,9 +19,7 @@ def _role_defaults(role: str) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-@pytest.mark.parametrize(
-    "prefix", sorted(p for p, (_, role) in ROLE_VARS.items() if role != "ovms_tls_proxy")
-)
+@pytest.mark.parametrize("prefix", sorted(ROLE_VARS))
 def test_schema_and_role_defaults_name_the_same_variables(prefix):
     model, role = ROLE_VARS[prefix]
     in_role = {k[len(prefix) :] for k in _role_defaults(role) if k.startswith(prefix)}
@@ -30,9 +28,7 @@ def test_schema_and_role_defaults_name_the_same_variables(prefix):
     assert in_schema - in_role == set(), f"the launcher validates variables roles/{role} does not define"
 
 
-@pytest.mark.parametrize(
-    "prefix", sorted(p for p, (_, role) in ROLE_VARS.items() if role != "ovms_tls_proxy")
-)
+@pytest.mark.parametrize("prefix", sorted(ROLE_VARS))
 def test_role_defaults_pass_the_schema(prefix):
     model, role = ROLE_VARS[prefix]
     data = {

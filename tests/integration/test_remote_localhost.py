@@ -1,0 +1,272 @@
+"""Remote (mTLS) mode end to end on this machine, through the launcher CLI.
+
+One server host and two client hosts, all `ansible_connection: local` but distinct inventory hosts,
+so the clients' server is "another host" and the deploy goes remote by itself: OVMS (the double) on an
+internal network, the tls-proxy publishing only its TLS port on 127.0.0.1, the clients dialling the
+proxy by its advertised name with their own certificates. Every name, folder, network and port is
+the test's own; a real deploy on this machine is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from dockerutil import docker, engine_available, image_exists, inspect
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+LAUNCHER = str(Path(sys.executable).parent / "launcher")
+IMAGES = ("ovms-launcher/ovms-double:dev", "ovms-launcher/client:dev", "ovms-launcher/tls-proxy:dev")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Site:
+    root: Path
+    ident: str
+    port: int
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    @property
+    def server(self) -> str:
+        return f"ovms-rt-{self.ident}-server"
+
+    @property
+    def proxy(self) -> str:
+        return f"{self.server}-tls"
+
+    def client(self, host: str) -> str:
+        return f"ovms-rt-{self.ident}-{host}-person-detection-1"
+
+    def results(self, host: str) -> Path:
+        return self.root / host / "results" / "person-detection-1"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "OVMS_LAUNCHER_CERTS_DIR": str(self.certs), "COLUMNS": "200"}
+
+    def launcher(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [LAUNCHER, *args], capture_output=True, text=True, timeout=timeout, env=self.env(), check=False
+        )
+
+    def run(self, action: str, *args: str) -> tuple[int, dict]:
+        """`launcher ACTION -i INV --json ...` -> (exit code, the summary line)."""
+        proc = self.launcher(action, "-i", str(self.inventory), "--json", *args)
+        summary = {}
+        for line in proc.stdout.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and item.get("type") == "summary":
+                summary = item
+        assert summary, f"no summary from launcher {action}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        return proc.returncode, summary
+
+
+def _inventory(site: Site) -> dict:
+    common = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "ovms_server_network": f"ovms-rt-{site.ident}",
+        "ovms_client_network": f"ovms-rt-{site.ident}",
+        "ovms_server_container_name": site.server,
+        "ovms_server_models": [{"name": "person-detection"}],
+        "ovms_tls_port": site.port,
+        "ovms_tls_bind_address": "127.0.0.1",
+        "ovms_client_results_timeout": 90,
+    }
+    client = {"ovms_client_server": "rt-server", "ovms_client_profiles": [{"name": "person-detection"}]}
+    return {
+        "all": {
+            "vars": common,
+            "children": {
+                "ovms_servers": {
+                    "hosts": {
+                        "rt-server": {
+                            "ovms_server_data_dir": str(site.root / "server"),
+                            # the clients share the proxy's network and reach it by this name
+                            "ovms_advertise_address": site.proxy,
+                            # the controller (launcher status, this test) dials 127.0.0.1
+                            "ovms_tls_extra_sans": ["IP:127.0.0.1"],
+                            "ovms_tls_probe_address": "127.0.0.1",
+                        }
+                    }
+                },
+                "ovms_clients": {
+                    "hosts": {
+                        host: {
+                            **client,
+                            "ovms_client_data_dir": str(site.root / host),
+                            "ovms_client_container_prefix": f"ovms-rt-{site.ident}-{host}",
+                        }
+                        for host in ("cam-a", "cam-b")
+                    }
+                },
+            },
+        }
+    }
+
+
+def _remove_everything(site: Site) -> None:
+    """Whatever a failed run left: the test's containers and networks (by their unique names)."""
+    found = docker("ps", "-aq", "--filter", f"name=ovms-rt-{site.ident}", check=False).stdout.split()
+    if found:
+        docker("rm", "-f", *found, check=False)
+    for network in (f"ovms-rt-{site.ident}", f"ovms-rt-{site.ident}-internal"):
+        docker("network", "rm", network, check=False)
+
+
+@pytest.fixture
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not engine_available():
+        pytest.skip("no Docker engine")
+    missing = [i for i in IMAGES if not image_exists(i)]
+    if missing:
+        pytest.skip(f"images not built: {', '.join(missing)} (launcher images build)")
+    root = Path(tmp_path_factory.mktemp("remote"))
+    site = Site(root=root, ident=uuid.uuid4().hex[:8], port=_free_port())
+    site.inventory.write_text(yaml.safe_dump(_inventory(site), sort_keys=False))
+    try:
+        yield site
+    finally:
+        site.launcher("destroy", "-i", str(site.inventory), "--json", timeout=300)
+        _remove_everything(site)
+        # root-owned files of the deploy (results of uid 5002, keys of uid 5001)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _last_stats(path: Path) -> dict:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _status_via_tls(site: Site, cert_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher.probe",
+            "--address",
+            f"127.0.0.1:{site.port}",
+            "--ca",
+            str(site.certs / "ca-bundle.pem"),
+            "--cert",
+            str(cert_dir / "client.pem"),
+            "--key",
+            str(cert_dir / "client.key"),
+            "--model",
+            "person-detection",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
+    generated = site.launcher("certs", "generate", "--dir", str(site.certs), "-i", str(site.inventory))
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert (site.certs / "clients" / "launcher" / "client.pem").is_file()
+
+    code, summary = site.run("deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev")
+    assert code == 0, json.dumps(summary, indent=1)[-4000:]
+
+    # OVMS: no published port, only the internal network; the proxy: only the TLS port, on loopback
+    server, proxy = inspect(site.server), inspect(site.proxy)
+    assert not server["HostConfig"].get("PortBindings")
+    assert list(server["NetworkSettings"]["Networks"]) == [f"ovms-rt-{site.ident}-internal"]
+    assert proxy["HostConfig"]["PortBindings"] == {
+        f"{site.port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(site.port)}]
+    }
+    assert proxy["Config"]["User"] == "5001:5001" and proxy["HostConfig"]["ReadonlyRootfs"]
+    for host in ("cam-a", "cam-b"):
+        env = inspect(site.client(host))["Config"]["Env"]
+        assert f"OVMS_ADDRESS={site.proxy}:{site.port}" in env
+        assert "OVMS_TLS_CERT=/tls/client.pem" in env
+        detections = site.results(host) / "detections.jsonl"
+        assert '"person"' in detections.read_text(), f"{host} has no person detection"
+
+    # status through the TLS port with the controller's own certificate
+    code, status = site.run("status")
+    assert code == 0
+    server_row = next(h for h in status["hosts"] if h["host"] == "rt-server")
+    assert server_row["models"] == {"person-detection": {"1": "AVAILABLE"}}
+    assert "(mTLS)" in server_row["endpoint"]
+
+    # idempotent
+    code, again = site.run("deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev")
+    assert code == 0
+    assert {h["host"]: h["changed"] for h in again["hosts"]} == {"rt-server": 0, "cam-a": 0, "cam-b": 0}
+
+    # revoke cam-b, deploy the CRL: cam-b is refused, cam-a keeps working
+    kept = site.root / "cam-b-cert"
+    shutil.copytree(site.certs / "clients" / "cam-b", kept)
+    proxy_started = proxy["State"]["StartedAt"]
+    revoked = site.launcher("certs", "revoke", "--dir", str(site.certs), "cam-b", "--kind", "client")
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    errors_before = int(_last_stats(site.results("cam-b") / "stats.jsonl").get("errors") or 0)
+    code, after = site.run("deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev")
+    # cam-b has no certificate on the controller any more: that host fails, naming the fix; the
+    # others are deployed (the CRL reaches the server)
+    rows = {h["host"]: h for h in after["hosts"]}
+    assert code == 1 and rows["cam-b"]["status"] != "ok"
+    assert "launcher certs generate" in json.dumps(rows["cam-b"]["failure"])
+    assert rows["rt-server"]["status"] == "ok" and rows["cam-a"]["status"] == "ok"
+    assert inspect(site.proxy)["State"]["StartedAt"] == proxy_started  # reloaded, not restarted
+
+    refused = _status_via_tls(site, kept)
+    assert refused.returncode == 1 and "400" in refused.stdout, refused.stdout
+    assert _status_via_tls(site, site.certs / "clients" / "cam-a").returncode == 0
+
+    # the revoked client (still running with its old certificate) now only sees errors
+    _wait(
+        lambda: int(_last_stats(site.results("cam-b") / "stats.jsonl").get("errors") or 0) > errors_before,
+        90,
+        "cam-b's stats to count errors",
+    )
+    size = (site.results("cam-a") / "detections.jsonl").stat().st_size
+    _wait(
+        lambda: (site.results("cam-a") / "detections.jsonl").stat().st_size > size,
+        30,
+        "cam-a to keep producing detections",
+    )
+
+    code, _ = site.run("destroy")
+    assert code == 0
+    for name in (site.server, site.proxy, site.client("cam-a"), site.client("cam-b")):
+        assert docker("inspect", name, check=False).returncode != 0, f"{name} survived destroy"
