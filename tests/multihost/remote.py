@@ -1,0 +1,178 @@
+"""What the remote end-to-end tests do on the harness hosts: read client results, inspect containers,
+probe ports and the mTLS proxy from a client host, serve a profile over HTTP from a test host."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from multihost.harness import Host
+
+CLIENT_DATA = "/var/lib/ovms-launcher/client"
+PROBE_DIR = "/root/mh-probe"
+PROBE_SCRIPT = Path(__file__).resolve().parent / "tls_probe.py"
+CLIENT_IMAGE = "ovms-launcher/client:dev"
+
+
+def results_dir(instance: str) -> str:
+    return f"{CLIENT_DATA}/results/{instance}"
+
+
+def detection_records(host: Host, instance: str, lines: int = 50) -> list[dict[str, Any]]:
+    path = f"{results_dir(instance)}/detections.jsonl"
+    proc = host.ssh.run(["tail", "-n", str(lines), path], check=False)
+    records = []
+    for line in proc.stdout.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written
+    return records
+
+
+def person_detections(records: list[dict[str, Any]], min_score: float = 0.5) -> list[dict[str, Any]]:
+    return [
+        d
+        for r in records
+        if r.get("status") == "ok"
+        for d in r.get("detections", [])
+        if d.get("label") == "person" and float(d.get("score", 0)) >= min_score
+    ]
+
+
+def wait_for_person(host: Host, instance: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Person detections in the instance's latest results, waiting (bounded) for the first ones."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = person_detections(detection_records(host, instance))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
+
+
+def line_count(host: Host, path: str) -> int:
+    proc = host.ssh.run(f"wc -l < {shlex.quote(path)}", check=False)
+    return int(proc.stdout.strip() or 0) if proc.returncode == 0 else 0
+
+
+def wait_for_growth(host: Host, instance: str, timeout: float = 45) -> tuple[int, int]:
+    """(before, after) line counts of detections.jsonl; returns as soon as it grew (bounded wait)."""
+    path = f"{results_dir(instance)}/detections.jsonl"
+    before = line_count(host, path)
+    deadline = time.monotonic() + timeout
+    after = before
+    while after <= before and time.monotonic() < deadline:
+        time.sleep(2)
+        after = line_count(host, path)
+    return before, after
+
+
+def container(host: Host, name: str) -> dict[str, Any] | None:
+    proc = host.ssh.run(["docker", "inspect", name], check=False)
+    return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
+
+
+def container_env(info: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in info["Config"]["Env"] if "=" in item)
+
+
+def managed_objects(host: Host) -> dict[str, list[str]]:
+    """Containers and networks of the deployment left on a host."""
+    containers = host.ssh.run(
+        ["docker", "ps", "--all", "--filter", "label=ovms-launcher.managed=true", "--format", "{{.Names}}"]
+    ).stdout.split()
+    networks = host.ssh.run(
+        ["docker", "network", "ls", "--filter", "name=ovms-launcher", "--format", "{{.Name}}"]
+    ).stdout.split()
+    return {"containers": containers, "networks": networks}
+
+
+def tcp_connect(host: Host, address: str, port: int) -> str:
+    """From `host`: 'open', or the error a TCP connect to address:port gets (3 s bound)."""
+    code = (
+        "import socket,sys\n"
+        "try:\n"
+        f"    socket.create_connection(({address!r}, {port}), timeout=3).close(); print('open')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    return host.ssh.run(["python3", "-c", code]).stdout.strip()
+
+
+def push_probe(host: Host, files: dict[str, Path]) -> None:
+    """The probe script and the given certificate files (name on the host -> controller path)."""
+    host.ssh.run(["rm", "-rf", PROBE_DIR])
+    host.ssh.run(["mkdir", "-p", PROBE_DIR])
+    host.ssh.put(PROBE_SCRIPT, f"{PROBE_DIR}/tls_probe.py")
+    for name, path in files.items():
+        host.ssh.put(path, f"{PROBE_DIR}/{name}")
+
+
+def probe(host: Host, address: str, model: str, *, cert: str | None = None, key: str | None = None) -> dict:
+    """GetModelStatus through address (the mTLS port) from a container of the client image on host,
+    trusting PROBE_DIR/ca-bundle.pem and presenting cert/key (names under PROBE_DIR) when given."""
+    args = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "/opt/venv/bin/python",
+            "--volume", f"{PROBE_DIR}:/probe:ro", CLIENT_IMAGE, "/probe/tls_probe.py", address, model,
+            "--ca", "/probe/ca-bundle.pem"]  # fmt: skip
+    if cert:
+        args += ["--cert", f"/probe/{cert}", "--key", f"/probe/{key}"]
+    proc = host.ssh.run(args, timeout=90)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class HttpServer:
+    """`python3 -m http.server` on a test host, serving one folder on the harness network."""
+
+    def __init__(self, host: Host, folder: str, port: int) -> None:
+        self.host, self.folder, self.port = host, folder, port
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        command = (
+            f"setsid nohup python3 -m http.server {self.port} --bind {self.host.ip} "
+            f"--directory {shlex.quote(self.folder)} >/var/log/mh-http.log 2>&1 < /dev/null & echo $!"
+        )
+        self.pid = int(self.host.ssh.run(command).stdout.strip())
+        deadline = time.monotonic() + 15
+        while tcp_connect(self.host, self.host.ip, self.port) != "open":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"http.server on {self.host.name}:{self.port} did not start")
+            time.sleep(0.5)
+
+    def url(self, name: str) -> str:
+        return f"http://{self.host.ip}:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            self.host.ssh.run(["kill", str(self.pid)], check=False)
+            self.pid = None
+
+
+def diagnostics(hosts: list[Host], tail: int = 25) -> str:
+    """Our containers on each host and the last log lines of each, for failure messages."""
+    parts = []
+    for host in hosts:
+        listing = host.ssh.run(
+            ["docker", "ps", "--all", "--filter", "label=ovms-launcher.managed=true",
+             "--format", "{{.Names}}\t{{.Status}}\t{{.Ports}}"],
+            check=False,
+        ).stdout.strip()  # fmt: skip
+        parts.append(f"--- {host.name} ({host.ip}) containers:\n{listing}")
+        for line in listing.splitlines():
+            name = line.split("\t", 1)[0]
+            logs = host.ssh.run(["docker", "logs", "--tail", str(tail), name], check=False)
+            parts.append(f"--- {host.name} {name} logs:\n{(logs.stdout + logs.stderr).strip()}")
+    return "\n".join(parts)
+
+
+def refused_by_proxy(result: dict) -> bool:
+    """The probe reached the TLS port and the proxy turned the client away (ovmsclient reports nginx's
+    HTTP 400 or a failed handshake as ConnectionError), as opposed to a closed port."""
+    return (
+        not result["ok"]
+        and result["error"] == "ConnectionError"
+        and "Connection refused" not in result["message"]
+    )
