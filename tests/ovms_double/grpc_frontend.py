@@ -90,15 +90,18 @@ def tfs_inputs(instance: ModelVersion, request: predict_pb2.PredictRequest) -> d
                 )
             array = np.frombuffer(proto.tensor_content, dtype=dtype)
         else:
-            values = _typed_values(proto, dtype)
-            if len(values) != count:
-                raise ServingError(
-                    Code.INVALID_VALUE_COUNT,
-                    f"Expected: {count}; Actual: {len(values)}; input name: {info.name}",
-                )
-            array = np.asarray(values).astype(dtype, copy=False)
+            array = _counted(_typed_values(proto, dtype), count, dtype, info.name)
         arrays[info.name] = array.reshape(dims)
     return arrays
+
+
+def _counted(values: np.ndarray, count: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """Values given one by one (not as raw content), as an array, when there are exactly `count`."""
+    if len(values) != count:
+        raise ServingError(
+            Code.INVALID_VALUE_COUNT, f"Expected: {count}; Actual: {len(values)}; input name: {name}"
+        )
+    return np.asarray(values).astype(dtype, copy=False)
 
 
 def _typed_values(proto: tensor_pb2.TensorProto, dtype: np.dtype) -> np.ndarray:
@@ -378,13 +381,7 @@ class KServeService(kfs_grpc.GRPCInferenceServiceServicer, _Guarded):
                     )
                 array = np.frombuffer(buffer, dtype=dtype)
             else:
-                values = _kserve_values(tensor.contents, dtype)
-                if len(values) != count:
-                    raise ServingError(
-                        Code.INVALID_VALUE_COUNT,
-                        f"Expected: {count}; Actual: {len(values)}; input name: {info.name}",
-                    )
-                array = np.asarray(values).astype(dtype, copy=False)
+                array = _counted(_kserve_values(tensor.contents, dtype), count, dtype, info.name)
             arrays[info.name] = array.reshape(dims)
         return arrays
 
