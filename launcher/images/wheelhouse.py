@@ -19,20 +19,22 @@ from launcher.paths import cache_dir
 # The images' Python (Debian bookworm and python:3.11-slim-bookworm) and its glibc.
 PYTHON_VERSION = "3.11"
 ABI = "cp311"
-GLIBC = "2_36"
+GLIBC_MINOR = 36  # glibc 2.36
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 
 def target_platform() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    return f"manylinux_{GLIBC}_{arch}"
+    return f"manylinux_2_{GLIBC_MINOR}_{_arch()}"
 
 
 def platform_tags() -> list[str]:
     """Every manylinux tag the images' glibc accepts: pip does not expand a --platform downward."""
-    newest = int(GLIBC.split("_")[1])
-    arch = target_platform().split("_", 3)[-1]
-    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 16, -1)]
+    arch = _arch()
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR, 16, -1)]
     return [*tags, f"manylinux2014_{arch}"]
 
 
