@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for ovms-launcher, idempotently:
-#   system packages (Debian): debootstrap (offline base image), nginx + openssl (TLS tests), git
+#   system packages (Debian): debootstrap (offline base image), nginx + openssl (TLS tests), git,
+#   docker-compose (the peer of the deployment benchmark, bench/deploy.py)
 #   a Docker engine (scripts/ensure-docker.sh; an engine that already runs is left alone)
 #   the Python 3.11 virtual environment .venv with the launcher and its test tools
 # Re-running does only what is missing.
@@ -15,6 +16,7 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo -n"; else SUDO=""; fi
@@ -47,7 +49,7 @@ fi
 if [ "$(cat .venv/.ovms-stamp 2>/dev/null)" != "$(stamp_of)" ]; then
   log "installing the launcher and its test tools into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
   stamp_of > .venv/.ovms-stamp
 else
   log ".venv up to date"

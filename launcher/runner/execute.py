@@ -20,6 +20,7 @@ from launcher.paths import PROJECT_ROOT, cache_dir
 from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
 from launcher.runner.rundir import new_run_dir
+from launcher.runner.strategy import strategy_envvars
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -59,7 +60,8 @@ class RunOutcome:
 def runner_envvars(ansible_config: Path) -> dict[str, str]:
     """ANSIBLE_CONFIG, PATH with this interpreter's bin directory first (ansible-playbook lives there),
     and OVMS_LAUNCHER_CACHE: the roles find prepared models and sample media in the launcher's cache.
-    OVMS_LAUNCHER_CERTS_DIR, when set, tells the roles where the PKI lives (`launcher certs --dir`)."""
+    OVMS_LAUNCHER_CERTS_DIR, when set, tells the roles where the PKI lives (`launcher certs --dir`).
+    The strategy (Mitogen when installed) comes from launcher.runner.strategy."""
     bin_dir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     parts = [bin_dir, *[p for p in path.split(os.pathsep) if p and p != bin_dir]]
@@ -71,6 +73,7 @@ def runner_envvars(ansible_config: Path) -> dict[str, str]:
     certs = os.environ.get(CERTS_DIR_ENV)
     if certs:
         envvars[CERTS_DIR_ENV] = str(Path(certs).expanduser().resolve())
+    envvars.update(strategy_envvars())
     return envvars
 
 
