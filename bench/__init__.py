@@ -1,0 +1,1 @@
+"""Benchmarks of ovms-launcher: the inference path, stream density and deployment (see docs/benchmarks.md)."""

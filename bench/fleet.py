@@ -1,0 +1,233 @@
+"""Deployment benchmark, fleet: `launcher deploy` to 1, 2, 4 and 8 hosts of the multi-host harness.
+
+    .venv/bin/python -m bench.fleet [--smoke] [--sizes 1,2,4,8] [--trials N]
+
+The hosts are the [remote] test harness's (tests/multihost): Docker-in-Docker machines with their own
+engines, reached over SSH, images loaded the air-gapped way before the clock starts. A fleet of N:
+  N = 1   the OVMS server and one client on host1 (single-system mode)
+  N ≥ 2   the server behind its mTLS proxy on host1, one client on each of host2 … hostN
+Each trial is a cold deploy (`launcher destroy --purge` before it, not timed), sizes interleaved
+within a trial. Reported per size: wall time, the controller's CPU seconds and peak memory of the
+launcher's process tree. Target: 8 hosts ÷ 1 host ≤ 2.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import TARGETS, median, print_ratios, write_result
+from bench.launch import BenchError, run_launcher
+from bench.taskprofile import latest_run, slowest_tasks
+from launcher.paths import PROJECT_ROOT, cache_dir
+
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))  # the harness lives with the tests it was built for
+
+from multihost.harness import Harness
+
+NAME = "fleet"
+MODEL = PROFILE = "person-detection"
+DOUBLE = "ovms-launcher/ovms-double:dev"
+BENCH_SUBNET_ENV = "OVMS_BENCH_FLEET_SUBNET"
+DEFAULT_SUBNET = "10.199.0.0/24"
+
+
+def layout(size: int) -> dict[str, list[str]]:
+    if size == 1:
+        return {"ovms_servers": ["host1"], "ovms_clients": ["host1"]}
+    return {"ovms_servers": ["host1"], "ovms_clients": [f"host{i}" for i in range(2, size + 1)]}
+
+
+@dataclass
+class Fleet:
+    """A started harness plus this benchmark's folders (certificates and runs per size)."""
+
+    harness: Harness
+    workdir: Path
+
+    def env(self, size: int) -> dict[str, str]:
+        return {
+            "OVMS_LAUNCHER_CERTS_DIR": str(self.workdir / f"certs-{size}"),
+            "OVMS_LAUNCHER_RUNS": str(self.workdir / f"runs-{size}"),
+        }
+
+    def inventory(self, size: int) -> Path:
+        media = self.workdir / "media"
+        if not media.is_dir():
+            media.mkdir()
+            shutil.copy2(cache_dir() / "media" / "sample.mp4", media / "sample.mp4")
+        group_vars = {
+            "ovms_servers": {"ovms_server_models": [{"name": MODEL}]},
+            "ovms_clients": {
+                "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
+                "ovms_client_media_dir": str(media),
+            },
+        }
+        return self.harness.inventory(self.workdir / f"hosts-{size}.yml", layout(size), group_vars=group_vars)
+
+
+def load_images(harness: Harness, sizes: Sequence[int], archive_dir: Path) -> None:
+    """Every host the sizes use gets the images its roles need (host1 also the client's, for N = 1)."""
+    largest = max(sizes)
+    clients = [f"host{i}" for i in range(2, largest + 1)] + (["host1"] if 1 in sizes else [])
+    harness.load_images(archive_dir, {"ovms_servers": ["host1"], "ovms_clients": clients})
+
+
+def deploy_once(fleet: Fleet, size: int) -> dict[str, Any]:
+    """A cold deploy of `size` hosts: destroy --purge (not timed), then deploy (timed)."""
+    inventory = str(fleet.inventory(size))
+    env = fleet.env(size)
+    if size > 1 and not (fleet.workdir / f"certs-{size}" / "ca").exists():
+        run_launcher(["certs", "generate", "-i", inventory], env=env)
+    run_launcher(["destroy", "-i", inventory, "--purge", "--yes"], env=env)
+    deploy = run_launcher(["deploy", "-i", inventory, "-e", f"ovms_server_image={DOUBLE}", "--json"], env=env)
+    run = latest_run(fleet.workdir / f"runs-{size}", "deploy")
+    hosts = {h["host"]: h.get("status") for h in deploy.summary.get("hosts", [])}
+    if len(hosts) != size or any(status != "ok" for status in hosts.values()):
+        raise BenchError(f"fleet of {size}: not every host deployed: {hosts}\n{deploy.describe()}")
+    return {
+        "size": size,
+        "seconds": round(deploy.measured.wall_s, 2),
+        "cpu_s": round(deploy.measured.cpu_s, 2),
+        "peak_rss_mib": round(deploy.measured.peak_rss_mib, 1),
+        "changed": deploy.changed,
+        "slowest_tasks": slowest_tasks(run, top=5) if run else [],
+    }
+
+
+def measure(harness: Harness, workdir: Path, sizes: Sequence[int], trials: int) -> list[dict[str, Any]]:
+    """trials times sizes cold deploys on a started harness with the images loaded; the rows measured."""
+    fleet = Fleet(harness, workdir)
+    rows: list[dict[str, Any]] = []
+    try:
+        for trial in range(1, trials + 1):
+            for size in sizes:
+                print(f"[fleet] trial {trial}/{trials}: {size} host(s) …", flush=True)
+                row = {"trial": trial, **deploy_once(fleet, size)}
+                rows.append(row)
+                shown = {k: v for k, v in row.items() if k != "slowest_tasks"}
+                print(f"[fleet]   {json.dumps(shown)}", flush=True)
+    finally:
+        for size in sizes:
+            if (workdir / f"hosts-{size}.yml").exists():
+                inventory = str(workdir / f"hosts-{size}.yml")
+                run_launcher(
+                    ["destroy", "-i", inventory, "--purge", "--yes"], env=fleet.env(size), check=False
+                )
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], sizes: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    per_size = {
+        str(size): {
+            key: round(median([r[key] for r in rows if r["size"] == size]), 2)
+            for key in ("seconds", "cpu_s", "peak_rss_mib")
+        }
+        for size in sizes
+    }
+    largest = max(sizes)
+    per_trial = []
+    for trial in sorted({r["trial"] for r in rows}):
+        by_size = {r["size"]: r["seconds"] for r in rows if r["trial"] == trial}
+        if 1 in by_size and largest in by_size:
+            per_trial.append(by_size[largest] / by_size[1])
+    ratio = round(median(per_trial), 3) if per_trial else None
+    ratios = {f"fleet{largest}_over_fleet1": ratio}
+    last = max(r["trial"] for r in rows)
+    profile = {str(r["size"]): r["slowest_tasks"] for r in rows if r["trial"] == last}
+    for row in rows:
+        row.pop("slowest_tasks", None)
+    raw = {"per_size_median": per_size, "trials": rows, "profile_last_trial": profile}
+    return ratios, raw
+
+
+def run(sizes: Sequence[int], trials: int, smoke: bool) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="ovms-bench-fleet-"))
+    subnet = os.environ.get(BENCH_SUBNET_ENV, DEFAULT_SUBNET)
+    harness = Harness(max(sizes), subnet=subnet)
+    try:
+        print(f"[fleet] starting {max(sizes)} harness hosts on {subnet} …", flush=True)
+        harness.start()
+        print("[fleet] loading images onto the hosts (air-gapped path) …", flush=True)
+        load_images(harness, sizes, cache_dir() / "multihost" / "images")
+        rows = measure(harness, workdir, sizes, trials)
+    finally:
+        harness.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    ratios, raw = summarise(rows, sizes)
+    params = {"sizes": list(sizes), "trials": trials, "server_image": DOUBLE, "model": MODEL,
+              "strategy": os.environ.get("OVMS_LAUNCHER_STRATEGY", "mitogen_linear")}  # fmt: skip
+    path = write_result(NAME, smoke=smoke, ratios=ratios, raw=raw, params=params)
+    print(f"[fleet] result: {path}", flush=True)
+    return {"ratios": ratios, "raw": raw, "params": params}
+
+
+def render(result: dict[str, Any], figdir: Path) -> str:
+    from bench.charts import lines as line_chart
+
+    sizes = result["params"]["sizes"]
+    per = result["raw"]["per_size_median"]
+    png = figdir / "deploy-fleet.png"
+    line_chart(
+        sizes,
+        {"deploy wall time (s)": [per[str(s)]["seconds"] for s in sizes],
+         "controller CPU (s)": [per[str(s)]["cpu_s"] for s in sizes]},
+        png, title="Fleet deploy (median of trials)", xlabel="hosts", ylabel="seconds",
+    )  # fmt: skip
+    key = f"fleet{max(sizes)}_over_fleet1"
+    rows = [
+        "| hosts | median s | controller CPU s | controller peak MiB |",
+        "| ---: | ---: | ---: | ---: |",
+        *[
+            f"| {s} | {per[str(s)]['seconds']} | {per[str(s)]['cpu_s']} | {per[str(s)]['peak_rss_mib']} |"
+            for s in sizes
+        ],
+        "",
+        f"`{key}` = **{result['ratios'].get(key)}** (median of the per-trial ratios; "
+        f"{result['params']['trials']} trials).",
+        "",
+        f"![fleet deploy](benchmarks/{png.name})",
+        "",
+        "Slowest tasks of the last trial, largest fleet:",
+        "",
+        "| host | role | task | s |",
+        "| --- | --- | --- | ---: |",
+    ]
+    for task in result["raw"].get("profile_last_trial", {}).get(str(max(sizes)), []):
+        rows.append(f"| {task['host']} | {task['role']} | {task['task']} | {task['seconds']} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="1 and 2 hosts, one trial, scratch results")
+    parser.add_argument("--sizes", default=None, help="comma-separated fleet sizes (default 1,2,4,8)")
+    parser.add_argument("--trials", type=int, default=None, help="trials per size (default 3, smoke 1)")
+    args = parser.parse_args(argv)
+    sizes = sorted({int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,2,4,8")).split(",")})
+    if sizes[0] != 1:
+        parser.error("--sizes must include 1 (the ratio's denominator)")
+    trials = args.trials or (1 if args.smoke else 3)
+    try:
+        result = run(sizes, trials, args.smoke)
+    except BenchError as exc:
+        print(f"[fleet] error: {exc}", file=sys.stderr)
+        return 1
+    if not args.smoke:
+        from bench.report import regenerate
+
+        print(f"[fleet] wrote {regenerate()}", flush=True)
+    print_ratios("deploy (fleet)", result["ratios"], TARGETS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Where a deploy's time went: the slowest tasks of one run, read from ansible-runner's job events.
+
+A benchmark runs the launcher with its own `OVMS_LAUNCHER_RUNS` folder and reads the run back, so a
+missed target comes with the tasks that cost the time (the issue's "profile, then fix").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+_END_EVENTS = {"runner_on_ok", "runner_on_skipped", "runner_on_failed", "runner_on_unreachable"}
+
+
+def latest_run(runs_root: Path, action: str) -> Path | None:
+    runs = sorted(p for p in runs_root.glob(f"*-{action}*") if p.is_dir())
+    return runs[-1] if runs else None
+
+
+def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
+    """The `top` task results with the longest start-to-result time: role, task, host, seconds."""
+    events = []
+    for path in run_dir.glob("artifacts/*/job_events/*.json"):
+        try:
+            events.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    events.sort(key=lambda e: e.get("counter", 0))
+    starts: dict[str, tuple[dt.datetime, str, str]] = {}
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        data = event.get("event_data") or {}
+        try:
+            when = dt.datetime.fromisoformat(event["created"])
+        except (KeyError, ValueError):
+            continue
+        if event.get("event") == "playbook_on_task_start":
+            starts[data.get("task_uuid", "")] = (when, data.get("task") or "", data.get("role") or "")
+        elif event.get("event") in _END_EVENTS and data.get("task_uuid") in starts:
+            began, task, role = starts[data["task_uuid"]]
+            rows.append({"seconds": round((when - began).total_seconds(), 2), "role": role, "task": task,
+                         "host": data.get("host", "")})  # fmt: skip
+    rows.sort(key=lambda r: r["seconds"], reverse=True)
+    return rows[:top]

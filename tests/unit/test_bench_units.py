@@ -1,0 +1,110 @@
+"""The benchmark plumbing without Docker: statistics, targets, result files, task profiles, the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import common, report
+from bench.procstats import run_measured
+from bench.taskprofile import latest_run, slowest_tasks
+
+
+def test_median_and_nearest_rank_percentiles():
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert common.median(values) == 3.0
+    assert common.percentile(values, 0) == 1.0
+    assert common.percentile(values, 50) == 3.0
+    assert common.percentile(values, 100) == 5.0
+    with pytest.raises(ValueError):
+        common.percentile([], 50)
+
+
+def test_targets_compare_in_their_direction():
+    at_least = common.Target("k", ">=", 0.9, "")
+    at_most = common.Target("k", "<=", 15.0, "")
+    assert at_least.met(0.95) and not at_least.met(0.89)
+    assert at_most.met(15.0) and not at_most.met(15.1)
+    assert at_least.met(None) is None
+    assert {t.key for t in common.TARGETS} >= {
+        "mtls_pipelined_over_inprocess", "pipelined_over_sync", "proxy_added_p50_ms",
+        "density_mtls_over_inprocess", "warm_redeploy_s", "warm_redeploy_changed",
+        "cold_over_compose", "fleet8_over_fleet1",
+    }  # fmt: skip
+
+
+def test_smoke_results_never_land_in_the_committed_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv(common.SMOKE_DIR_ENV, str(tmp_path))
+    path = common.write_result("x", smoke=True, ratios={"r": 1.5}, raw={"a": [1]}, params={"p": 1})
+    assert path == tmp_path / "x.json"
+    doc = json.loads(path.read_text())
+    assert doc["smoke"] is True and doc["ratios"] == {"r": 1.5} and doc["machine"]["cpus"] >= 1
+
+
+def test_print_ratios_marks_missed_targets(capsys: pytest.CaptureFixture[str]):
+    ok = common.print_ratios("t", {"warm_redeploy_s": 20.0, "other": 1}, common.TARGETS)
+    out = capsys.readouterr().out
+    assert ok is False
+    assert "warm_redeploy_s = 20.0" in out and "MISSED" in out
+    assert out.rstrip().splitlines()[-1] == "other = 1"
+
+
+def _event(counter: int, event: str, created: str, **data: str) -> dict:
+    return {"counter": counter, "event": event, "created": created, "event_data": data}
+
+
+def test_slowest_tasks_from_runner_events(tmp_path: Path):
+    run = tmp_path / "20260101T000000Z-deploy"
+    events = run / "artifacts" / "deploy" / "job_events"
+    events.mkdir(parents=True)
+    rows = [
+        _event(1, "playbook_on_task_start", "2026-01-01T00:00:00", task_uuid="a", task="Fast", role="r1"),
+        _event(2, "runner_on_ok", "2026-01-01T00:00:00.500000", task_uuid="a", host="h1"),
+        _event(3, "playbook_on_task_start", "2026-01-01T00:00:01", task_uuid="b", task="Slow", role="r2"),
+        _event(4, "runner_on_ok", "2026-01-01T00:00:04", task_uuid="b", host="h1"),
+        _event(5, "runner_on_failed", "2026-01-01T00:00:05", task_uuid="b", host="h2"),
+    ]
+    for row in rows:
+        (events / f"{row['counter']}.json").write_text(json.dumps(row))
+    assert latest_run(tmp_path, "deploy") == run
+    top = slowest_tasks(run, top=2)
+    assert [(t["task"], t["host"], t["seconds"]) for t in top] == [("Slow", "h2", 4.0), ("Slow", "h1", 3.0)]
+
+
+def test_run_measured_reports_exit_output_and_cpu():
+    measured = run_measured([sys.executable, "-c", "print(sum(range(10**6)))"])
+    assert measured.returncode == 0
+    assert measured.stdout.strip() == str(sum(range(10**6)))
+    assert measured.cpu_s > 0 and measured.wall_s > 0
+
+
+def test_report_merges_full_results_and_skips_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    deploy = {
+        "benchmark": "deploy", "date": "2026-11-22T00:00:00+00:00", "smoke": False,
+        "machine": common.machine(),
+        "params": {"trials": 1},
+        "ratios": {"warm_redeploy_s": 9.5, "warm_redeploy_changed": 0, "cold_over_compose": 2.1},
+        "raw": {"trials": [{"cold_s": 20.0, "warm_s": 9.5, "compose_available_s": 9.5,
+                            "compose_first_detection_s": 10.0}],
+                "median": {"cold_s": 20.0, "warm_s": 9.5, "compose_available_s": 9.5,
+                           "compose_first_detection_s": 10.0, "cold_cpu_s": 5.0, "warm_cpu_s": 3.0,
+                           "cold_peak_rss_mib": 300.0, "warm_peak_rss_mib": 290.0},
+                "profile_last_trial": {"cold_slowest_tasks": [], "warm_slowest_tasks": []}},
+    }  # fmt: skip
+    (results / "deploy.json").write_text(json.dumps(deploy))
+    (results / "fleet.json").write_text(json.dumps({**deploy, "benchmark": "fleet", "smoke": True}))
+    monkeypatch.setattr(report, "NOTES", tmp_path / "absent.md")
+    page = report.regenerate(results, tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "benchmarks")
+    latest = json.loads((results / "latest.json").read_text())
+    assert latest["warm_redeploy_s"] == 9.5 and latest["cold_over_compose"] == 2.1
+    assert latest["targets"]["warm_redeploy_s"]["met"] is True
+    assert latest["targets"]["fleet8_over_fleet1"]["met"] is None  # the smoke fleet result is ignored
+    text = page.read_text()
+    assert "| `cold_over_compose` | 2.1 | <= 2.5 | yes |" in text
+    assert "Not measured yet: run `bash bench/run.sh fleet`" in text
+    assert (tmp_path / "docs" / "benchmarks" / "deploy-single-host.png").stat().st_size > 1000

@@ -1,0 +1,37 @@
+"""The launcher's Ansible strategy: Mitogen when installed, a built-in one on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from launcher.runner.execute import runner_envvars
+from launcher.runner.strategy import MITOGEN_STRATEGY, STRATEGY_ENV, mitogen_strategy_dir, strategy_envvars
+
+
+def test_mitogen_is_installed_with_the_launcher_and_chosen_by_default(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(STRATEGY_ENV, raising=False)
+    folder = mitogen_strategy_dir()
+    assert folder is not None, "mitogen is a dependency of the launcher (pyproject.toml)"
+    assert (folder / f"{MITOGEN_STRATEGY}.py").is_file()
+    env = strategy_envvars()
+    assert env == {"ANSIBLE_STRATEGY_PLUGINS": str(folder), "ANSIBLE_STRATEGY": MITOGEN_STRATEGY}
+
+
+def test_a_builtin_strategy_on_request_needs_no_plugin_path(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(STRATEGY_ENV, "linear")
+    assert strategy_envvars() == {"ANSIBLE_STRATEGY": "linear"}
+
+
+def test_without_mitogen_ansible_cfg_decides(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(STRATEGY_ENV, raising=False)
+    monkeypatch.setattr("launcher.runner.strategy.mitogen_strategy_dir", lambda: None)
+    assert strategy_envvars() == {}
+
+
+def test_runner_environment_carries_the_strategy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv(STRATEGY_ENV, "free")
+    env = runner_envvars(tmp_path / "ansible.cfg")
+    assert env["ANSIBLE_STRATEGY"] == "free"
+    assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
