@@ -163,3 +163,13 @@ TARGETS: tuple[Target, ...] = (
     Target("cold_over_compose", "<=", 2.5, "cold launcher deploy ÷ docker-compose up to AVAILABLE"),
     Target("fleet8_over_fleet1", "<=", 2.0, "deploy of 8 hosts ÷ 1 host"),
 )
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a killed benchmark still runs its cleanup (`finally`)."""
+    import signal
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from bench.common import TARGETS, median, print_ratios, write_result
+from bench.common import TARGETS, median, print_ratios, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks
@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one short trial, results to a scratch folder")
     parser.add_argument("--trials", type=int, default=None, help="trials (default 5, smoke 1)")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     trials = args.trials or (1 if args.smoke else 5)
     try:
         result = run(trials, args.smoke)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import TARGETS, median, print_ratios, write_result
+from bench.common import TARGETS, median, print_ratios, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks
 from launcher.paths import PROJECT_ROOT, cache_dir
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=None, help="comma-separated fleet sizes (default 1,2,4,8)")
     parser.add_argument("--trials", type=int, default=None, help="trials per size (default 3, smoke 1)")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     sizes = sorted({int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,2,4,8")).split(",")})
     if sizes[0] != 1:
         parser.error("--sizes must include 1 (the ratio's denominator)")
