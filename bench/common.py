@@ -173,3 +173,14 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _raise)
+
+
+def conclude(name: str, title: str, ratios: Mapping[str, Any], smoke: bool) -> int:
+    """End of a benchmark run: a full run regenerates latest.json and docs/benchmarks.md, then the
+    ratios are printed last. Returns the exit code (0: a missed target is a finding, not an error)."""
+    if not smoke:
+        from bench.report import regenerate
+
+        print(f"[{name}] wrote {regenerate()}", flush=True)
+    print_ratios(title, ratios, TARGETS)
+    return 0

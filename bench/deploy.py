@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from bench.common import TARGETS, median, print_ratios, stop_on_sigterm, write_result
+from bench.common import conclude, median, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks
@@ -337,12 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"[deploy] error: {exc}", file=sys.stderr)
         return 1
-    if not args.smoke:
-        from bench.report import regenerate
-
-        print(f"[deploy] wrote {regenerate()}", flush=True)
-    print_ratios("deploy (single host)", result["ratios"], TARGETS)
-    return 0
+    return conclude(NAME, "deploy (single host)", result["ratios"], args.smoke)
 
 
 if __name__ == "__main__":

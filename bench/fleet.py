@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import TARGETS, median, print_ratios, stop_on_sigterm, write_result
+from bench.common import conclude, median, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks
 from launcher.paths import PROJECT_ROOT, cache_dir
@@ -222,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"[fleet] error: {exc}", file=sys.stderr)
         return 1
-    if not args.smoke:
-        from bench.report import regenerate
-
-        print(f"[fleet] wrote {regenerate()}", flush=True)
-    print_ratios("deploy (fleet)", result["ratios"], TARGETS)
-    return 0
+    return conclude(NAME, "deploy (fleet)", result["ratios"], args.smoke)
 
 
 if __name__ == "__main__":
