@@ -91,9 +91,10 @@ def _report_problems(report: ValidationReport, json_output: bool) -> None:
 
 
 def _validated(
-    inventories: tuple[Path, ...], extravars: dict[str, Any], json_output: bool
+    inventories: tuple[Path, ...], extravars: dict[str, Any], json_output: bool, **checks: Any
 ) -> ValidationReport:
-    report = validate(inventories, extravars)
+    """Exit 2 on any problem; `checks`: validate()'s limit and tags (the certificates are always checked)."""
+    report = validate(inventories, extravars, certificates=True, **checks)
     if not report.ok:
         _report_problems(report, json_output)
         sys.exit(EXIT_INVALID)
@@ -163,7 +164,13 @@ def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...],
 def deploy(**options: Any) -> None:
     """Validate, then deploy OVMS servers and clients (playbooks/deploy.yml)."""
     extravars = parse_extra_vars(options["extra_vars"])
-    report = _validated(_inventories(options["inventories"]), extravars, options["json_output"])
+    report = _validated(
+        _inventories(options["inventories"]),
+        extravars,
+        options["json_output"],
+        limit=options.get("limit"),
+        tags=options.get("tags"),
+    )
     if not options["json_output"]:
         make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
     _run("deploy", options, extravars, inventory=report.inventory)

@@ -8,7 +8,7 @@ problems, each naming the file, the key and a fix. Nothing runs on any host.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,11 @@ from launcher.validate.crosschecks import (
     machine_of,
     resolve_servers,
 )
+from launcher.validate.options import check_limit, check_tags
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
+from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
 from launcher.validate.variables import HostVars, RoleDefaults, check_host
 
 __all__ = ["Problem", "ValidationReport", "validate"]
@@ -66,6 +68,24 @@ class ValidationReport:
         }
 
 
+def yaml_error_position(path: Path) -> str | None:
+    """`line L, column C: problem` of a YAML file that does not parse (None when it parses or is no file)."""
+    import yaml
+
+    if path.suffix not in ("", ".yml", ".yaml") or not path.is_file():
+        return None
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        if mark is None:
+            return None
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return None
+
+
 def validate(
     inventories: Sequence[str | Path],
     extravars: Mapping[str, Any] | None = None,
@@ -73,14 +93,27 @@ def validate(
     manifest: Path | None = None,
     roles_dir: Path = PROJECT_ROOT / "roles",
     profiles_dir: Path = PROJECT_ROOT / "profiles",
+    certificates: bool = False,
+    limit: str | None = None,
+    tags: str | None = None,
+    playbook: Path = PROJECT_ROOT / "playbooks" / "deploy.yml",
 ) -> ValidationReport:
-    """Every problem found in the inventories (with extra vars applied) before anything runs."""
+    """Every problem found in the inventories (with extra vars applied) before anything runs.
+
+    `certificates`: also check what the mTLS hosts would receive (launcher/validate/tls.py), as
+    `deploy` and `validate` do. `limit` / `tags`: the run's --limit and --tags (launcher/validate/options.py).
+    """
     extravars = dict(extravars or {})
     try:
         inventory = load_inventory(inventories)
     except LauncherError as exc:
         label = ", ".join(str(i) for i in inventories)
-        return ValidationReport([from_error(exc, default_file=label)])
+        problem = from_error(exc, default_file=label)
+        where = yaml_error_position(Path(problem.file))
+        if where is not None:
+            fix = problem.fix or f"correct the YAML near {where.split(':')[0]}"
+            problem = replace(problem, message=f"{problem.message} [YAML error at {where}]", fix=fix)
+        return ValidationReport([problem])
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
     problems = check_groups(inventory)
@@ -97,6 +130,13 @@ def validate(
     profiles, more = check_profiles(hosts, origins, profiles_dir)
     problems += more
     problems += check_models(hosts, origins, manifest, profiles, assigned)
+    plan = tls_plan(inventory, hosts, assigned)
+    problems += check_proxy_ports(hosts, origins, plan, machine_of)
+    selected, more = check_limit(inventory, limit)
+    problems += more
+    problems += check_tags(tags, playbook, roles_dir)
+    if certificates:
+        problems += check_certificates(inventory, hosts, plan, selected)
     return ValidationReport(
         problems=merge_hosts(problems),
         inventory=inventory,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,14 +96,14 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
                     )
                 )
             by_machine.setdefault(machine_of(checked), []).append((name, server))
-        pre = checked.get("ovms_prechecks_")
+        pre = checked.get("prechecks_")  # roles/prechecks reads prechecks_* (no ovms_ prefix)
         if pre is not None:
             twice = sorted(p for p, n in Counter(pre.ports).items() if n > 1)
             if twice:
                 problems.append(
                     Problem(
-                        origins.find("ovms_prechecks_ports", name, host.groups),
-                        "ovms_prechecks_ports",
+                        origins.find("prechecks_ports", name, host.groups),
+                        "prechecks_ports",
                         f"port {', '.join(map(str, twice))} published twice on one host",
                         "list each published port once",
                         (name,),
@@ -181,6 +182,22 @@ def _client_environ(client: ClientVars) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in client.env.items()}
 
 
+def _unusable_profile_file(directory: Path) -> Problem | None:
+    """profile.yaml / profile.env that exist but are no readable regular file (a folder, a FIFO that
+    would block the read, no permission): the client's loader would crash or hang on them."""
+    for name in ("profile.yaml", "profile.env"):
+        path = directory / name
+        if not path.exists() and not path.is_symlink():
+            continue
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "no regular file" if path.exists() else "a broken link"
+            fix = f"replace it with the {name} file itself"
+            return Problem(str(path), name, f"is {what}, not a file", fix)
+        if not os.access(path, os.R_OK):
+            return Problem(str(path), name, "cannot be read (permissions)", "make it readable: chmod a+r")
+    return None
+
+
 def check_profiles(
     hosts: Mapping[str, HostVars], origins: VarOrigins, profiles_dir: Path
 ) -> tuple[dict[str, list[ProfileInfo]], list[Problem]]:
@@ -219,9 +236,18 @@ def check_profiles(
                 )
                 continue
             ident = (directory.resolve(), tuple(sorted(environ.items())))
+            if ident not in cache and (unusable := _unusable_profile_file(directory)) is not None:
+                cache[ident] = unusable
             if ident not in cache:
                 try:
                     loaded = load_profile(directory, environ=environ)
+                except OSError as exc:  # e.g. a file removed or made unreadable while we read it
+                    cache[ident] = Problem(
+                        str(exc.filename or directory),
+                        "",
+                        f"cannot be read: {exc.strerror}",
+                        "make it a readable file (see docs/profiles.md)",
+                    )
                 except Exception as exc:  # ClientError, raised with file + key
                     if not hasattr(exc, "render"):
                         raise

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -88,6 +97,7 @@ class ServerVars(_Strict):
     file_system_poll_wait_seconds: Annotated[int, Field(ge=0)] = 1
     grpc_workers: Annotated[int, Field(ge=1)] = 1
     ready_timeout: Annotated[int, Field(ge=1)] = 120
+    wait: StrictBool = True
     models: list[ServerModel] = Field(default_factory=list)
     pipelines: list[dict[str, Any]] = Field(default_factory=list)
     mediapipe: list[dict[str, Any]] = Field(default_factory=list)
@@ -227,11 +237,13 @@ class TlsVars(_Strict):
     probe_address: Name | None = None
     restart_policy: RestartPolicy = "unless-stopped"
 
-    @model_validator(mode="after")
-    def _ports_differ(self) -> TlsVars:
-        if self.rest_port and self.rest_port == self.port:
-            raise ValueError(f"ovms_tls_rest_port equals ovms_tls_port ({self.port}): give REST its own port")
-        return self
+    @field_validator("rest_port")
+    @classmethod
+    def _ports_differ(cls, rest_port: int, info: ValidationInfo) -> int:
+        """Reported on ovms_tls_rest_port itself, so the message names the file that sets it."""
+        if rest_port and rest_port == info.data.get("port"):
+            raise ValueError(f"ovms_tls_rest_port equals ovms_tls_port ({rest_port}): give REST its own port")
+        return rest_port
 
 
 # prefix -> (model, role whose defaults/main.yml holds the defaults)

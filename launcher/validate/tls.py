@@ -1,0 +1,386 @@
+"""Remote (mTLS) mode before the run: who uses TLS, the certificates they would get, the proxies' ports.
+
+Which hosts use TLS mirrors the roles' computed defaults: a server runs the proxy
+(`ovms_tls_proxy_enabled`, roles/ovms_tls_proxy) when `ovms_tls_enabled` is set on it, or when a
+client of it is another inventory host or sets `ovms_tls_enabled`; a client dials over mTLS
+(`ovms_client_tls`, roles/ovms_client) when it sets `ovms_tls_enabled`, when its server is another
+host, or when that server runs the proxy.
+
+Refused before anything runs: no readable CA bundle (or, for servers, CRL) in the certificates
+folder, an expired CRL (the proxy would refuse every client), and a host certificate that is
+expired, not yet valid, revoked, not issued by a CA of the bundle, or whose key does not match it,
+and a server certificate whose subjectAltNames lack the address its clients dial. A host whose
+certificate is *missing* is left to the run: that host fails alone with "run `launcher certs
+generate`" and the others deploy (this is how a revoked client drops out).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from launcher.inventory import CLIENTS_GROUP, Inventory, OvmsServer
+from launcher.pki.inspection import leaf_sans
+from launcher.pki.keys import key_matches, load_private_key
+from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir
+from launcher.pki.names import san_set, san_text, typed_san
+from launcher.validate.origins import VarOrigins
+from launcher.validate.problems import Problem
+from launcher.validate.schema import TlsVars
+from launcher.validate.variables import HostVars
+
+_CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
+_WILDCARD = ("0.0.0.0", "::")
+
+
+@dataclass(frozen=True)
+class TlsPlan:
+    """Servers that run the proxy, and client -> server for the clients that dial over mTLS."""
+
+    servers: frozenset[str]
+    clients: Mapping[str, str]
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.servers or self.clients)
+
+
+def _tls(checked: HostVars | None) -> TlsVars | None:
+    tls = checked.get("ovms_tls_") if checked is not None else None
+    return tls if isinstance(tls, TlsVars) else None
+
+
+def _enabled(checked: HostVars | None) -> bool:
+    tls = _tls(checked)
+    return bool(tls and tls.enabled and "ovms_tls_enabled" not in checked.deferred)  # type: ignore[union-attr]
+
+
+def tls_plan(inventory: Inventory, hosts: Mapping[str, HostVars], assigned: Mapping[str, str]) -> TlsPlan:
+    clients_of: dict[str, list[str]] = {}
+    for client, server in assigned.items():
+        clients_of.setdefault(server, []).append(client)
+
+    def proxy(server: str) -> bool:
+        tls = _tls(hosts.get(server))
+        forced = tls.proxy_enabled if tls is not None else None
+        if forced is not None and "ovms_tls_proxy_enabled" not in hosts[server].deferred:
+            return forced
+        return _enabled(hosts.get(server)) or any(
+            c != server or _enabled(hosts.get(c)) for c in clients_of.get(server, [])
+        )
+
+    servers = frozenset(s.name for s in inventory.servers if proxy(s.name))
+    clients = {
+        c: s
+        for c, s in assigned.items()
+        if CLIENTS_GROUP in inventory.hosts[c].groups
+        and (_enabled(hosts.get(c)) or c != s or _enabled(hosts.get(s)) or s in servers)
+    }
+    return TlsPlan(servers, clients)
+
+
+def certs_root(checked: HostVars) -> tuple[Path, str]:
+    """The controller folder this host's certificates come from, and what sets it."""
+    tls = _tls(checked)
+    if tls is not None and tls.certs_dir and "ovms_tls_certs_dir" not in checked.deferred:
+        return Path(tls.certs_dir), "ovms_tls_certs_dir"
+    setter = CERTS_DIR_ENV if os.environ.get(CERTS_DIR_ENV) else "ovms_tls_certs_dir (default: certs/)"
+    return default_certs_dir().expanduser().resolve(), setter
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a file the hosts would receive cannot be used as such (None: a readable regular file)."""
+    if not path.exists():
+        return "is missing"
+    if not path.is_file():
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permissions)"
+    return None
+
+
+def _read(path: Path) -> tuple[bytes | None, str | None]:
+    reason = _unreadable(path)
+    if reason is not None:
+        return None, reason
+    try:
+        return path.read_bytes(), None
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror}"
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass
+class _Trust:
+    """The CA bundle and CRL of one certificates folder."""
+
+    root: Path
+    setter: str
+    cas: list[x509.Certificate] = field(default_factory=list)
+    revoked: dict[x509.Name, set[int]] = field(default_factory=dict)
+    bundle_ok: bool = False
+
+    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        for ca in self.cas:
+            if cert.issuer != ca.subject:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return ca
+        return None
+
+    def generate_fix(self, what: str) -> str:
+        return f"run `launcher certs generate -i INVENTORY --dir {self.root}` ({what}), then deploy"
+
+
+def _load_trust(
+    root: Path, setter: str, hosts: tuple[str, ...], servers: bool, now: datetime
+) -> tuple[_Trust, list[Problem]]:
+    layout = PkiLayout(root)
+    trust = _Trust(root, setter)
+    problems: list[Problem] = []
+    data, reason = _read(layout.bundle)
+    if data is not None:
+        try:
+            trust.cas = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            reason = "holds no PEM certificate"
+    if reason is not None:
+        problems.append(
+            Problem(
+                str(layout.bundle),
+                setter,
+                f"remote (mTLS) mode needs the CA bundle of the certificates folder {root}, but "
+                f"ca-bundle.pem {reason}",
+                trust.generate_fix("it creates the CA, the bundle and every host's certificate")
+                + f"; or point {setter.split()[0]} at the folder that holds your PKI",
+                hosts,
+            )
+        )
+        return trust, problems
+    trust.bundle_ok = True
+    for ca in trust.cas:
+        if ca.not_valid_after_utc <= now:
+            problems.append(
+                Problem(
+                    str(layout.bundle),
+                    "notAfter",
+                    f"the CA {ca.subject.rfc4514_string()} expired on {_when(ca.not_valid_after_utc)}: "
+                    "no certificate it issued is accepted",
+                    "rotate the CA: `launcher certs rotate` (docs/pki.md, Rotating the CA), then deploy",
+                    hosts,
+                )
+            )
+    if not servers:
+        return trust, problems
+    data, reason = _read(layout.crl)
+    blocks = _CRL_BLOCK.findall(data) if data is not None else []
+    if data is not None and not blocks:
+        reason = "holds no PEM CRL"
+    if reason is not None:
+        problems.append(
+            Problem(
+                str(layout.crl),
+                setter,
+                f"the mTLS proxy needs the revocation list, but crl.pem {reason}",
+                trust.generate_fix("it writes crl.pem"),
+                hosts,
+            )
+        )
+        return trust, problems
+    for block in blocks:
+        try:
+            crl = x509.load_pem_x509_crl(block)
+        except ValueError:
+            fix = trust.generate_fix("it rewrites crl.pem")
+            problems.append(Problem(str(layout.crl), "X509 CRL", "a CRL of crl.pem cannot be parsed", fix))
+            continue
+        trust.revoked.setdefault(crl.issuer, set()).update(r.serial_number for r in crl)
+        if crl.next_update_utc is not None and crl.next_update_utc <= now:
+            problems.append(
+                Problem(
+                    str(layout.crl),
+                    "nextUpdate",
+                    f"the CRL of {crl.issuer.rfc4514_string()} expired on {_when(crl.next_update_utc)}: "
+                    "the proxy would refuse every client",
+                    trust.generate_fix("it re-signs the CRL"),
+                    hosts,
+                )
+            )
+    return trust, problems
+
+
+def _dialled_by(server: OvmsServer) -> tuple[str, str]:
+    """The address the server's clients dial (ovms_client_server_address of roles/ovms_client), and
+    the variable that sets it."""
+    if server.vars.get("ovms_advertise_address") not in (None, ""):
+        return server.advertise_address, "ovms_advertise_address"
+    if server.vars.get("ansible_host") not in (None, ""):
+        return server.advertise_address, "ansible_host"
+    return server.advertise_address, "inventory host name"
+
+
+def _check_leaf(
+    trust: _Trust,
+    kind: Kind,
+    name: str,
+    now: datetime,
+    dialled: tuple[str, str] | None,
+) -> list[Problem]:
+    layout = PkiLayout(trust.root)
+    cert_path, key_path = layout.leaf_cert(kind, name), layout.leaf_key(kind, name)
+    if not cert_path.exists():
+        return []  # the run fails this host alone, asking for `launcher certs generate`
+    hosts = (name,)
+    reissue = trust.generate_fix("it re-issues the certificate")
+    data, reason = _read(cert_path)
+    cert: x509.Certificate | None = None
+    if data is not None:
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError:
+            reason = "is not a PEM certificate"
+    if cert is None:
+        message = f"the {kind.value} certificate {reason}"
+        return [Problem(str(cert_path), f"{kind.value}.pem", message, reissue, hosts)]
+    problems: list[Problem] = []
+
+    def add(key: str, message: str, fix: str = reissue) -> None:
+        problems.append(Problem(str(cert_path), key, message, fix, hosts))
+
+    issuer = trust.issuer_of(cert)
+    if issuer is None:
+        add(
+            "issuer",
+            f"not issued by a CA of {layout.bundle} (issuer {cert.issuer.rfc4514_string()}): "
+            "the other side would refuse it",
+            reissue + "; during a CA rotation deploy the bundle first (docs/pki.md)",
+        )
+    elif cert.serial_number in trust.revoked.get(issuer.subject, set()):
+        add(
+            "serialNumber",
+            f"certificate {cert.serial_number:x} is revoked (listed in {layout.crl})",
+            trust.generate_fix("it issues a new certificate for a host still in the inventory"),
+        )
+    if cert.not_valid_after_utc <= now:
+        expired = _when(cert.not_valid_after_utc)
+        add("notAfter", f"the {kind.value} certificate of {name} expired on {expired}")
+    elif cert.not_valid_before_utc > now:
+        add(
+            "notBefore",
+            f"the {kind.value} certificate of {name} is not valid before {_when(cert.not_valid_before_utc)}",
+            "check the controller's clock, or " + reissue,
+        )
+    if dialled is not None:
+        address, variable = dialled
+        try:
+            wanted = san_text(typed_san(address)).lower()
+        except ValueError:
+            wanted = None
+        names = san_set(leaf_sans(cert))
+        if wanted is not None and wanted not in {n.lower() for n in names}:
+            add(
+                "subjectAltName",
+                f"does not name {address!r}, the address its clients dial ({variable} of {name}); "
+                f"it names {', '.join(sorted(names)) or 'nothing'}, so every client would refuse the server",
+                trust.generate_fix("it re-issues the certificate with the inventory's addresses")
+                + f"; or set ovms_advertise_address of {name} to a name the certificate holds",
+            )
+    if key_path.exists():
+        key_data, key_reason = _read(key_path)
+        if key_reason is None and key_data is not None:
+            try:
+                matches = key_matches(cert, load_private_key(key_path))
+            except (OSError, ValueError) as exc:
+                key_reason = f"is unusable: {exc}"
+            else:
+                key_reason = None if matches else "does not match the certificate"
+        if key_reason is not None:
+            problems.append(
+                Problem(str(key_path), f"{kind.value}.key", f"the private key {key_reason}", reissue, hosts)
+            )
+    return problems
+
+
+def check_certificates(
+    inventory: Inventory,
+    hosts: Mapping[str, HostVars],
+    plan: TlsPlan,
+    selected: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> list[Problem]:
+    """What the TLS hosts (of `selected`, default all) would receive is present, trusted and valid."""
+    now = now or datetime.now(UTC)
+    chosen = set(hosts) if selected is None else set(selected)
+    servers = {s.name: s for s in inventory.servers}
+    users: list[tuple[str, Kind]] = [(s, Kind.SERVER) for s in sorted(plan.servers) if s in chosen]
+    users += [(c, Kind.CLIENT) for c in sorted(plan.clients) if c in chosen]
+    by_root: dict[Path, tuple[str, list[tuple[str, Kind]]]] = {}
+    for name, kind in users:
+        root, setter = certs_root(hosts[name])
+        by_root.setdefault(root, (setter, []))[1].append((name, kind))
+    problems: list[Problem] = []
+    for root, (setter, members) in by_root.items():
+        names = tuple(dict.fromkeys(n for n, _ in members))
+        has_server = any(k is Kind.SERVER for _, k in members)
+        trust, found = _load_trust(root, setter, names, has_server, now)
+        problems += found
+        if not trust.bundle_ok:
+            continue
+        for name, kind in members:
+            dialled = _dialled_by(servers[name]) if kind is Kind.SERVER else None
+            problems += _check_leaf(trust, kind, name, now, dialled)
+    return problems
+
+
+def check_proxy_ports(
+    hosts: Mapping[str, HostVars],
+    origins: VarOrigins,
+    plan: TlsPlan,
+    machine_of: Callable[[HostVars], str],
+) -> list[Problem]:
+    """Two proxies on one machine cannot publish the same port (on overlapping addresses)."""
+    problems: list[Problem] = []
+    taken: dict[str, list[tuple[str, int, str, str]]] = {}  # machine -> (bind, port, host, variable)
+    for name in sorted(plan.servers):
+        checked = hosts[name]
+        tls = _tls(checked)
+        if tls is None:
+            continue
+        machine = machine_of(checked)
+        ports = [("ovms_tls_port", tls.port)]
+        if tls.rest_port:
+            ports.append(("ovms_tls_rest_port", tls.rest_port))
+        for variable, port in ports:
+            for bind, other_port, other, _ in taken.get(machine, []):
+                overlap = (
+                    bind == tls.bind_address
+                    or _WILDCARD[0] in (bind, tls.bind_address)
+                    or (_WILDCARD[1] in (bind, tls.bind_address))
+                )
+                if other_port == port and overlap and other != name:
+                    problems.append(
+                        Problem(
+                            origins.find(variable, name, checked.host.groups),
+                            variable,
+                            f"port {port} is also published by the mTLS proxy of {other} on the same machine",
+                            f"give each server on one machine its own {variable} "
+                            "(or its own ovms_tls_bind_address)",
+                            (name,),
+                        )
+                    )
+                    break
+            taken.setdefault(machine, []).append((tls.bind_address, port, name, variable))
+    return problems
