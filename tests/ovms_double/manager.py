@@ -171,49 +171,68 @@ class ModelManager:
         except ServingError as exc:
             log.error("Cannot reload model: %s with versions due to error: %s", config.name, exc.text)
             return exc.code
-        wanted = set(config.version_policy.select(available))
         with self.models_lock:
             model = self.models.get(config.name)
             if model is None:
                 model = self.models[config.name] = Model(config.name)
-        changed = False
         settings = config.load_settings()
+        base = config.resolved_path
+        # As reloadModelWithVersions: start (or reload) the requested versions first, while the ones
+        # they replace keep serving; a version that fails to load is dropped from the available ones
+        # and the policy is applied again (so an older version is served instead); only then are the
+        # versions no longer requested retired. A rollout never leaves a moment with nothing served.
+        failed: set[int] = set()
+        changed = False
+        all_ok = True
+        while True:
+            wanted = set(config.version_policy.select([v for v in available if v not in failed]))
+            newly_failed: set[int] = set()
+            for number in sorted(wanted):
+                loaded, attempted = self._start_version(model, config, settings, base / str(number))
+                changed |= attempted
+                if not loaded:
+                    newly_failed.add(number)
+                    all_ok &= not attempted  # a failure known from an earlier cycle is not news
+            if not newly_failed:
+                break
+            failed |= newly_failed
         for instance in model.snapshot():
-            if instance.version not in wanted and instance.state in (
-                State.AVAILABLE,
-                State.LOADING,
-                State.START,
-            ):
+            if instance.version in wanted or instance.version in failed:
+                continue
+            if instance.state in (State.AVAILABLE, State.LOADING, State.START):
                 log.info("Will unload model: %s; version: %d ...", model.name, instance.version)
                 if instance.state == State.AVAILABLE:
                     instance.retire()
                 else:
                     instance.cleanup_failed()
                 changed = True
-        all_ok = True
-        for number in sorted(wanted):
-            current = model.get(number)
-            version_dir = config.resolved_path / str(number)
-            if current is not None and current.settings == settings:
-                if current.state == State.AVAILABLE:
-                    continue
-                if current.failed_loading and current.fingerprint == dir_fingerprint(version_dir):
-                    continue  # failed with these settings and files: retried when either changes
-            if current is not None and current.state == State.LOADING and not current.failed_loading:
-                continue
-            log.info("Will add model: %s; version: %d ...", model.name, number)
-            instance = ModelVersion(config.name, number)
-            ok = instance.load(self.core, config, version_dir)
-            with model.lock:
-                previous = model.versions.get(number)
-                model.versions[number] = instance
-            if previous is not None and previous.state == State.AVAILABLE:
-                previous.retire()
-            all_ok &= ok
-            changed = True
         if not all_ok:
             return Code.MODEL_NOT_LOADED
         return Code.OK_RELOADED if changed else Code.OK
+
+    def _start_version(
+        self, model: Model, config: ModelConfig, settings: tuple, version_dir: Path
+    ) -> tuple[bool, bool]:
+        """Make one requested version AVAILABLE: (loaded, whether a load was attempted). A version
+        that already failed with these settings and files is not tried again until either changes."""
+        number = int(version_dir.name)
+        current = model.get(number)
+        if current is not None and current.settings == settings:
+            if current.state == State.AVAILABLE:
+                return True, False
+            if current.failed_loading and current.fingerprint == dir_fingerprint(version_dir):
+                return False, False
+        if current is not None and current.state == State.LOADING and not current.failed_loading:
+            return True, False
+        log.info("Will add model: %s; version: %d ...", model.name, number)
+        instance = ModelVersion(config.name, number)
+        ok = instance.load(self.core, config, version_dir)
+        with model.lock:
+            previous = model.versions.get(number)
+            model.versions[number] = instance
+        if previous is not None and previous.state == State.AVAILABLE:
+            previous.retire()
+        return ok, True
 
     def rescan_versions(self) -> Code:
         """updateConfigurationWithoutConfigFile: re-read version directories of served models."""

@@ -20,6 +20,28 @@ def ovms_models_parse_sums(text: str) -> dict[str, str]:
     return sums
 
 
+def ovms_models_mismatches(results: list[dict]) -> list[str]:
+    """'<file>: expected sha256 <hex>, actual sha256 <hex> (<size> bytes)' for every file of a looped
+    `stat` (loop_var ovms_models_file = {key: name, value: expected sha256}) that does not match."""
+    problems = []
+    for result in results or []:
+        item = result.get("ovms_models_file") or {}
+        name, expected = item.get("key", "?"), str(item.get("value", "")).lower()
+        stat = result.get("stat") or {}
+        if not stat.get("exists"):
+            problems.append(f"{name}: expected sha256 {expected}, actual: the file is missing")
+            continue
+        actual = str(stat.get("checksum", "")).lower()
+        if actual != expected:
+            problems.append(
+                f"{name}: expected sha256 {expected}, actual sha256 {actual} ({stat.get('size', '?')} bytes)"
+            )
+    return problems
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"ovms_models_parse_sums": ovms_models_parse_sums}
+        return {
+            "ovms_models_parse_sums": ovms_models_parse_sums,
+            "ovms_models_mismatches": ovms_models_mismatches,
+        }
