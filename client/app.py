@@ -21,7 +21,7 @@ from .pipeline import StreamConfig, StreamWorker
 from .preprocess import Preprocessor
 from .profile import LoadedProfile, load_profile
 from .results import JsonLines, Snapshots
-from .server import ModelServer, check_metadata
+from .server import InferenceServer, ModelServer, ServerFactory, check_metadata
 from .settings import deployment_from_env
 from .sources import FrameSource, make_source
 from .stats import Stats
@@ -46,9 +46,12 @@ def configure_logging(level: str) -> None:
     )
 
 
-def run(options: RunOptions, environ: Mapping[str, str]) -> int:
+def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerFactory = ModelServer) -> int:
     """Run until the duration ends, every stream ends, or SIGTERM/SIGINT; 0 unless a stream crashed.
-    Configuration problems raise ClientError (the caller turns it into exit code 2)."""
+    Configuration problems raise ClientError (the caller turns it into exit code 2).
+
+    `server_factory` builds what answers the requests: the OVMS gRPC client, or (for the in-process
+    benchmark, bench/inference_inprocess.py) OpenVINO in this process behind the same interface."""
     started = time.monotonic()
     loaded = load_profile(options.profile_dir, environ)
     configure_logging(loaded.log_level)
@@ -82,7 +85,8 @@ def run(options: RunOptions, environ: Mapping[str, str]) -> int:
             outputs.jpeg_quality,
         )
         decoder = make_decoder(profile.postprocess)
-        server = ModelServer(deployment, profile.model, profile.pipeline.request_timeout_s)
+        timeout_s = profile.pipeline.request_timeout_s
+        server: InferenceServer = server_factory(deployment, profile.model, timeout_s)
         resilience = profile.resilience
         log.info(
             "profile %s: model %r, %d stream(s), %s (window %d), server %s",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 from ovmsclient import make_grpc_client
@@ -20,6 +20,23 @@ from .settings import Deployment
 log = logging.getLogger("client.server")
 
 DTYPES = {"uint8": "DT_UINT8", "float32": "DT_FLOAT"}
+
+Outputs = Mapping[str, np.ndarray] | np.ndarray
+
+
+class InferenceServer(Protocol):
+    """What the streams need from whatever runs the model (ModelServer, or an in-process stand-in)."""
+
+    address: str
+
+    def predict(self, tensor: np.ndarray) -> Outputs: ...
+
+    def wait_for_metadata(self, stop: threading.Event, backoff: Backoff) -> dict[str, Any] | None: ...
+
+    def reconnect(self) -> None: ...
+
+
+ServerFactory = Callable[[Deployment, ModelSpec, float], InferenceServer]
 
 
 class ModelServer:
@@ -43,7 +60,7 @@ class ModelServer:
         if channel is not None:
             channel.close()
 
-    def predict(self, tensor: np.ndarray) -> Mapping[str, np.ndarray] | np.ndarray:
+    def predict(self, tensor: np.ndarray) -> Outputs:
         return self.client.predict(
             {self.model.input: tensor}, self.model.name, self.model.version, timeout=self.timeout_s
         )

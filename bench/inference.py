@@ -1,0 +1,442 @@
+"""Inference path and stream density: in-process OpenVINO vs our client over gRPC vs through the mTLS proxy.
+
+`python -m bench.inference [--smoke]` (the documented command is `bash bench/run.sh inference`).
+
+Same model (the prepared person detector), same frames (the sample video, looping), same machine,
+same client code. Three paths, each in synchronous mode (one request in flight, like the reference
+client) and pipelined mode (CLIENT_MAX_IN_FLIGHT = nireq + 1):
+
+  (a) inprocess  `bench.inference_inprocess`: the client's own sources, preprocessing, pipelining
+                 and decoders with OpenVINO compiled in the same process (in the client image, with
+                 OpenVINO mounted into it);
+  (b) grpc       our client container -> the OVMS double container, plain gRPC on a private network;
+  (c) mtls       our client container -> tls-proxy container (mTLS, throw-away PKI) -> the double.
+
+The double and (a) compile the model with the same OpenVINO properties (PERFORMANCE_HINT THROUGHPUT)
+and the same number of infer requests. Every round runs the six configurations back to back, in a
+rotated order, so each ratio compares runs made under the same conditions; the reported ratio is the
+median of the per-round ratios. Then stream density, the reference method: streams at 15 FPS each are
+added while every stream keeps 15 FPS (within 2 %); (a) and (c) take their steps alternately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.common import conclude, load_result, median, output_dir, percentile, stop_on_sigterm, write_result
+from bench.inference_clients import (
+    ClientRun,
+    client_settings,
+    cpu_delta,
+    openvino_version,
+    start_container_client,
+    start_inprocess_client,
+)
+from bench.inference_report import render
+from bench.inference_setup import GRPC_PORT, TLS_PORT, BenchError, Stack, find_inputs, image_nginx_tuning
+
+__all__ = ["main", "render"]
+
+NAME = "inference"
+PATHS = ("inprocess", "grpc", "mtls")
+MODES = ("sync", "pipelined")
+DENSITY_PATHS = ("inprocess", "mtls")
+PLUGIN_CONFIG = {"PERFORMANCE_HINT": "THROUGHPUT"}
+STREAM_FPS = 15.0
+FPS_TOLERANCE = 0.98  # a stream "keeps 15 FPS" at >= 14.7 measured (pacing jitter over a short window)
+STARTUP_ALLOWANCE_S = 90.0
+FIRST_RESULT_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    smoke: bool
+    rounds: int
+    warmup_s: float
+    measure_s: float
+    density_warmup_s: float
+    density_measure_s: float
+    density_cap: int
+    density_retry: bool
+
+
+FULL = Plan(False, 3, 3.0, 12.0, 2.0, 6.0, 32, True)
+SMOKE = Plan(True, 1, 1.0, 3.0, 1.0, 3.0, 2, False)
+
+
+@dataclass
+class Trial:
+    path: str
+    mode: str
+    streams: int
+    target_fps: float
+    window_s: float
+    frames: int
+    not_ok: int
+    fps: float
+    stream_fps: list[float]
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    cpu_s: float | None
+    cpu_ms_per_frame: float | None
+    cpu_split_ms_per_frame: dict[str, float]
+    machine_cpu_s: float
+    round: int = 0
+
+    def keeps(self, fps: float) -> bool:
+        """Every stream delivered `fps` (within FPS_TOLERANCE, plus one frame of counting granularity)
+        and no frame failed."""
+        floor = fps * FPS_TOLERANCE - 1.0 / self.window_s
+        return self.not_ok == 0 and bool(self.stream_fps) and min(self.stream_fps) >= floor
+
+
+@dataclass
+class Density:
+    path: str
+    start: int
+    cap: int
+    retry: bool
+    best: int = 0
+    current: int = 0
+    done: bool = False
+    failed: set[int] = field(default_factory=set)
+    retried: set[int] = field(default_factory=set)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.current = max(1, min(self.start, self.cap))
+
+    def record(self, streams: int, passed: bool, trial: Trial) -> None:
+        self.steps.append(
+            {
+                "streams": streams,
+                "passed": passed,
+                "min_fps": round(min(trial.stream_fps), 2) if trial.stream_fps else 0.0,
+                "mean_fps": round(sum(trial.stream_fps) / len(trial.stream_fps), 2)
+                if trial.stream_fps
+                else 0.0,
+                "total_fps": round(trial.fps, 1),
+                "p95_ms": trial.p95_ms,
+                "cpu_ms_per_frame": trial.cpu_ms_per_frame,
+            }
+        )
+        if passed:
+            self.best = max(self.best, streams)
+            if streams + 1 > self.cap or streams + 1 in self.failed:
+                self.done = True
+            else:
+                self.current = streams + 1
+            return
+        if self.retry and streams not in self.retried:
+            self.retried.add(streams)  # one failure on a shared machine may be noise: try once more
+            return
+        self.failed.add(streams)
+        if streams - 1 <= self.best or streams == 1:
+            self.done = True
+        else:
+            self.current = streams - 1
+
+
+# --- one trial ------------------------------------------------------------------------------------
+def _start(stack: Stack, path: str, settings: Mapping[str, str], duration_s: float, nireq: int) -> ClientRun:
+    if path == "inprocess":
+        return start_inprocess_client(stack, settings, duration_s, nireq)
+    if path == "grpc":
+        return start_container_client(stack, f"{stack.double}:{GRPC_PORT}", False, settings, duration_s)
+    return start_container_client(stack, f"{stack.proxy}:{TLS_PORT}", True, settings, duration_s)
+
+
+def run_trial(
+    stack: Stack,
+    path: str,
+    mode: str,
+    *,
+    streams: int,
+    target_fps: float,
+    warmup_s: float,
+    measure_s: float,
+    nireq: int,
+    max_in_flight: int,
+) -> Trial:
+    settings = client_settings(streams, target_fps, mode, max_in_flight)
+    run = _start(stack, path, settings, warmup_s + measure_s + STARTUP_ALLOWANCE_S, nireq)
+    try:
+        run.wait_first_result(FIRST_RESULT_TIMEOUT_S)
+        involved = [run.container]
+        involved += [stack.double] if path != "inprocess" else []
+        involved += [stack.proxy] if path == "mtls" else []
+        for name in involved:
+            run.meter.add_container(name)
+        time.sleep(warmup_s)
+        t0, cpu0 = time.time(), run.meter.read()
+        time.sleep(measure_s)
+        t1, cpu1 = time.time(), run.meter.read()
+        code = run.stop()
+        if code != 0:
+            raise BenchError(f"the client ({path}, {mode}) exited with {code}:\n{run.logs()[-3000:]}")
+        records = run.records()
+    finally:
+        run.remove()
+        stack.forget(run.container)
+    window = [r for r in records if t0 <= r["ts"] < t1]
+    ok = [r for r in window if r.get("status") == "ok"]
+    span = t1 - t0
+    latencies = [float(r["latency_ms"]) for r in ok]
+    per_stream = [sum(1 for r in ok if r["stream"] == s) / span for s in range(streams)]
+    keys = [k for k in cpu0 if k != "machine"]
+    cpu_s = cpu_delta(cpu0, cpu1, keys) if keys and not run.meter.missing else None
+    roles = {stack.double: "server", stack.proxy: "proxy"}
+    split = {
+        roles.get(key, "client"): round((cpu1[key] - cpu0[key]) / len(ok) * 1000, 3) if ok else 0.0
+        for key in keys
+    }
+    return Trial(
+        path=path,
+        mode=mode,
+        streams=streams,
+        target_fps=target_fps,
+        window_s=round(span, 3),
+        frames=len(ok),
+        not_ok=len(window) - len(ok),
+        fps=len(ok) / span,
+        stream_fps=[round(v, 2) for v in per_stream],
+        p50_ms=percentile(latencies, 50) if latencies else None,
+        p95_ms=percentile(latencies, 95) if latencies else None,
+        p99_ms=percentile(latencies, 99) if latencies else None,
+        cpu_s=round(cpu_s, 3) if cpu_s is not None else None,
+        cpu_ms_per_frame=round(cpu_s / len(ok) * 1000, 3) if cpu_s is not None and ok else None,
+        cpu_split_ms_per_frame=split,
+        machine_cpu_s=round(cpu1["machine"] - cpu0["machine"], 3),
+    )
+
+
+# --- the whole run --------------------------------------------------------------------------------
+def _nireq_of(stack: Stack) -> int:
+    match = re.search(r"No of InferRequests: (\d+)", stack.logs(stack.double))
+    if not match:
+        raise BenchError(
+            f"the double's log does not give its number of infer requests:\n{stack.logs(stack.double)}"
+        )
+    return int(match.group(1))
+
+
+def _log(text: str) -> None:
+    print(text, flush=True)
+
+
+def _trial_line(trial: Trial) -> str:
+    p50 = "-" if trial.p50_ms is None else f"{trial.p50_ms:.1f}"
+    p99 = "-" if trial.p99_ms is None else f"{trial.p99_ms:.1f}"
+    cpu = "-" if trial.cpu_ms_per_frame is None else f"{trial.cpu_ms_per_frame:.1f}"
+    split = " ".join(f"{k}={v:.1f}" for k, v in trial.cpu_split_ms_per_frame.items())
+    return (
+        f"{trial.path:>9} {trial.mode:>9} streams={trial.streams:<2} fps={trial.fps:6.1f} "
+        f"min_stream_fps={min(trial.stream_fps):5.1f} p50={p50}ms p99={p99}ms cpu/frame={cpu}ms ({split}) "
+        f"not_ok={trial.not_ok} machine_cpu={trial.machine_cpu_s / trial.window_s:.2f} cores"
+    )
+
+
+def summarize(trials: Sequence[Trial]) -> dict[str, Any]:
+    """Per path and mode: medians over the rounds, and the per-round figures."""
+    out: dict[str, Any] = {}
+    for path in PATHS:
+        out[path] = {}
+        for mode in MODES:
+            mine = [t for t in trials if t.path == path and t.mode == mode]
+            if not mine:
+                continue
+
+            def med(attr: str, mine: list[Trial] = mine) -> float | None:
+                values = [getattr(t, attr) for t in mine if getattr(t, attr) is not None]
+                return round(median(values), 3) if values else None
+
+            out[path][mode] = {
+                "fps": med("fps"),
+                "p50_ms": med("p50_ms"),
+                "p95_ms": med("p95_ms"),
+                "p99_ms": med("p99_ms"),
+                "cpu_ms_per_frame": med("cpu_ms_per_frame"),
+                "cpu_split_ms_per_frame": {
+                    role: round(median([t.cpu_split_ms_per_frame[role] for t in mine]), 3)
+                    for role in mine[0].cpu_split_ms_per_frame
+                },
+                "trials": [asdict(t) for t in mine],
+            }
+    return out
+
+
+def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
+    """Per-round ratios (like with like), then their median."""
+    by = {(t.round, t.path, t.mode): t for t in trials}
+    over_inprocess, pipelined_over_sync, added = [], [], []
+    for r in range(rounds):
+        try:
+            mtls_pipe, mtls_sync = by[(r, "mtls", "pipelined")], by[(r, "mtls", "sync")]
+            grpc_sync = by[(r, "grpc", "sync")]
+            inproc = max(by[(r, "inprocess", "pipelined")].fps, by[(r, "inprocess", "sync")].fps)
+        except KeyError:
+            continue
+        if inproc > 0:
+            over_inprocess.append(mtls_pipe.fps / inproc)
+        if mtls_sync.fps > 0:
+            pipelined_over_sync.append(mtls_pipe.fps / mtls_sync.fps)
+        if mtls_sync.p50_ms is not None and grpc_sync.p50_ms is not None:
+            added.append(mtls_sync.p50_ms - grpc_sync.p50_ms)
+
+    def med(values: list[float], digits: int) -> float | None:
+        return round(median(values), digits) if values else None
+
+    return {
+        "mtls_pipelined_over_inprocess": med(over_inprocess, 3),
+        "pipelined_over_sync": med(pipelined_over_sync, 3),
+        "proxy_added_p50_ms": med(added, 2),
+    }
+
+
+def run_density(
+    stack: Stack, plan: Plan, throughput: Mapping[str, float], nireq: int, max_in_flight: int
+) -> dict[str, Density]:
+    searches: dict[str, Density] = {}
+    for path in DENSITY_PATHS:
+        estimate = 1 if plan.smoke else int(throughput.get(path, STREAM_FPS) / STREAM_FPS) - 1
+        searches[path] = Density(path, start=max(1, estimate), cap=plan.density_cap, retry=plan.density_retry)
+    while not all(s.done for s in searches.values()):
+        for path, search in searches.items():
+            if search.done:
+                continue
+            streams = search.current
+            trial = run_trial(
+                stack,
+                path,
+                "pipelined",
+                streams=streams,
+                target_fps=STREAM_FPS,
+                warmup_s=plan.density_warmup_s,
+                measure_s=plan.density_measure_s,
+                nireq=nireq,
+                max_in_flight=max_in_flight,
+            )
+            passed = trial.keeps(STREAM_FPS)
+            search.record(streams, passed, trial)
+            _log(f"density {_trial_line(trial)} -> {'keeps' if passed else 'misses'} 15 FPS")
+    return searches
+
+
+def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    inputs = find_inputs()
+    stack = Stack(inputs, PLUGIN_CONFIG)
+    try:
+        started = time.monotonic()
+        stack.start()
+        nireq = _nireq_of(stack)
+        max_in_flight = nireq + 1
+        _log(
+            f"stack up in {time.monotonic() - started:.1f}s: double {stack.double} (nireq {nireq}), "
+            f"proxy {stack.proxy}, network {stack.network}"
+        )
+        configs = [(path, mode) for mode in MODES for path in PATHS]
+        trials: list[Trial] = []
+        for r in range(plan.rounds):
+            shift = (2 * r) % len(configs)
+            for path, mode in configs[shift:] + configs[:shift]:
+                trial = run_trial(
+                    stack,
+                    path,
+                    mode,
+                    streams=1,
+                    target_fps=0,
+                    warmup_s=plan.warmup_s,
+                    measure_s=plan.measure_s,
+                    nireq=nireq,
+                    max_in_flight=1 if mode == "sync" else max_in_flight,
+                )
+                trial.round = r
+                trials.append(trial)
+                _log(f"round {r + 1}/{plan.rounds} {_trial_line(trial)}")
+        paths = summarize(trials)
+        ratios = ratios_of(trials, plan.rounds)
+        throughput = {p: paths[p]["pipelined"]["fps"] for p in DENSITY_PATHS}
+        searches = run_density(stack, plan, throughput, nireq, max_in_flight)
+        inproc, mtls = searches["inprocess"].best, searches["mtls"].best
+        ratios["density_mtls_over_inprocess"] = round(mtls / inproc, 3) if inproc else None
+        ratios["density_inprocess"] = inproc
+        ratios["density_mtls"] = mtls
+        raw = {
+            "paths": paths,
+            "density": {
+                p: {"max_streams": s.best, "start": s.start, "cap": s.cap, "steps": s.steps}
+                for p, s in searches.items()
+            },
+            "duration_s": round(time.monotonic() - started, 1),
+            "docker": {"network": stack.network, "containers": list(stack.created)},
+        }
+        params = {
+            "model": f"{inputs.model_dir.parent.name} v{inputs.model_dir.name} (IR, 1x300x300x3 uint8)",
+            "frames": "sample.mp4 (640x480, 90 frames, looping), decoded by each client stream",
+            "rounds": plan.rounds,
+            "warmup_s": plan.warmup_s,
+            "measure_s": plan.measure_s,
+            "density": {
+                "stream_fps": STREAM_FPS,
+                "pass": f"every stream >= {STREAM_FPS * FPS_TOLERANCE:.2f} FPS (less one frame per "
+                "measured window, the counting granularity) and no failed frame",
+                "warmup_s": plan.density_warmup_s,
+                "measure_s": plan.density_measure_s,
+                "cap": plan.density_cap,
+                "retry_on_failure": plan.density_retry,
+            },
+            "server": {
+                "config_json": stack.server_config(),
+                "flags": f"--port {GRPC_PORT} --rest_port 8000 --file_system_poll_wait_seconds 0",
+                "nireq_effective": nireq,
+            },
+            "inprocess": {"plugin_config": PLUGIN_CONFIG, "nireq": nireq},
+            "client": {
+                "sync": client_settings(1, 0, "sync", 1),
+                "pipelined": client_settings(1, 0, "pipelined", max_in_flight),
+                "where": "every configuration runs in the ovms-launcher/client:dev container on the "
+                "private network; (a) with this interpreter's openvino package mounted read-only "
+                f"(OpenVINO {openvino_version()})",
+            },
+            "proxy": {
+                "site_template": "roles/ovms_tls_proxy/templates/ovms-proxy.conf.j2",
+                "role_defaults": stack.proxy_tuning,
+                "image_nginx_conf": image_nginx_tuning(),
+            },
+        }
+        return ratios, raw, params
+    finally:
+        stack.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="short run, results to a scratch folder")
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+    stop_on_sigterm()
+    try:
+        ratios, raw, params = measure(plan)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; containers removed", file=sys.stderr, flush=True)
+        return 130
+    path = write_result(NAME, smoke=args.smoke, ratios=ratios, raw=raw, params=params)
+    if args.smoke:  # a full run's charts come from bench.report, with the rest of docs/benchmarks.md
+        figdir = output_dir(True)
+        render(load_result(NAME, path.parent) or {}, figdir)
+        print(f"result: {path}; charts: {figdir}", flush=True)
+    return conclude(NAME, "inference path and stream density", ratios, args.smoke)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

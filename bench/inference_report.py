@@ -1,0 +1,261 @@
+"""Charts and the markdown section of the inference benchmark (`render`, called by bench.report)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from bench.common import TARGETS
+
+PATHS = ("inprocess", "grpc", "mtls")
+MODES = ("sync", "pipelined")
+LABELS = {
+    "inprocess": "(a) in-process OpenVINO",
+    "grpc": "(b) client → double, gRPC",
+    "mtls": "(c) client → mTLS proxy → double",
+}
+SHORT = {"inprocess": "(a) in-process", "grpc": "(b) gRPC", "mtls": "(c) mTLS"}
+COLORS = {"sync": "#9ecae1", "pipelined": "#3182bd", "inprocess": "#31a354", "mtls": "#e6550d"}
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    return str(value)
+
+
+def _cell(paths: Mapping[str, Any], path: str, mode: str) -> Mapping[str, Any]:
+    return paths.get(path, {}).get(mode, {})
+
+
+def _throughput_chart(paths: Mapping[str, Any], target: Path) -> None:
+    fig, (ax_fps, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.38
+    for i, mode in enumerate(MODES):
+        xs, fps, low, high, cpu = [], [], [], [], []
+        for j, path in enumerate(PATHS):
+            cell = _cell(paths, path, mode)
+            if cell.get("fps") is None:
+                continue
+            trials = [t["fps"] for t in cell.get("trials", [])] or [cell["fps"]]
+            xs.append(j + (i - 0.5) * width)
+            fps.append(cell["fps"])
+            low.append(max(0.0, cell["fps"] - min(trials)))
+            high.append(max(0.0, max(trials) - cell["fps"]))
+            cpu.append(cell.get("cpu_ms_per_frame") or 0.0)
+        bars = ax_fps.bar(xs, fps, width, yerr=[low, high], capsize=3, label=mode, color=COLORS[mode])
+        ax_fps.bar_label(bars, fmt="%.0f", padding=2, fontsize=8)
+        bars = ax_cpu.bar(xs, cpu, width, label=mode, color=COLORS[mode])
+        ax_cpu.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
+    for ax, title, unit in (
+        (ax_fps, "Throughput, one stream (median of rounds, min-max)", "frames/s"),
+        (ax_cpu, "CPU per frame (client + proxy + server)", "CPU ms / frame"),
+    ):
+        ax.set_xticks(range(len(PATHS)), [SHORT[p] for p in PATHS])
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _latency_chart(paths: Mapping[str, Any], target: Path) -> None:
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    groups = [(p, m) for p in PATHS for m in MODES if _cell(paths, p, m)]
+    width = 0.26
+    for k, (key, shade) in enumerate((("p50_ms", "#c6dbef"), ("p95_ms", "#6baed6"), ("p99_ms", "#08519c"))):
+        values = [_cell(paths, p, m).get(key) or 0.0 for p, m in groups]
+        bars = ax.bar(
+            [i + (k - 1) * width for i in range(len(groups))], values, width, label=key[:3], color=shade
+        )
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=7)
+    ax.set_xticks(range(len(groups)), [f"{SHORT[p]}\n{m}" for p, m in groups], fontsize=8)
+    ax.set_ylabel("request latency, ms")
+    ax.set_title("Latency of one request (client side; median of rounds)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _density_chart(density: Mapping[str, Any], stream_fps: float, target: Path) -> None:
+    fig, (ax_steps, ax_max) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    for path in ("inprocess", "mtls"):
+        steps = density.get(path, {}).get("steps", [])
+        if not steps:
+            continue
+        xs = [s["streams"] for s in steps]
+        ys = [s["min_fps"] for s in steps]
+        ax_steps.plot(xs, ys, "o", color=COLORS[path], label=SHORT[path], alpha=0.8)
+        failed = [(x, y) for x, y, s in zip(xs, ys, steps, strict=True) if not s["passed"]]
+        if failed:
+            ax_steps.plot(*zip(*failed, strict=True), "x", color="black", markersize=9)
+    ax_steps.axhline(stream_fps, color="grey", linestyle="--", linewidth=1, label=f"{stream_fps:.0f} FPS")
+    ax_steps.set_ylim(0, stream_fps * 1.25)
+    ax_steps.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_steps.set_xlabel("streams")
+    ax_steps.set_ylabel("slowest stream, FPS")
+    ax_steps.set_title("Density steps (x = a stream fell below 15 FPS)", fontsize=10)
+    ax_steps.legend(fontsize=8)
+    ax_steps.grid(alpha=0.3)
+    names = [p for p in ("inprocess", "mtls") if p in density]
+    values = [density[p].get("max_streams", 0) for p in names]
+    bars = ax_max.bar([SHORT[p] for p in names], values, color=[COLORS[p] for p in names])
+    ax_max.bar_label(bars, padding=2)
+    ax_max.set_ylabel("streams at ≥ 15 FPS each")
+    ax_max.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_max.set_title("Stream density", fontsize=10)
+    ax_max.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _ratio_rows(ratios: Mapping[str, Any]) -> list[str]:
+    targets = {t.key: t for t in TARGETS}
+    rows = ["| ratio | value | target | met |", "|---|---|---|---|"]
+    for key, value in ratios.items():
+        target = targets.get(key)
+        if target is None:
+            rows.append(f"| `{key}` | {_fmt(value, 3)} | - | - |")
+            continue
+        met = target.met(value if isinstance(value, (int, float)) else None)
+        mark = "n/a" if met is None else ("yes" if met else "**no**")
+        rows.append(f"| `{key}` | {_fmt(value, 3)} | {target.op} {target.limit:g} | {mark} |")
+    return rows
+
+
+def _cpu_rows(paths: Mapping[str, Any]) -> list[str]:
+    """Where the CPU of a frame goes (pipelined), and what the remote path adds over in-process."""
+    rows = [
+        "CPU per frame by component, pipelined (ms; the client's share includes decoding and "
+        "preprocessing, in-process also the inference):",
+        "",
+        "| path | client | proxy | server | total | more than in-process |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = _cell(paths, "inprocess", "pipelined").get("cpu_ms_per_frame")
+    for path in PATHS:
+        cell = _cell(paths, path, "pipelined")
+        if not cell:
+            continue
+        split = cell.get("cpu_split_ms_per_frame", {})
+        total = cell.get("cpu_ms_per_frame")
+        extra = total - base if total is not None and base is not None else None
+        rows.append(
+            f"| {LABELS[path]} | {_fmt(split.get('client'), 2)} | {_fmt(split.get('proxy'), 2)} | "
+            f"{_fmt(split.get('server'), 2)} | {_fmt(total, 2)} | {_fmt(extra, 2)} |"
+        )
+    mtls = _cell(paths, "mtls", "pipelined")
+    trials = mtls.get("trials", [])
+    if base is not None and mtls.get("cpu_ms_per_frame") is not None and trials:
+        busy = sum(t["machine_cpu_s"] / t["window_s"] for t in trials) / len(trials)
+        proxy = mtls.get("cpu_split_ms_per_frame", {}).get("proxy")
+        rows += [
+            "",
+            f"While (c) ran pipelined the machine was busy {busy:.2f} cores on average: when that is all "
+            "of its cores the pipelined figures are CPU-bound, and the throughput ratio follows the CPU "
+            f"per frame. (c) spends {mtls['cpu_ms_per_frame'] - base:.2f} ms more per frame than (a): the "
+            f"proxy {_fmt(proxy, 2)} ms (TLS and HTTP/2 relaying in nginx), the rest is gRPC "
+            "serialisation and transport in the client and the double's Python gRPC front end (the real "
+            "OVMS front end is C++) on top of the same OpenVINO inference.",
+        ]
+    return rows
+
+
+def render(result: Mapping[str, Any], figdir: Path) -> str:
+    """Draw inference-*.png into figdir and return the benchmark's markdown section."""
+    figdir.mkdir(parents=True, exist_ok=True)
+    raw = result.get("raw", {})
+    params = result.get("params", {})
+    paths = raw.get("paths", {})
+    density = raw.get("density", {})
+    stream_fps = float(params.get("density", {}).get("stream_fps", 15.0))
+    _throughput_chart(paths, figdir / "inference-throughput.png")
+    _latency_chart(paths, figdir / "inference-latency.png")
+    _density_chart(density, stream_fps, figdir / "inference-density.png")
+
+    server = params.get("server", {})
+    proxy = params.get("proxy", {})
+    client = params.get("client", {})
+    lines = [
+        "## Inference path and stream density",
+        "",
+        f"Run {result.get('date', '?')}{' (smoke run)' if result.get('smoke') else ''}; "
+        f"{params.get('rounds', '?')} round(s) of {_fmt(params.get('warmup_s'), 0)} s warm-up + "
+        f"{_fmt(params.get('measure_s'), 0)} s measured per configuration, all six configurations in "
+        "every round (rotated order); medians reported, ratios are medians of per-round ratios.",
+        "",
+        f"- Model: {params.get('model', '?')}; frames: {params.get('frames', '?')}.",
+        "- (a) `bench/inference_inprocess.py`: the client's own code (sources, preprocessing, pipelining, "
+        "decoders) with OpenVINO compiled in the same process, "
+        f"plugin config `{params.get('inprocess', {}).get('plugin_config')}`, "
+        f"{params.get('inprocess', {}).get('nireq', '?')} infer requests.",
+        f"- (b) the client container → the OVMS double container over plain gRPC; double config "
+        f"`{server.get('config_json')}`, flags `{server.get('flags')}`, "
+        f"{server.get('nireq_effective', '?')} infer requests.",
+        "- (c) the client container → the tls-proxy container (nginx, mTLS, TLS 1.3) → the same double; "
+        f"site config `{proxy.get('site_template', '?')}` rendered with the role's defaults "
+        f"({', '.join(f'{k} {v}' for k, v in proxy.get('role_defaults', {}).items())}); the image's "
+        f"nginx.conf sets {'; '.join(f'`{d}`' for d in proxy.get('image_nginx_conf', []))}.",
+        f"- Client: synchronous `{client.get('sync', {}).get('CLIENT_MODE')}` = one request in flight; "
+        f"pipelined = `CLIENT_MAX_IN_FLIGHT={client.get('pipelined', {}).get('CLIENT_MAX_IN_FLIGHT')}`; "
+        f"{client.get('where', '')}.",
+        "- CPU per frame: CPU seconds of every process involved (cgroup counters of the client, proxy "
+        "and double containers; /proc of the in-process client) over the measured window ÷ frames.",
+        "",
+        "| path | mode | frames/s | p50 ms | p95 ms | p99 ms | CPU ms/frame |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in PATHS:
+        for mode in MODES:
+            cell = _cell(paths, path, mode)
+            if not cell:
+                continue
+            lines.append(
+                f"| {LABELS[path]} | {mode} | {_fmt(cell.get('fps'))} | {_fmt(cell.get('p50_ms'), 2)} | "
+                f"{_fmt(cell.get('p95_ms'), 2)} | {_fmt(cell.get('p99_ms'), 2)} | "
+                f"{_fmt(cell.get('cpu_ms_per_frame'), 2)} |"
+            )
+    lines += ["", *_cpu_rows(paths)]
+    dens = params.get("density", {})
+    lines += [
+        "",
+        f"Stream density (reference method): streams paced at {stream_fps:.0f} FPS each are added while "
+        f"{dens.get('pass', 'every stream keeps 15 FPS')} ({_fmt(dens.get('measure_s'), 0)} s measured "
+        f"per step); a step that fails is {'repeated once' if dens.get('retry_on_failure') else 'final'}. "
+        "(a) runs N streams in one process sharing one compiled model; (c) runs N streams in one client "
+        "container through the proxy to one double.",
+        "",
+        "| path | max streams | steps (streams: slowest stream FPS) |",
+        "|---|---|---|",
+    ]
+    for path in ("inprocess", "mtls"):
+        info = density.get(path, {})
+        steps = ", ".join(
+            f"{s['streams']}: {s['min_fps']:.1f}{'' if s['passed'] else ' ✗'}" for s in info.get("steps", [])
+        )
+        lines.append(f"| {LABELS[path]} | {info.get('max_streams', '-')} | {steps} |")
+    lines += ["", *_ratio_rows(result.get("ratios", {})), ""]
+    lines += [
+        "![Throughput and CPU per frame](benchmarks/inference-throughput.png)",
+        "",
+        "![Latency percentiles](benchmarks/inference-latency.png)",
+        "",
+        "![Stream density](benchmarks/inference-density.png)",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""The inference-path benchmark, short: one round of the six configurations (in-process, gRPC, mTLS;
+sync and pipelined) and density capped at 2 streams, into a scratch folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import inference
+from launcher.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+RATIO_KEYS = [
+    "mtls_pipelined_over_inprocess",
+    "pipelined_over_sync",
+    "proxy_added_p50_ms",
+    "density_mtls_over_inprocess",
+    "density_inprocess",
+    "density_mtls",
+]
+
+
+def test_inference_benchmark_smoke_run(tmp_path: Path):
+    env = {**os.environ, "OVMS_BENCH_SMOKE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.inference", "--smoke"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    # the ratios come last, one per line
+    tail = proc.stdout.strip().splitlines()[-len(RATIO_KEYS) :]
+    assert [line.split(" = ")[0] for line in tail] == RATIO_KEYS, proc.stdout[-2000:]
+    result = json.loads((tmp_path / "inference.json").read_text())
+    assert result["smoke"] is True
+    ratios = result["ratios"]
+    for key in RATIO_KEYS:
+        assert isinstance(ratios[key], (int, float)) and math.isfinite(ratios[key]), (key, ratios)
+    assert 1 <= ratios["density_inprocess"] <= 2 and 1 <= ratios["density_mtls"] <= 2, result["raw"][
+        "density"
+    ]
+    # every configuration delivered frames, and its CPU was measured (cgroup / proc counters found)
+    for path in ("inprocess", "grpc", "mtls"):
+        for mode in ("sync", "pipelined"):
+            cell = result["raw"]["paths"][path][mode]
+            assert cell["fps"] > 0 and cell["p50_ms"] > 0, (path, mode, cell)
+            assert cell["cpu_ms_per_frame"] > 0, (path, mode, cell)
+            assert cell["trials"][0]["not_ok"] == 0, (path, mode, cell)
+    assert set(result["raw"]["paths"]["mtls"]["pipelined"]["trials"][0]["cpu_split_ms_per_frame"]) == {
+        "client",
+        "server",
+        "proxy",
+    }
+    # the charts: drawn by the run into the scratch folder, and by render() for the report
+    for chart in ("throughput", "latency", "density"):
+        assert (tmp_path / f"inference-{chart}.png").stat().st_size > 1000
+    section = inference.render(result, tmp_path / "figs")
+    assert "benchmarks/inference-density.png" in section
+    assert (tmp_path / "figs" / "inference-throughput.png").stat().st_size > 1000
+    # nothing of the benchmark is left behind
+    for name in result["raw"]["docker"]["containers"]:
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{name}$"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert left.stdout.split() == [], name
+    network = result["raw"]["docker"]["network"]
+    listed = subprocess.run(["docker", "network", "ls", "-q", "--filter", f"name=^{network}$"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert listed.stdout.split() == [], network
