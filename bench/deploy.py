@@ -35,6 +35,7 @@ from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks
 from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.runner.strategy import STRATEGY_ENV
 
 NAME = "deploy"
 MODEL = "person-detection"
@@ -190,15 +191,22 @@ def compose_trial(site: Site) -> dict[str, float]:
     }
 
 
-def launcher_trial(site: Site) -> dict[str, Any]:
-    """Cold deploy from nothing (after destroy --purge), then a warm re-deploy."""
+def launcher_trial(site: Site, compare_linear: bool) -> dict[str, Any]:
+    """Cold deploy from nothing (after destroy --purge), then a warm re-deploy; with compare_linear,
+    one more warm re-deploy with Ansible's own `linear` strategy (what Mitogen is measured against)."""
     extra = ["-e", f"ovms_server_image={DOUBLE}", "--json"]
     run_launcher(["destroy", *site.inventories, "--purge", "--yes"], env=site.env)
     cold = run_launcher(["deploy", *site.inventories, *extra], env=site.env)
     cold_run = latest_run(site.runs, "deploy")
     warm = run_launcher(["deploy", *site.inventories, *extra], env=site.env)
     warm_run = latest_run(site.runs, "deploy")
+    linear: dict[str, Any] = {}
+    if compare_linear:
+        plain = run_launcher(["deploy", *site.inventories, *extra], env={**site.env, STRATEGY_ENV: "linear"})
+        linear = {"warm_linear_s": round(plain.measured.wall_s, 2), "warm_linear_changed": plain.changed,
+                  "warm_linear_cpu_s": round(plain.measured.cpu_s, 2)}  # fmt: skip
     return {
+        **linear,
         "cold_slowest_tasks": slowest_tasks(cold_run) if cold_run else [],
         "warm_slowest_tasks": slowest_tasks(warm_run) if warm_run else [],
         "cold_s": round(cold.measured.wall_s, 2),
@@ -232,7 +240,7 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
     try:
         for trial in range(1, trials + 1):
             print(f"[deploy] trial {trial}/{trials}: launcher cold + warm …", flush=True)
-            row = launcher_trial(site)
+            row = launcher_trial(site, compare_linear=not smoke)
             print(f"[deploy] trial {trial}/{trials}: docker-compose …", flush=True)
             row.update({f"compose_{k}": v for k, v in compose_trial(site).items()})
             row["cold_over_compose"] = round(row["cold_s"] / row["compose_available_s"], 3)
@@ -244,6 +252,12 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
     ratios = {
         "warm_redeploy_s": round(median([r["warm_s"] for r in rows]), 2),
         "warm_redeploy_changed": max(r["warm_changed"] for r in rows),
+        # measured in the same trials: the speed-up of the Mitogen strategy over Ansible's linear
+        **(
+            {"warm_linear_over_mitogen": round(median([r["warm_linear_s"] / r["warm_s"] for r in rows]), 2)}
+            if all("warm_linear_s" in r for r in rows)
+            else {}
+        ),
         "cold_over_compose": round(median([r["cold_over_compose"] for r in rows]), 3),
     }
     # the slowest tasks are kept for the last trial only (the profile of a typical run)
@@ -265,7 +279,10 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
                 "warm_cpu_s",
                 "cold_peak_rss_mib",
                 "warm_peak_rss_mib",
+                "warm_linear_s",
+                "warm_linear_cpu_s",
             )
+            if all(key in r for r in rows)
         },
     }
     params = {
@@ -292,6 +309,7 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     series = {
         "launcher cold": [r["cold_s"] for r in rows],
         "launcher warm": [r["warm_s"] for r in rows],
+        **({"warm, linear": [r["warm_linear_s"] for r in rows]} if "warm_linear_s" in rows[0] else {}),
         "compose → AVAILABLE": [r["compose_available_s"] for r in rows],
         "compose → first detection": [r["compose_first_detection_s"] for r in rows],
     }
@@ -305,6 +323,14 @@ def render(result: dict[str, Any], figdir: Path) -> str:
         f"| `launcher deploy`, cold | {med['cold_s']} | {med['cold_cpu_s']} | {med['cold_peak_rss_mib']} |",
         f"| `launcher deploy`, warm (changed = {ratios['warm_redeploy_changed']}) | {med['warm_s']} | "
         f"{med['warm_cpu_s']} | {med['warm_peak_rss_mib']} |",
+        *(
+            [
+                f"| `launcher deploy`, warm, Ansible's `linear` strategy | {med['warm_linear_s']} | "
+                f"{med['warm_linear_cpu_s']} | |"
+            ]
+            if "warm_linear_s" in med
+            else []
+        ),
         f"| `docker-compose up -d` → model AVAILABLE | {med['compose_available_s']} | | |",
         f"| `docker-compose up -d` → first detections | {med['compose_first_detection_s']} | | |",
         "",
