@@ -31,6 +31,7 @@ from launcher.paths import PROJECT_ROOT, cache_dir
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))  # the harness lives with the tests it was built for
 
+from multihost import remote
 from multihost.harness import Harness
 
 NAME = "fleet"
@@ -64,14 +65,9 @@ class Fleet:
         if not media.is_dir():
             media.mkdir()
             shutil.copy2(cache_dir() / "media" / "sample.mp4", media / "sample.mp4")
-        group_vars = {
-            "ovms_servers": {"ovms_server_models": [{"name": MODEL}]},
-            "ovms_clients": {
-                "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
-                "ovms_client_media_dir": str(media),
-            },
-        }
-        return self.harness.inventory(self.workdir / f"hosts-{size}.yml", layout(size), group_vars=group_vars)
+        return self.harness.inventory(
+            self.workdir / f"hosts-{size}.yml", layout(size), group_vars=remote.group_vars(media)
+        )
 
 
 def load_images(harness: Harness, sizes: Sequence[int], archive_dir: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,17 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerutil import docker, engine_available, image_exists, inspect
+from double_harness import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 LAUNCHER = str(Path(sys.executable).parent / "launcher")
 IMAGES = ("ovms-launcher/ovms-double:dev", "ovms-launcher/client:dev", "ovms-launcher/tls-proxy:dev")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -149,7 +143,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if missing:
         pytest.skip(f"images not built: {', '.join(missing)} (launcher images build)")
     root = Path(tmp_path_factory.mktemp("remote"))
-    site = Site(root=root, ident=uuid.uuid4().hex[:8], port=_free_port())
+    site = Site(root=root, ident=uuid.uuid4().hex[:8], port=free_port())
     site.inventory.write_text(yaml.safe_dump(_inventory(site), sort_keys=False))
     try:
         yield site

@@ -12,6 +12,22 @@ from typing import Any
 from multihost.harness import Host
 
 CLIENT_DATA = "/var/lib/ovms-launcher/client"
+MODEL = PROFILE = "person-detection"
+
+
+def group_vars(media_dir: Path, client_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The remote deployments' group vars: the person detector on the servers, one instance of its
+    profile on each client, the sample media from `media_dir` (and `client_env`, when given)."""
+    clients: dict[str, Any] = {
+        "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
+        # only the video the profile plays: Ansible copies a folder file by file
+        "ovms_client_media_dir": str(media_dir),
+    }
+    if client_env:
+        clients["ovms_client_env"] = dict(client_env)
+    return {"ovms_servers": {"ovms_server_models": [{"name": MODEL}]}, "ovms_clients": clients}
+
+
 PROBE_DIR = "/root/mh-probe"
 PROBE_SCRIPT = Path(__file__).resolve().parent / "tls_probe.py"
 CLIENT_IMAGE = "ovms-launcher/client:dev"

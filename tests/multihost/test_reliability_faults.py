@@ -97,14 +97,7 @@ class Deployment:
 
 
 def group_vars(media_dir: Path) -> dict:
-    return {
-        "ovms_servers": {"ovms_server_models": [{"name": MODEL}]},
-        "ovms_clients": {
-            "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
-            "ovms_client_env": {"CLIENT_STREAMS": str(STREAMS_PER_CLIENT)},
-            "ovms_client_media_dir": str(media_dir),
-        },
-    }
+    return rm.group_vars(media_dir, {"CLIENT_STREAMS": str(STREAMS_PER_CLIENT)})
 
 
 @pytest.fixture(scope="module")

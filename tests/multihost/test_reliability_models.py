@@ -49,13 +49,7 @@ ONLY_SERVER = ["--limit", SERVER]
 
 
 def group_vars(media_dir: Path) -> dict:
-    return {
-        "ovms_servers": {"ovms_server_models": [{"name": MODEL}]},
-        "ovms_clients": {
-            "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
-            "ovms_client_media_dir": str(media_dir),
-        },
-    }
+    return rm.group_vars(media_dir)
 
 
 @dataclass

@@ -45,14 +45,7 @@ DEPLOY = ["-e", "ovms_server_image=ovms-launcher/ovms-double:dev", "--json"]
 
 
 def group_vars(media_dir: Path) -> dict:
-    return {
-        "ovms_servers": {"ovms_server_models": [{"name": MODEL}]},
-        "ovms_clients": {
-            "ovms_client_profiles": [{"name": PROFILE, "instances": 1}],
-            # only the video the profile plays: Ansible copies a folder file by file (about 1 s each)
-            "ovms_client_media_dir": str(media_dir),
-        },
-    }
+    return rm.group_vars(media_dir)
 
 
 @dataclass

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -40,6 +39,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerutil import docker, engine_available
+from double_harness import free_port
 
 from launcher.paths import PROJECT_ROOT
 from launcher.pki.authority import LeafSpec, cert_pem, crl_pem
@@ -64,12 +64,6 @@ def _dump(path: Path, data: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -161,7 +155,7 @@ def remote_site(root: Path, pki: Path | None) -> Site:
         **_isolation(root),
         ovms_server_models=[{"name": "person-detection"}],
         ovms_client_profiles=[{"name": "person-detection"}],
-        ovms_tls_port=_free_port(),
+        ovms_tls_port=free_port(),
         ovms_tls_bind_address="127.0.0.1",
     )
     if pki is not None:
