@@ -89,6 +89,13 @@ class Trial:
     cpu_split_ms_per_frame: dict[str, float]
     machine_cpu_s: float
     round: int = 0
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, path: str, mode: str, streams: int, target_fps: float, error: str) -> Trial:
+        """A step whose client never delivered: no frame, so it keeps no rate."""
+        return cls(path, mode, streams, target_fps, 1.0, 0, 0, 0.0, [], None, None, None, None, None, {}, 0.0,
+                   error=error)  # fmt: skip
 
     def keeps(self, fps: float) -> bool:
         """Every stream delivered `fps` (within FPS_TOLERANCE, plus one frame of counting granularity)
@@ -126,6 +133,7 @@ class Density:
                 "p95_ms": trial.p95_ms,
                 "cpu_ms_per_frame": trial.cpu_ms_per_frame,
             }
+            | ({"error": trial.error} if trial.error else {})
         )
         if passed:
             self.best = max(self.best, streams)
@@ -236,9 +244,10 @@ def _trial_line(trial: Trial) -> str:
     p99 = "-" if trial.p99_ms is None else f"{trial.p99_ms:.1f}"
     cpu = "-" if trial.cpu_ms_per_frame is None else f"{trial.cpu_ms_per_frame:.1f}"
     split = " ".join(f"{k}={v:.1f}" for k, v in trial.cpu_split_ms_per_frame.items())
+    slowest = "-" if not trial.stream_fps else f"{min(trial.stream_fps):5.1f}"
     return (
         f"{trial.path:>9} {trial.mode:>9} streams={trial.streams:<2} fps={trial.fps:6.1f} "
-        f"min_stream_fps={min(trial.stream_fps):5.1f} p50={p50}ms p99={p99}ms cpu/frame={cpu}ms ({split}) "
+        f"min_stream_fps={slowest} p50={p50}ms p99={p99}ms cpu/frame={cpu}ms ({split}) "
         f"not_ok={trial.not_ok} machine_cpu={trial.machine_cpu_s / trial.window_s:.2f} cores"
     )
 
@@ -328,8 +337,7 @@ def run_density(
                 # a step whose client never delivers (overloaded machine) does not keep 15 FPS; the
                 # search goes on rather than losing the whole run
                 _log(f"density {path} streams={streams}: step failed, counted as missing 15 FPS: {exc}")
-                trial = Trial(path, "pipelined", streams, STREAM_FPS, 1.0, 0, 0, 0.0, [], None, None, None,
-                              None, None, {}, 0.0)  # fmt: skip
+                trial = Trial.failed(path, "pipelined", streams, STREAM_FPS, str(exc).splitlines()[0])
             passed = trial.keeps(STREAM_FPS)
             search.record(streams, passed, trial)
             _log(f"density {_trial_line(trial)} -> {'keeps' if passed else 'misses'} 15 FPS")

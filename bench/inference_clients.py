@@ -123,7 +123,9 @@ class ClientRun:
             if not self.alive():
                 raise BenchError(f"the client exited before its first result:\n{self.logs()[-3000:]}")
             time.sleep(0.1)
-        raise BenchError(f"no result from the client within {timeout:.0f}s:\n{self.logs()[-3000:]}")
+        docker("kill", "--signal", "USR1", self.container, check=False)  # the client dumps its stacks
+        time.sleep(1)
+        raise BenchError(f"no result from the client within {timeout:.0f}s:\n{self.logs()[-6000:]}")
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM (the client finishes in-flight frames and flushes its files), then wait."""

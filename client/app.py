@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import signal
@@ -182,6 +183,9 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        # `docker kill --signal USR1 <client>` prints every thread's stack to the log: a client that
+        # stalls can be diagnosed without stopping it
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def _report_until_done(

@@ -174,3 +174,15 @@ def test_inprocess_configuration_names_a_missing_model_dir(monkeypatch: pytest.M
     code = inprocess_main(["--profile", str(PROFILE), "--max-frames", "1"])
     assert code == 2
     assert "BENCH_OV_MODEL_DIR" in capsys.readouterr().err
+
+
+def test_a_failed_density_step_is_logged_and_recorded_as_missing_the_rate():
+    failed = Trial.failed("inprocess", "pipelined", 2, 15.0, "no result from the client within 90s:")
+    assert not failed.keeps(15.0)
+    line = inference._trial_line(failed)
+    assert "streams=2" in line and "min_stream_fps=-" in line and "p50=-ms" in line
+    search = Density("inprocess", start=2, cap=4, retry=False)
+    search.best = 1
+    search.record(2, failed.keeps(15.0), failed)
+    assert search.done and search.best == 1
+    assert search.steps[-1]["min_fps"] == 0.0 and search.steps[-1]["error"].startswith("no result")

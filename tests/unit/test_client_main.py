@@ -1,4 +1,5 @@
-"""`python -m client`: exit codes for configuration errors, waiting for an absent server, SIGTERM."""
+"""`python -m client`: exit codes for configuration errors, waiting for an absent server, SIGUSR1
+(stacks), SIGTERM."""
 
 from __future__ import annotations
 
@@ -87,6 +88,12 @@ def test_waits_for_an_absent_server_and_exits_0_on_sigterm(env, tmp_path):
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.1)
         assert proc.poll() is None  # still waiting, not exited
+        proc.send_signal(signal.SIGUSR1)  # a stack dump, and the client carries on
+        while "Current thread" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert "wait_for_metadata" in log_path.read_text() and proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_path.read_text()
     finally:
