@@ -31,7 +31,7 @@ def test_inference_benchmark_smoke_run(tmp_path: Path):
     env = {**os.environ, "OVMS_BENCH_SMOKE_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "bench.inference", "--smoke"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=480, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     # the ratios come last, one per line
