@@ -18,6 +18,7 @@ from launcher.paths import PROJECT_ROOT
 from launcher.runner import RunRequest, execute, parse_extra_vars
 from launcher.runner.summary import EXIT_INVALID
 from launcher.validate import ValidationReport, validate
+from launcher.validate.options import check_limit, check_tags
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "localhost"
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
@@ -113,6 +114,16 @@ def _load_only(inventories: tuple[Path, ...]) -> Inventory:
     return inventory
 
 
+def _checked_options(inventory: Inventory, action: str, options: dict[str, Any]) -> None:
+    """destroy/status: exit 2 when --limit names no host of the inventory or --tags an unknown tag,
+    as deploy does (Ansible would skip the host silently, or run nothing)."""
+    _, problems = check_limit(inventory, options.get("limit"))
+    problems += check_tags(options.get("tags"), PLAYBOOKS / f"{action}.yml", PROJECT_ROOT / "roles")
+    if problems:
+        _report_problems(ValidationReport(problems, inventory), options["json_output"])
+        sys.exit(EXIT_INVALID)
+
+
 def _forks(inventory: Inventory | None) -> int | None:
     """One fork per host of the launcher's groups: every host runs at once (at least 1)."""
     if inventory is None:
@@ -191,6 +202,7 @@ def destroy(purge: bool, yes: bool, **options: Any) -> None:
     extravars = parse_extra_vars(options["extra_vars"])
     inventories = _inventories(options["inventories"])
     inventory = _load_only(inventories)
+    _checked_options(inventory, "destroy", options)
     if purge:
         if not yes:
             if not _stdin_is_tty():
@@ -215,6 +227,7 @@ def status(**options: Any) -> None:
     """Containers, model states and client stats per host (playbooks/status.yml)."""
     extravars = parse_extra_vars(options["extra_vars"])
     inventory = _load_only(_inventories(options["inventories"]))
+    _checked_options(inventory, "status", options)
     _run("status", options, extravars, detailed=True, inventory=inventory)
 
 

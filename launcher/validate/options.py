@@ -142,7 +142,7 @@ def check_limit(inventory: Inventory, pattern: str | None) -> tuple[set[str] | N
             Problem(
                 inventory.source_label,
                 LIMIT,
-                f"{pattern!r} leaves no host to deploy",
+                f"{pattern!r} leaves no host to run on",
                 "check the `!` (exclude) and `&` (intersect) terms of the pattern",
             )
         )

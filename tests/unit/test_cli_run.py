@@ -269,6 +269,21 @@ def test_destroy_purge_asks_on_a_tty(runs, monkeypatch):
     assert fake.calls[0]["extravars"]["ovms_destroy_purge"] is True
 
 
+@pytest.mark.parametrize("command", ["destroy", "status"])
+def test_destroy_and_status_refuse_an_unknown_limit_or_tag_before_running(runs, monkeypatch, command):
+    fake = install(monkeypatch, "success")
+    typo = invoke(command, "-i", LOCALHOST, "--limit", "localhots", "--json")
+    assert typo.exit_code == 2, typo.output
+    problems = json.loads(typo.output.strip().splitlines()[-1])["problems"]
+    assert [(p["key"], "did you mean localhost?" in p["fix"]) for p in problems] == [("--limit", True)]
+    tag = invoke(command, "-i", LOCALHOST, "--tags", "containrs")
+    assert tag.exit_code == 2 and "--tags" in tag.output and "nothing was run" in tag.output, tag.output
+    assert fake.calls == [] and not runs.exists()
+    good = invoke(command, "-i", LOCALHOST, "--limit", "localhost", "--yes" if command == "destroy" else "-v")
+    assert good.exit_code == 0, good.output
+    assert fake.calls[0]["limit"] == "localhost"
+
+
 def test_missing_inventory_is_invalid_input(runs, monkeypatch, tmp_path):
     fake = install(monkeypatch, "success")
     for command in ("deploy", "destroy", "status", "validate"):
