@@ -37,16 +37,21 @@ def results_dir(instance: str) -> str:
     return f"{CLIENT_DATA}/results/{instance}"
 
 
-def detection_records(host: Host, instance: str, lines: int = 50) -> list[dict[str, Any]]:
-    path = f"{results_dir(instance)}/detections.jsonl"
-    proc = host.ssh.run(["tail", "-n", str(lines), path], check=False)
+def json_lines(host: Host, path: str, lines: str) -> list[dict[str, Any]]:
+    """Complete JSON lines of a file on the host; `lines` as `tail -n` takes it ("50": the last 50,
+    "+N": from line N on). A line still being written is skipped."""
+    proc = host.ssh.run(["tail", "-n", lines, path], check=False)
     records = []
     for line in proc.stdout.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a line being written
+            continue
     return records
+
+
+def detection_records(host: Host, instance: str, lines: int = 50) -> list[dict[str, Any]]:
+    return json_lines(host, f"{results_dir(instance)}/detections.jsonl", str(lines))
 
 
 def person_detections(records: list[dict[str, Any]], min_score: float = 0.5) -> list[dict[str, Any]]:

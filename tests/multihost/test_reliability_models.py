@@ -19,7 +19,6 @@ add and damage prepared models without touching the real cache. In file order:
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -100,14 +99,7 @@ def site(multihost: Harness, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 # -- what the hosts say ----------------------------------------------------------------------------
 def jsonl(host: Host, path: str, start_line: int = 1) -> list[dict[str, Any]]:
     """Complete JSON lines of a file on the host from line `start_line` (1-based)."""
-    proc = host.ssh.run(f"tail -n +{start_line} {shlex.quote(path)}", check=False)
-    records = []
-    for line in proc.stdout.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the line being written
-    return records
+    return rm.json_lines(host, path, f"+{start_line}")
 
 
 def detections_path() -> str:
