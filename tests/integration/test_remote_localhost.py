@@ -59,8 +59,23 @@ class Site:
     def results(self, host: str) -> Path:
         return self.root / host / "results" / "person-detection-1"
 
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
     def env(self) -> dict[str, str]:
-        return {**os.environ, "OVMS_LAUNCHER_CERTS_DIR": str(self.certs), "COLUMNS": "200"}
+        return {
+            **os.environ,
+            "OVMS_LAUNCHER_CERTS_DIR": str(self.certs),
+            "OVMS_LAUNCHER_RUNS": str(self.runs),
+            "COLUMNS": "200",
+        }
+
+    def last_events(self) -> list[dict]:
+        """The runner events of the newest run, in order."""
+        newest = max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
+        files = newest.glob("artifacts/*/job_events/*.json")
+        return sorted((json.loads(f.read_text()) for f in files), key=lambda e: e["counter"])
 
     def launcher(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -192,6 +207,34 @@ def _status_via_tls(site: Site, cert_dir: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _results(events: list[dict], play: str, task: str) -> dict[str, str]:
+    """host -> outcome (ok, skipped, failed, ...) of a task in a play."""
+    found = {}
+    for event in events:
+        data = event.get("event_data", {})
+        kind = event["event"]
+        finished = kind.startswith("runner_on_") and kind != "runner_on_start"
+        if finished and data.get("play") == play and data.get("task") == task:
+            found[data["host"]] = kind.removeprefix("runner_on_")
+    return found
+
+
+def _batches(events: list[dict], play: str) -> int:
+    """How many batches ran a play: Ansible starts the play's first task once per batch (`serial`)."""
+    starts = [e["event_data"] for e in events if e["event"] == "playbook_on_task_start"]
+    mine = [data["task"] for data in starts if data.get("play") == play]
+    return mine.count(mine[0]) if mine else 0
+
+
+def _hosts_in_order(events: list[dict], play: str) -> list[str]:
+    order: list[str] = []
+    for event in events:
+        host = event.get("event_data", {}).get("host")
+        if event["event_data"].get("play") == play and host and host not in order:
+            order.append(host)
+    return order
+
+
 def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
     generated = site.launcher("certs", "generate", "--dir", str(site.certs), "-i", str(site.inventory))
     assert generated.returncode == 0, generated.stdout + generated.stderr
@@ -215,6 +258,15 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
         detections = site.results(host) / "detections.jsonl"
         assert '"person"' in detections.read_text(), f"{host} has no person detection"
 
+    # the first deploy: the Server play does not wait for the model (the clients start while it
+    # loads), the Verify play does; no config reload right after the server container was created
+    first = site.last_events()
+    waited = _results(first, "Server", "Wait until every model version is AVAILABLE")
+    assert waited == {"rt-server": "skipped"}
+    assert _results(first, "Verify", "Wait for the model versions to be AVAILABLE") == {"rt-server": "ok"}
+    assert _results(first, "Server", "Reload OVMS configuration").get("rt-server") in (None, "skipped")
+    assert _batches(first, "Client") == 1
+
     # status through the TLS port with the controller's own certificate
     code, status = site.run("status")
     assert code == 0
@@ -226,6 +278,18 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
     code, again = site.run("deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev")
     assert code == 0
     assert {h["host"]: h["changed"] for h in again["hosts"]} == {"rt-server": 0, "cam-a": 0, "cam-b": 0}
+
+    # a rolling update, one host at a time: the Server play waits for AVAILABLE before the next play,
+    # each client host is its own batch, in inventory order; nothing changes
+    code, rolled = site.run(
+        "deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev", "-e", "ovms_deploy_serial=1"
+    )
+    assert code == 0, json.dumps(rolled, indent=1)[-4000:]
+    assert {h["host"]: h["changed"] for h in rolled["hosts"]} == {"rt-server": 0, "cam-a": 0, "cam-b": 0}
+    events = site.last_events()
+    assert _results(events, "Server", "Wait for the model versions to be AVAILABLE") == {"rt-server": "ok"}
+    assert _batches(events, "Client") == 2 and _hosts_in_order(events, "Client") == ["cam-a", "cam-b"]
+    assert _batches(events, "Verify") == 3
 
     # revoke cam-b, deploy the CRL: cam-b is refused, cam-a keeps working
     kept = site.root / "cam-b-cert"
