@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from launcher.paths import cache_dir
 from multihost.harness import Host
+from multihost.launcher_cli import Launcher
 
 CLIENT_DATA = "/var/lib/ovms-launcher/client"
 MODEL = PROFILE = "person-detection"
@@ -31,6 +34,17 @@ def group_vars(media_dir: Path, client_env: dict[str, str] | None = None) -> dic
 PROBE_DIR = "/root/mh-probe"
 PROBE_SCRIPT = Path(__file__).resolve().parent / "tls_probe.py"
 CLIENT_IMAGE = "ovms-launcher/client:dev"
+
+
+def prepare_inputs(launcher: Launcher, workdir: Path, models: tuple[str, ...] = ()) -> Path:
+    """The models prepared and the sample video rendered in the controller cache (seconds when they
+    are there), the sample copied to `workdir/media`, the clients' media folder; returns that folder."""
+    launcher.ok(["models", "prepare", *models], timeout=900)
+    launcher.ok(["media", "sample"])
+    media = workdir / "media"
+    media.mkdir(exist_ok=True)
+    shutil.copy2(cache_dir() / "media" / "sample.mp4", media / "sample.mp4")
+    return media
 
 
 def results_dir(instance: str) -> str:

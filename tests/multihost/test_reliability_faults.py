@@ -18,7 +18,6 @@ CLIENT_STREAMS streams each, 8 streams in all), torn down at the end. In file or
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import cache_dir
 from multihost import faults
 from multihost import remote as rm
 from multihost.conftest import LAYOUT
@@ -105,11 +103,8 @@ def deployment(multihost: Harness, tmp_path_factory: pytest.TempPathFactory) -> 
     """certs generate + deploy once; destroy at the end, also when a test failed."""
     workdir = tmp_path_factory.mktemp("reliability-faults")
     launcher = Launcher(workdir / "certs", workdir / "runs")
-    launcher.ok(["models", "prepare"], timeout=900)
-    launcher.ok(["media", "sample"])
-    (workdir / "media").mkdir()
-    shutil.copy2(cache_dir() / "media" / "sample.mp4", workdir / "media" / "sample.mp4")
-    inventory = multihost.inventory(workdir / "hosts.yml", LAYOUT, group_vars=group_vars(workdir / "media"))
+    media = rm.prepare_inputs(launcher, workdir)
+    inventory = multihost.inventory(workdir / "hosts.yml", LAYOUT, group_vars=group_vars(media))
     state = Deployment(multihost, workdir, inventory, launcher)
     try:
         launcher.ok(["certs", "generate", "-i", str(inventory), "--dir", str(workdir / "certs")])

@@ -79,13 +79,10 @@ def site(multihost: Harness, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     workdir = tmp_path_factory.mktemp("reliability-models")
     # the real cache must hold the prepared model and the sample (seconds when it does)
     prepare = Launcher(workdir / "certs", workdir / "runs")
-    prepare.ok(["models", "prepare", MODEL], timeout=900)
-    prepare.ok(["media", "sample"])
+    media = rm.prepare_inputs(prepare, workdir, (MODEL,))
     cache = modelcache.populate(workdir / "cache", cache_dir(), [MODEL])
-    (workdir / "media").mkdir()
-    shutil.copy2(cache_dir() / "media" / "sample.mp4", workdir / "media" / "sample.mp4")
     launcher = Launcher(workdir / "certs", workdir / "runs", {"OVMS_LAUNCHER_CACHE": str(cache)})
-    inventory = multihost.inventory(workdir / "hosts.yml", LAYOUT, group_vars=group_vars(workdir / "media"))
+    inventory = multihost.inventory(workdir / "hosts.yml", LAYOUT, group_vars=group_vars(media))
     state = Site(multihost, workdir, cache, inventory, launcher)
     try:
         yield state

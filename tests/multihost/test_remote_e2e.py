@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import PROJECT_ROOT
 from multihost import remote as rm
 from multihost.conftest import LAYOUT
 from multihost.harness import Harness
@@ -83,11 +83,7 @@ class Remote:
 def remote(multihost: Harness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     workdir = tmp_path_factory.mktemp("remote")
     launcher = Launcher(workdir / "certs", workdir / "runs")
-    # models and sample media in the controller cache (cached: seconds when already there)
-    launcher.ok(["models", "prepare"], timeout=900)
-    launcher.ok(["media", "sample"])
-    (workdir / "media").mkdir()
-    shutil.copy2(cache_dir() / "media" / "sample.mp4", workdir / "media" / "sample.mp4")
+    rm.prepare_inputs(launcher, workdir)
     state = Remote(multihost, workdir, workdir / "certs", workdir / "hosts.yml", launcher)
     state.write_inventory()
     try:
