@@ -1,0 +1,107 @@
+"""Put a verified model version folder in place of the one OVMS serves, in one step."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: ovms_models_swap
+short_description: Put a verified model version folder in place of the served one, atomically
+description:
+  - OVMS polls its models folder. Replacing a version folder with two renames run as two tasks leaves
+    it missing for a moment, and a poll in that moment unloads the version.
+  - When O(dest) exists, O(src) and O(dest) are exchanged with Linux C(renameat2(RENAME_EXCHANGE)),
+    so the version is never missing; O(src) then holds the previous copy, for the caller to remove.
+  - Where the kernel, C library or file system cannot exchange, O(dest) is renamed to O(src)V(.old)
+    and O(src) to O(dest) in this one process, microseconds apart.
+  - When O(dest) does not exist, O(src) is renamed to it.
+options:
+  src:
+    description: The verified folder (same file system as O(dest)).
+    type: path
+    required: true
+  dest:
+    description: The version folder OVMS reads.
+    type: path
+    required: true
+author: ovms-launcher
+"""
+
+RETURN = r"""
+method:
+  description: C(exchange), C(renames) (the fallback) or C(rename) (no previous copy).
+  type: str
+  returned: changed
+previous:
+  description: Where the previous copy is now (to remove), or null.
+  type: str
+  returned: always
+"""
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+# the kernel, the C library or the file system cannot exchange: fall back to two renames
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def exchange(first: str, second: str) -> bool:
+    """Swap two paths atomically; False when this system cannot, OSError on any other failure."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), f"{first} <-> {second}")
+
+
+def swap(src: str, dest: str) -> tuple[str, str | None]:
+    """(method, where the previous copy is now)."""
+    if not os.path.lexists(dest):
+        Path(src).rename(dest)
+        return "rename", None
+    if exchange(src, dest):
+        return "exchange", src
+    previous = f"{src}.old"
+    if os.path.lexists(previous):  # left by an interrupted run
+        shutil.rmtree(previous)
+    Path(dest).rename(previous)
+    try:
+        Path(src).rename(dest)
+    except OSError:
+        Path(previous).rename(dest)
+        raise
+    return "renames", previous
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={"src": {"type": "path", "required": True}, "dest": {"type": "path", "required": True}},
+        supports_check_mode=True,
+    )
+    src, dest = module.params["src"], module.params["dest"]
+    if not Path(src).is_dir():
+        module.fail_json(msg=f"{src}: the verified folder is missing; nothing was changed in {dest}")
+    if module.check_mode:
+        module.exit_json(changed=True, previous=None)
+    try:
+        method, previous = swap(src, dest)
+    except OSError as exc:
+        module.fail_json(msg=f"could not put {src} in place of {dest}: {exc}; {dest} is unchanged")
+    module.exit_json(changed=True, method=method, previous=previous)
+
+
+if __name__ == "__main__":
+    main()
