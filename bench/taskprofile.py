@@ -19,15 +19,20 @@ def latest_run(runs_root: Path, action: str) -> Path | None:
     return runs[-1] if runs else None
 
 
-def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
-    """The `top` task results with the longest start-to-result time: role, task, host, seconds."""
+def run_events(run_dir: Path) -> list[dict[str, Any]]:
+    """The ansible-runner events of a launcher run folder, in order (unreadable ones skipped)."""
     events = []
     for path in run_dir.glob("artifacts/*/job_events/*.json"):
         try:
             events.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    events.sort(key=lambda e: e.get("counter", 0))
+    return sorted(events, key=lambda e: e.get("counter", 0))
+
+
+def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
+    """The `top` task results with the longest start-to-result time: role, task, host, seconds."""
+    events = run_events(run_dir)
     starts: dict[str, tuple[dt.datetime, str, str]] = {}
     rows: list[dict[str, Any]] = []
     for event in events:

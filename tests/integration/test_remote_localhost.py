@@ -25,6 +25,8 @@ import yaml
 from dockerutil import docker, engine_available, image_exists, inspect
 from double_harness import free_port
 
+from bench.taskprofile import latest_run, run_events
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 LAUNCHER = str(Path(sys.executable).parent / "launcher")
@@ -71,11 +73,11 @@ class Site:
             "COLUMNS": "200",
         }
 
-    def last_events(self) -> list[dict]:
-        """The runner events of the newest run, in order."""
-        newest = max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
-        files = newest.glob("artifacts/*/job_events/*.json")
-        return sorted((json.loads(f.read_text()) for f in files), key=lambda e: e["counter"])
+    def last_deploy_events(self) -> list[dict]:
+        """The runner events of the newest deploy, in order."""
+        run = latest_run(self.runs, "deploy")
+        assert run is not None, f"no deploy run in {self.runs}"
+        return run_events(run)
 
     def launcher(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -260,7 +262,7 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
 
     # the first deploy: the Server play does not wait for the model (the clients start while it
     # loads), the Verify play does; no config reload right after the server container was created
-    first = site.last_events()
+    first = site.last_deploy_events()
     waited = _results(first, "Server", "Wait until every model version is AVAILABLE")
     assert waited == {"rt-server": "skipped"}
     assert _results(first, "Verify", "Wait for the model versions to be AVAILABLE") == {"rt-server": "ok"}
@@ -286,7 +288,7 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
     )
     assert code == 0, json.dumps(rolled, indent=1)[-4000:]
     assert {h["host"]: h["changed"] for h in rolled["hosts"]} == {"rt-server": 0, "cam-a": 0, "cam-b": 0}
-    events = site.last_events()
+    events = site.last_deploy_events()
     assert _results(events, "Server", "Wait for the model versions to be AVAILABLE") == {"rt-server": "ok"}
     assert _batches(events, "Client") == 2 and _hosts_in_order(events, "Client") == ["cam-a", "cam-b"]
     assert _batches(events, "Verify") == 3
