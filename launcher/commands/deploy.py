@@ -18,7 +18,7 @@ from launcher.paths import PROJECT_ROOT
 from launcher.runner import RunRequest, execute, parse_extra_vars
 from launcher.runner.summary import EXIT_INVALID
 from launcher.validate import ValidationReport, validate
-from launcher.validate.options import check_limit, check_tags
+from launcher.validate.options import check_run_options
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "localhost"
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
@@ -117,8 +117,10 @@ def _load_only(inventories: tuple[Path, ...]) -> Inventory:
 def _checked_options(inventory: Inventory, action: str, options: dict[str, Any]) -> None:
     """destroy/status: exit 2 when --limit names no host of the inventory or --tags an unknown tag,
     as deploy does (Ansible would skip the host silently, or run nothing)."""
-    _, problems = check_limit(inventory, options.get("limit"))
-    problems += check_tags(options.get("tags"), PLAYBOOKS / f"{action}.yml", PROJECT_ROOT / "roles")
+    playbook = PLAYBOOKS / f"{action}.yml"
+    _, problems = check_run_options(
+        inventory, options.get("limit"), options.get("tags"), playbook, PROJECT_ROOT / "roles"
+    )
     if problems:
         _report_problems(ValidationReport(problems, inventory), options["json_output"])
         sys.exit(EXIT_INVALID)

@@ -24,7 +24,7 @@ from launcher.validate.crosschecks import (
     machine_of,
     resolve_servers,
 )
-from launcher.validate.options import check_limit, check_tags
+from launcher.validate.options import check_run_options
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
@@ -132,9 +132,8 @@ def validate(
     problems += check_models(hosts, origins, manifest, profiles, assigned)
     plan = tls_plan(inventory, hosts, assigned)
     problems += check_proxy_ports(hosts, origins, plan, machine_of)
-    selected, more = check_limit(inventory, limit)
+    selected, more = check_run_options(inventory, limit, tags, playbook, roles_dir)
     problems += more
-    problems += check_tags(tags, playbook, roles_dir)
     if certificates:
         problems += check_certificates(inventory, hosts, plan, selected)
     return ValidationReport(

@@ -208,3 +208,11 @@ def check_tags(tags: str | None, playbook: Path, roles_dir: Path) -> list[Proble
             )
         )
     return problems
+
+
+def check_run_options(
+    inventory: Inventory, limit: str | None, tags: str | None, playbook: Path, roles_dir: Path
+) -> tuple[set[str] | None, list[Problem]]:
+    """A run's `--limit` and `--tags`: the hosts selected (None: every host) and every problem."""
+    selected, problems = check_limit(inventory, limit)
+    return selected, problems + check_tags(tags, playbook, roles_dir)
