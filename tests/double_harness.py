@@ -23,7 +23,7 @@ import requests
 IMAGE = os.environ.get("OVMS_DOUBLE_IMAGE", "ovms-launcher/ovms-double:dev")
 GRPC_PORT = 9000
 REST_PORT = 8000
-TESTS_DIR = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 120.0
 
 
@@ -98,7 +98,7 @@ class DoubleServer:
             self._ports = (free_port(), free_port())
         grpc_port, rest_port = self._ports
         self._log_path = self._log_path or Path(tempfile.mkstemp(prefix="ovms-double-", suffix=".log")[1])
-        env = {**os.environ, "PYTHONPATH": str(TESTS_DIR), "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **self.extra_env}
         log = self._log_path.open("ab")
         self._proc = subprocess.Popen(
             [

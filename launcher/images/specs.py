@@ -46,7 +46,7 @@ IMAGES: dict[str, ImageSpec] = {
             name="ovms-double",
             tag="ovms-launcher/ovms-double:dev",
             public_base="python:3.11-slim-bookworm",
-            sources={"ovms_double": "tests/ovms_double"},
+            sources={"ovms_double": "ovms_double"},
         ),
         ImageSpec(
             name="client",
