@@ -6,13 +6,19 @@ import sys
 
 from .cli import parse
 from .logsetup import configure
+from .release import ReleaseError, current
 from .server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        release = current()
+    except ReleaseError as exc:
+        sys.stderr.write(f"OVMS TEST DOUBLE: {exc}\n")
+        return 64
+    settings = parse(sys.argv[1:] if argv is None else argv, release)
     configure(settings.log_level, settings.log_path)
-    return serve(settings)
+    return serve(settings, release)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from .release import Release, current
+
 EX_USAGE = 64  # sysexits.h: what the real server returns on a bad command line
 MAX_PORT = 65535
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
@@ -58,10 +60,13 @@ class Settings:
     config_path: str | None = None
     model_name: str | None = None
     model_path: str | None = None
+    disable_input_count_validation: bool = False
     single_model: dict[str, object] = field(default_factory=dict)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(release: Release) -> argparse.ArgumentParser:
+    """The flags of the emulated release: the stateful-model flags left in 2026.3 (model_server
+    #4271), --disable_input_count_validation came with 2026.4.0."""
     p = _Parser(prog="ovms", description="OVMS TEST DOUBLE — not OpenVINO Model Server", allow_abbrev=False)
     p.add_argument("--version", action="store_true")
     p.add_argument("--port", type=int, default=9178)
@@ -76,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_level", default="INFO")
     p.add_argument("--log_path")
     p.add_argument("--file_system_poll_wait_seconds", type=int, default=1)
-    p.add_argument("--sequence_cleaner_poll_wait_minutes", type=int, default=5)
+    if release.has_stateful_flags:
+        p.add_argument("--sequence_cleaner_poll_wait_minutes", type=int, default=5)
     p.add_argument("--custom_node_resources_cleaner_interval_seconds", type=int, default=1)
     p.add_argument("--cache_dir")
     p.add_argument("--metrics_enable", type=_bool, nargs="?", const=True, default=False)
@@ -92,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nireq", type=int)
     p.add_argument("--target_device")
     p.add_argument("--plugin_config")
-    p.add_argument("--stateful", type=_bool, nargs="?", const=True, default=False)
+    if release.has_stateful_flags:
+        p.add_argument("--stateful", type=_bool, nargs="?", const=True, default=False)
+    if release.has_input_count_flag:
+        p.add_argument("--disable_input_count_validation", type=_bool, nargs="?", const=True, default=False)
     return p
 
 
@@ -104,15 +113,15 @@ def _valid_address(text: str) -> bool:
     return True
 
 
-def parse(argv: list[str]) -> Settings:
+def parse(argv: list[str], release: Release | None = None) -> Settings:
     """Parse like the real server; exits 0 for --help/--version and EX_USAGE on any problem."""
-    parser = build_parser()
+    parser = build_parser(release or current())
     if not argv:
         parser.print_help()
         sys.exit(0)
     ns = parser.parse_args(argv)
     if ns.version:
-        print("OVMS TEST DOUBLE (Python) — not OpenVINO Model Server")
+        print(f"OVMS TEST DOUBLE (Python) — not OpenVINO Model Server; emulates {release or current()}")
         sys.exit(0)
     try:
         return _validate(ns)
@@ -187,5 +196,6 @@ def _validate(ns: argparse.Namespace) -> Settings:
         config_path=ns.config_path,
         model_name=ns.model_name,
         model_path=ns.model_path,
+        disable_input_count_validation=bool(getattr(ns, "disable_input_count_validation", False)),
         single_model=single,
     )

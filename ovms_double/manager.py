@@ -9,6 +9,7 @@ from pathlib import Path
 import openvino as ov
 
 from .config import ConfigDocument, ModelConfig, content_md5, read_config
+from .metrics import Registry
 from .servable import ModelVersion, State, dir_fingerprint
 from .status import Code, ServingError
 
@@ -67,8 +68,10 @@ class ModelManager:
         single_model: ModelConfig | None = None,
         cache_dir: str | None = None,
         cpu_extension: str = "",
+        metrics: Registry | None = None,
     ) -> None:
         self.config_path = config_path
+        self.metrics = metrics if metrics is not None else Registry(frozenset())
         self.single_model = single_model
         self.core = ov.Core()
         log.info("Available devices for Open VINO: %s", ", ".join(self.core.available_devices))
@@ -97,11 +100,12 @@ class ModelManager:
         with self.models_lock:
             return [self.models[k] for k in sorted(self.models)]
 
-    def get_version(self, name: str, version: int) -> ModelVersion:
-        """Model version for a request: NOT_FOUND errors like ModelManager::getModelInstance."""
+    def get_version(self, name: str, version: int, missing: Code = Code.MODEL_NAME_MISSING) -> ModelVersion:
+        """Model version for a request: NOT_FOUND errors like ModelManager::getModelInstance. An
+        unknown name is `missing` (KServe ModelInfer looks for a MediaPipe graph last and says so)."""
         model = self.find(name)
         if model is None:
-            raise ServingError(Code.MODEL_NAME_MISSING)
+            raise ServingError(missing)
         instance = model.get(version) if version else model.default_version()
         if instance is None:
             raise ServingError(Code.MODEL_VERSION_MISSING)
@@ -225,7 +229,7 @@ class ModelManager:
         if current is not None and current.state == State.LOADING and not current.failed_loading:
             return True, False
         log.info("Will add model: %s; version: %d ...", model.name, number)
-        instance = ModelVersion(config.name, number)
+        instance = ModelVersion(config.name, number, self.metrics)
         ok = instance.load(self.core, config, version_dir)
         with model.lock:
             previous = model.versions.get(number)

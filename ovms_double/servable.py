@@ -14,6 +14,7 @@ import numpy as np
 import openvino as ov
 
 from .config import ModelConfig
+from .metrics import ModelReporter, Registry
 from .status import Code, ServingError
 from .tensors import Precision, from_ov, shape_text
 
@@ -42,6 +43,9 @@ class TensorInfo:
     name: str
     precision: Precision
     shape: ov.PartialShape
+    # OVMS's layout of the input: the config's `layout` (its tensor part), else the model's own
+    # (IR rt_info), else the default "N..."; compact form such as "NHWC", "N...", "N?HWC"
+    layout: str = "N..."
 
     def dims(self) -> list[int]:
         """Shape with -1 for dynamic dimensions, as the real server reports it."""
@@ -122,6 +126,22 @@ def _apply_shape(model: ov.Model, config: ModelConfig) -> None:
         model.reshape(new_shapes)
 
 
+def _compact(layout: ov.Layout) -> str:
+    return layout.to_string().strip("[]").replace(",", "")
+
+
+def _input_layout(port: ov.Output, config: ModelConfig, first: bool) -> str:
+    layout = config.layout
+    if isinstance(layout, str) and first:
+        return layout.partition(":")[0]
+    if isinstance(layout, dict):
+        for name in port.get_names():
+            if name in layout:
+                return str(layout[name]).partition(":")[0]
+    own = port.get_node().get_layout()
+    return "N..." if own.empty else _compact(own)
+
+
 def _apply_layout(model: ov.Model, config: ModelConfig) -> ov.Model:
     layout = config.layout
     if not layout:
@@ -142,20 +162,23 @@ def _apply_layout(model: ov.Model, config: ModelConfig) -> ov.Model:
 class _Pending:
     """One request waiting for its AsyncInferQueue callback."""
 
-    __slots__ = ("done", "error", "outputs")
+    __slots__ = ("done", "error", "finished", "outputs")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.outputs: list[tuple[bytes, list[int]]] = []
         self.error: str | None = None
+        self.finished = 0.0
 
 
 class ModelVersion:
     """One loaded version: state machine, compiled model, infer request queue."""
 
-    def __init__(self, name: str, version: int) -> None:
+    def __init__(self, name: str, version: int, metrics: Registry) -> None:
         self.name = name
         self.version = version
+        # every series of the version exists from its creation, at 0 (ModelMetricReporter)
+        self.reporter = ModelReporter(metrics, name, version)
         self.state = State.START
         self.error_code = ErrorCode.OK
         self.settings: tuple | None = None
@@ -212,6 +235,7 @@ class ModelVersion:
             }
             compiled = core.compile_model(model, config.target_device, plugin_config)
             nireq = config.nireq or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            streams = int(compiled.get_property("NUM_STREAMS"))
             queue = ov.AsyncInferQueue(compiled, nireq)
             queue.set_callback(self._on_done)
         except (ServingError, RuntimeError, OSError, ValueError) as exc:
@@ -222,8 +246,13 @@ class ModelVersion:
             return False
         # Names come from the ov.Model, as in OVMS: compiling can attach extra internal names to a port.
         self.inputs = [
-            TensorInfo(p.get_any_name(), from_ov(p.get_element_type()), p.get_partial_shape())
-            for p in model.inputs
+            TensorInfo(
+                p.get_any_name(),
+                from_ov(p.get_element_type()),
+                p.get_partial_shape(),
+                _input_layout(p, config, first=i == 0),
+            )
+            for i, p in enumerate(model.inputs)
         ]
         self.outputs = [
             TensorInfo(p.get_any_name(), from_ov(p.get_element_type()), p.get_partial_shape())
@@ -231,6 +260,7 @@ class ModelVersion:
         ]
         self._input_index = {info.name: i for i, info in enumerate(self.inputs)}
         self._compiled, self._queue, self.nireq = compiled, queue, nireq
+        self.reporter.loaded(streams, nireq)
         for info in self.inputs:
             log.info(
                 "Input name: %s; mapping_name: ; shape: %s; precision: %s",
@@ -267,6 +297,7 @@ class ModelVersion:
             self._queue.wait_all()
         self._queue = None
         self._compiled = None
+        self.reporter.unloaded()
         self._set(State.END)
 
     def cleanup_failed(self) -> None:
@@ -304,6 +335,8 @@ class ModelVersion:
                 pending.outputs.append((tensor.data.tobytes(), list(tensor.shape)))
         except RuntimeError as exc:  # pragma: no cover - OpenVINO internal failure
             pending.error = str(exc)
+        pending.finished = time.perf_counter()
+        self.reporter.infer_request_taken(-1)
         pending.done.set()
 
     def infer(self, inputs: dict[str, np.ndarray]) -> list[tuple[TensorInfo, bytes, list[int]]]:
@@ -312,15 +345,23 @@ class ModelVersion:
         if queue is None:
             raise ServingError(Code.MODEL_VERSION_NOT_LOADED_ANYMORE)
         pending = _Pending()
+        asked = time.perf_counter()
         try:
             with self._submit_lock:
                 by_port = {self._input_index[name]: array for name, array in inputs.items()}
+                # counted before start_async, whose callback may run before it returns
+                self.reporter.infer_request_taken(+1)
+                # start_async waits for an idle infer request: the scheduling queue's wait
                 queue.start_async(by_port, pending, share_inputs=True)
+                started = time.perf_counter()
         except RuntimeError as exc:
+            self.reporter.infer_request_taken(-1)
             raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, str(exc)) from exc
+        self.reporter.wait_time((started - asked) * 1e6)
         pending.done.wait()
         if pending.error is not None:
             raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, pending.error)
+        self.reporter.inference_time((pending.finished - started) * 1e6)
         return [
             (info, data, shape) for info, (data, shape) in zip(self.outputs, pending.outputs, strict=True)
         ]

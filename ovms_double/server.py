@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grpc
 
-from . import BANNER
+from . import BANNER, kfs_frontend
 from .cli import Settings
 from .config import single_model_config
-from .grpc_frontend import add_services
 from .manager import ModelManager
-from .metrics import Metrics
+from .metrics import MetricsListError, Registry, enabled_families
+from .release import Release
 from .rest import RestApi, start_rest
 from .status import Code
 
@@ -46,9 +46,10 @@ def _pool_size(settings: Settings) -> int:
 
 
 class Server:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, release: Release, metrics: Registry) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.release = release
+        self.metrics = metrics
         self._ready = threading.Event()
         self._stop = threading.Event()
         single = None
@@ -56,7 +57,9 @@ class Server:
             assert settings.model_name and settings.model_path
             single = single_model_config(settings.model_name, settings.model_path, settings.single_model)
         config_path = Path(settings.config_path).absolute() if settings.config_path else None
-        self.manager = ModelManager(config_path, single, settings.cache_dir, settings.cpu_extension)
+        self.manager = ModelManager(
+            config_path, single, settings.cache_dir, settings.cpu_extension, metrics=metrics
+        )
         self.grpc_server: grpc.Server | None = None
         self.rest_server = None
 
@@ -66,6 +69,13 @@ class Server:
     def run(self) -> int:
         s = self.settings
         log.info("%s", BANNER)
+        log.info(
+            "OVMS TEST DOUBLE: emulating OpenVINO Model Server %s (%s)",
+            self.release,
+            "TensorFlow Serving and KServe APIs"
+            if self.release.serves_tfs
+            else "KServe API; no TensorFlow Serving API",
+        )
         workers = _pool_size(s)
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
@@ -74,7 +84,12 @@ class Server:
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
             ],
         )
-        add_services(self.grpc_server, self.manager, self.metrics, self.is_ready)
+        count_inputs = not s.disable_input_count_validation
+        kfs_frontend.add_service(self.grpc_server, self.manager, self.release, self.is_ready, count_inputs)
+        if self.release.serves_tfs:
+            from . import tfs_frontend  # ovmsclient's protos: only releases before 2026.3 need them
+
+            tfs_frontend.add_services(self.grpc_server, self.manager)
         try:
             self.grpc_server.add_insecure_port(f"{s.grpc_bind_address}:{s.port}")
         except RuntimeError as exc:
@@ -84,7 +99,9 @@ class Server:
         log.info("Started gRPC server on port %d", s.port)
         log.debug("gRPC handler threads: %d", workers)
         if s.rest_port:
-            api = RestApi(self.manager, self.metrics, self.is_ready, s.metrics_enable)
+            api = RestApi(
+                self.manager, self.metrics, self.is_ready, s.metrics_enable, self.release, count_inputs
+            )
             try:
                 self.rest_server = start_rest(api, s.rest_bind_address, s.rest_port)
             except OSError as exc:
@@ -118,8 +135,16 @@ class Server:
         self.manager.shutdown()
 
 
-def serve(settings: Settings) -> int:
-    server = Server(settings)
+def serve(settings: Settings, release: Release) -> int:
+    try:
+        metrics = Registry(
+            enabled_families(settings.metrics_enable, settings.metrics_list), tfs=release.serves_tfs
+        )
+    except MetricsListError as exc:
+        logging.getLogger("modelmanager").warning("%s", exc)
+        log.error("ovms::ModelManager::Start() Error: Invalid name in metrics_list")
+        return EX_FAILURE
+    server = Server(settings, release, metrics)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     return server.run()

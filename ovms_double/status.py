@@ -9,7 +9,9 @@ import grpc
 
 
 class Code(enum.Enum):
-    """(message, gRPC status, HTTP status) as in OVMS's status tables."""
+    """(message, gRPC status, HTTP status) as in OVMS's status tables (src/status.cpp, grpc_utils.cpp,
+    http_server.cpp). A gRPC status of None: the code is missing from the real server's gRPC table,
+    which then answers UNKNOWN "Unknown error"."""
 
     OK = ("", grpc.StatusCode.OK, HTTPStatus.OK)
     OK_RELOADED = ("Config reload successful", grpc.StatusCode.OK, HTTPStatus.CREATED)
@@ -106,6 +108,37 @@ class Code(enum.Enum):
         grpc.StatusCode.INVALID_ARGUMENT,
         HTTPStatus.BAD_REQUEST,
     )
+    INVALID_INPUT_FORMAT = (
+        "Inputs inside buffer does not match expected format.",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    UNSUPPORTED_LAYOUT = (
+        "Received binary image input but resource not configured to accept NHWC layout",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    INVALID_NO_OF_CHANNELS = (
+        "Invalid number of channels in binary input",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    BINARY_IMAGES_RESOLUTION_MISMATCH = (
+        "Binary input images for this endpoint are required to have the same resolution",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.BAD_REQUEST,
+    )
+    BYTES_CONTENTS_EMPTY = (
+        "Bytes contents is empty",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    IMAGE_PARSING_FAILED = ("Image parsing failed", None, HTTPStatus.INTERNAL_SERVER_ERROR)
+    MEDIAPIPE_DEFINITION_NAME_MISSING = (
+        "Mediapipe graph definition with requested name is not found",
+        grpc.StatusCode.NOT_FOUND,
+        HTTPStatus.NOT_FOUND,
+    )
     INVALID_MESSAGE_STRUCTURE = (
         "Passing buffers both in ModelInferRequest::InferInputTensor::contents and in "
         "ModelInferRequest::raw_input_contents is not allowed",
@@ -117,17 +150,32 @@ class Code(enum.Enum):
         grpc.StatusCode.INTERNAL,
         HTTPStatus.INTERNAL_SERVER_ERROR,
     )
-    NOT_IMPLEMENTED = (
-        "Functionality not implemented",
-        grpc.StatusCode.UNKNOWN,
-        HTTPStatus.INTERNAL_SERVER_ERROR,
-    )
+    NOT_IMPLEMENTED = ("Functionality not implemented", None, HTTPStatus.INTERNAL_SERVER_ERROR)
     INTERNAL_ERROR = ("Internal server error", grpc.StatusCode.INTERNAL, HTTPStatus.INTERNAL_SERVER_ERROR)
     REST_NOT_FOUND = ("Requested REST resource not found", grpc.StatusCode.NOT_FOUND, HTTPStatus.NOT_FOUND)
-    REST_UNSUPPORTED_METHOD = (
-        "Unsupported method",
-        grpc.StatusCode.UNIMPLEMENTED,
-        HTTPStatus.METHOD_NOT_ALLOWED,
+    # REST only: None as gRPC status; HTTP 500 where the real server's HTTP table lacks the code
+    REST_UNSUPPORTED_METHOD = ("Unsupported method", None, HTTPStatus.NOT_ACCEPTABLE)
+    REST_BODY_IS_NOT_AN_OBJECT = ("Request body should be JSON object", None, HTTPStatus.BAD_REQUEST)
+    REST_NO_INPUTS_FOUND = ("Invalid JSON structure, missing inputs", None, HTTPStatus.BAD_REQUEST)
+    REST_COULD_NOT_PARSE_INPUT = (
+        "Could not parse input content. Not valid ndarray detected",
+        None,
+        HTTPStatus.BAD_REQUEST,
+    )
+    REST_INFERENCE_HEADER_CONTENT_LENGTH_EXCEEDED = (
+        "Inference-Header-Content-Length header exceeds actual payload length",
+        None,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    REST_INFERENCE_HEADER_CONTENT_LENGTH_INVALID = (
+        "Inference-Header-Content-Length header is invalid and couldn't be parsed",
+        None,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    REST_CONTENTS_FIELD_NOT_EMPTY = (
+        "Request contains values both in binary data and in content value",
+        None,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
     )
 
     @property
@@ -136,7 +184,7 @@ class Code(enum.Enum):
 
     @property
     def grpc_code(self) -> grpc.StatusCode:
-        return self.value[1]
+        return self.value[1] or grpc.StatusCode.UNKNOWN
 
     @property
     def http_status(self) -> HTTPStatus:
@@ -154,3 +202,9 @@ class ServingError(Exception):
     @property
     def text(self) -> str:
         return f"{self.code.message} - {self.details}" if self.details else self.code.message
+
+    @property
+    def grpc_text(self) -> str:
+        """What a gRPC client reads: the message, or "Unknown error" for codes the real server's gRPC
+        table lacks (grpc_utils.cpp)."""
+        return self.text if self.code.value[1] is not None else "Unknown error"
