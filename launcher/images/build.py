@@ -49,7 +49,9 @@ def build_images(
         wheels = wheelhouse.ensure_wheelhouse(spec, say, log_path) if spec.python else None
         ctx = context.assemble(spec, wheels)
         build_args = {"BASE_IMAGE": base}
-        fp = context.fingerprint(ctx, base_id, build_args)
+        fp = context.fingerprint(
+            ctx, base_id, {**build_args, **{f"label {k}": v for k, v in spec.labels.items()}}
+        )
         if not force and docker_cli.image_labels(spec.tag).get(FINGERPRINT_LABEL) == fp:
             say(f"{spec.tag}: up to date")
             results.append(
@@ -59,6 +61,8 @@ def build_images(
         say(f"{spec.tag}: building FROM {base} (log {log_path})")
         args = ["build", "--tag", spec.tag, "--label", f"{FINGERPRINT_LABEL}={fp}"]
         args += ["--label", f"{LABEL_PREFIX}.image={spec.name}"]
+        for key, value in spec.labels.items():
+            args += ["--label", f"{key}={value}"]
         for key, value in build_args.items():
             args += ["--build-arg", f"{key}={value}"]
         args.append(str(ctx))

@@ -7,10 +7,14 @@ from pathlib import Path
 
 from launcher.errors import LauncherError
 from launcher.paths import PROJECT_ROOT
+from ovms_double import release as double_release
 
 IMAGES_DIR = PROJECT_ROOT / "images"
 OFFLINE_BASE = "ovms-launcher/base:bookworm"
 LABEL_PREFIX = "ovms-launcher"
+# The OVMS release an image serves, for images whose tag does not say it (the double's "dev");
+# `launcher validate` reads it to know whether the server still has the TFS API
+OVMS_RELEASE_LABEL = f"{LABEL_PREFIX}.ovms-release"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class ImageSpec:
     sources: dict[str, str] = field(default_factory=dict)
     # whether images/<name>/requirements.txt feeds a wheelhouse
     python: bool = True
+    # labels the build adds (besides the fingerprint and the image name)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -47,6 +53,7 @@ IMAGES: dict[str, ImageSpec] = {
             tag="ovms-launcher/ovms-double:dev",
             public_base="python:3.11-slim-bookworm",
             sources={"ovms_double": "ovms_double"},
+            labels={OVMS_RELEASE_LABEL: double_release.DEFAULT},
         ),
         ImageSpec(
             name="client",

@@ -112,6 +112,36 @@ def _apply(entry: ModelEntry, model: Model, file: Path | None, key_prefix: str |
             raise _fail(entry, f"cannot set layout {layout} on {name}", exc) from None
 
 
+def _convert_colors(entry: ModelEntry, model: Model, file: Path | None, key_prefix: str | None) -> Model:
+    """Bake each declared colour conversion into the model (PrePostProcessor): the input then takes
+    the served channel order. The input needs a layout with C (from `layout` or the model itself)."""
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    if not entry.color:
+        return model
+    key = f"{key_prefix}.color" if key_prefix else None
+    input_names = [name for port in model.inputs for name in sorted(port.get_names())]
+    ppp = PrePostProcessor(model)
+    for name, conversion in entry.color.items():
+        port = _port(model, name, inputs_only=True)
+        if port is None:
+            raise _unknown(entry, "color", name, input_names, file, key)
+        if "C" not in port.get_node().get_layout().to_string():
+            raise LauncherError(
+                f"{entry.label}: color conversion of {name!r} needs to know its channel axis",
+                file=file,
+                key=key,
+                fix=f"give the input a layout with C, e.g. `layout: {{{name!r}: NHWC}}`",
+            )
+        step = ppp.input(name)
+        step.tensor().set_color_format(getattr(ColorFormat, conversion.served))
+        step.preprocess().convert_color(getattr(ColorFormat, conversion.model))
+    try:
+        return ppp.build()
+    except Exception as exc:
+        raise _fail(entry, "cannot add the colour conversion", exc) from None
+
+
 def describe(model: Model) -> dict[str, list[TensorInfo]]:
     """Inputs and outputs of a model, named the way OVMS names them."""
 
@@ -132,12 +162,14 @@ def convert_to_ir(
     file: Path | None = None,
     key_prefix: str | None = None,
 ) -> dict[str, list[TensorInfo]]:
-    """Read `sources` (the model file, plus the .bin for IR), apply the entry's renames, reshape and
-    layout, write `out_dir/model.xml|model.bin`, and read the result back to make sure it loads."""
+    """Read `sources` (the model file, plus the .bin for IR), apply the entry's renames, reshape,
+    layout and colour conversion, write `out_dir/model.xml|model.bin`, and read the result back to
+    make sure it loads."""
     import openvino
 
     model = _read(entry, sources)
     _apply(entry, model, file, key_prefix)
+    model = _convert_colors(entry, model, file, key_prefix)
     try:
         openvino.save_model(model, str(out_dir / IR_XML))
     except Exception as exc:

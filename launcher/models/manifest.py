@@ -99,6 +99,22 @@ class Source(_Strict):
 
 
 Dim = Annotated[StrictInt, Field(ge=-1)]
+ColorOrder = Literal["RGB", "BGR"]
+
+
+class ColorConversion(_Strict):
+    """The IR takes `served` channel order and converts to the `model`'s own inside (OpenVINO
+    PrePostProcessor). OVMS decodes JPEG/PNG inputs into BGR, so a model trained on RGB served with
+    `{served: BGR, model: RGB}` gives the same results for encoded and raw (BGR) inputs."""
+
+    served: ColorOrder
+    model: ColorOrder
+
+    @model_validator(mode="after")
+    def _differ(self) -> ColorConversion:
+        if self.served == self.model:
+            raise ValueError(f"served and model are both {self.served}: nothing to convert; remove the entry")
+        return self
 
 
 class ModelEntry(_Strict):
@@ -113,6 +129,7 @@ class ModelEntry(_Strict):
     reshape: dict[str, list[Dim]] | None = None
     layout: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z?.]+$|^\[.*\]$")]] | None = None
     tensor_names: dict[str, Annotated[str, Field(min_length=1)]] | None = None
+    color: dict[str, ColorConversion] | None = None
 
     @field_validator("sha256", "weights_sha256")
     @classmethod

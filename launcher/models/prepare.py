@@ -37,6 +37,8 @@ def recipe(entry: ModelEntry) -> dict[str, Any]:
         "layout": entry.layout,
         "tensor_names": entry.tensor_names,
         "converter": convert.converter_version(),
+        # only when declared: entries without one keep the recipe (and the IR) they had
+        **({"color": {k: v.model_dump() for k, v in entry.color.items()}} if entry.color else {}),
     }
 
 
