@@ -33,7 +33,7 @@ import openvino as ov
 from client.app import RunOptions, configure_logging, run
 from client.backoff import Backoff
 from client.errors import ClientError
-from client.profile import ModelSpec
+from client.profile import ModelSpec, Profile
 from client.server import ServerFactory
 from client.settings import Deployment
 
@@ -44,18 +44,18 @@ PLUGIN_CONFIG_ENV = "BENCH_OV_PLUGIN_CONFIG"
 NIREQ_ENV = "BENCH_OV_NIREQ"
 PLACEHOLDER_ADDRESS = "in-process:1"
 
-# OpenVINO element types -> the TensorFlow dtype names OVMS reports in model metadata.
-_TF_DTYPES = {
-    "u8": "DT_UINT8",
-    "i8": "DT_INT8",
-    "u16": "DT_UINT16",
-    "i16": "DT_INT16",
-    "i32": "DT_INT32",
-    "i64": "DT_INT64",
-    "f16": "DT_HALF",
-    "f32": "DT_FLOAT",
-    "f64": "DT_DOUBLE",
-    "boolean": "DT_BOOL",
+# OpenVINO element types -> the KServe datatype names OVMS reports in model metadata.
+_DATATYPES = {
+    "u8": "UINT8",
+    "i8": "INT8",
+    "u16": "UINT16",
+    "i16": "INT16",
+    "i32": "INT32",
+    "i64": "INT64",
+    "f16": "FP16",
+    "f32": "FP32",
+    "f64": "FP64",
+    "boolean": "BOOL",
 }
 
 
@@ -73,7 +73,7 @@ def _model_file(directory: Path) -> Path:
 
 def _port_info(port: ov.Output) -> dict[str, Any]:
     shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
-    dtype = _TF_DTYPES.get(port.get_element_type().get_type_name(), "DT_INVALID")
+    dtype = _DATATYPES.get(port.get_element_type().get_type_name(), "INVALID")
     return {"shape": shape, "dtype": dtype}
 
 
@@ -145,8 +145,10 @@ def factory_from_env(environ: Mapping[str, str]) -> ServerFactory:
     nireq = int(environ.get(NIREQ_ENV) or 0)
     properties = {str(k): str(v) for k, v in plugin_config.items()}
 
-    def build(_deployment: Deployment, model: ModelSpec, _timeout_s: float) -> InProcessServer:
-        return InProcessServer(Path(directory), model, properties, nireq)
+    def build(_deployment: Deployment, profile: Profile) -> InProcessServer:
+        if profile.encoding.format != "raw":
+            raise ClientError("the in-process baseline takes raw tensors", key="encoding.format")
+        return InProcessServer(Path(directory), profile.model, properties, nireq)
 
     return build
 

@@ -22,7 +22,7 @@ from .pipeline import StreamConfig, StreamWorker
 from .preprocess import Preprocessor
 from .profile import LoadedProfile, load_profile
 from .results import JsonLines, Snapshots
-from .server import InferenceServer, ModelServer, ServerFactory, check_metadata
+from .server import InferenceServer, ServerFactory, check_metadata, make_server
 from .settings import deployment_from_env
 from .sources import FrameSource, make_source
 from .stats import Stats
@@ -47,12 +47,13 @@ def configure_logging(level: str) -> None:
     )
 
 
-def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerFactory = ModelServer) -> int:
+def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerFactory = make_server) -> int:
     """Run until the duration ends, every stream ends, or SIGTERM/SIGINT; 0 unless a stream crashed.
     Configuration problems raise ClientError (the caller turns it into exit code 2).
 
-    `server_factory` builds what answers the requests: the OVMS gRPC client, or (for the in-process
-    benchmark, bench/inference_inprocess.py) OpenVINO in this process behind the same interface."""
+    `server_factory` builds what answers the requests: the OVMS gRPC client of the profile's API, or
+    (for the in-process benchmark, bench/inference_inprocess.py) OpenVINO in this process behind the
+    same interface."""
     started = time.monotonic()
     loaded = load_profile(options.profile_dir, environ)
     configure_logging(loaded.log_level)
@@ -86,17 +87,18 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             outputs.jpeg_quality,
         )
         decoder = make_decoder(profile.postprocess)
-        timeout_s = profile.pipeline.request_timeout_s
-        server: InferenceServer = server_factory(deployment, profile.model, timeout_s)
+        server: InferenceServer = server_factory(deployment, profile)
         resilience = profile.resilience
         log.info(
-            "profile %s: model %r, %d stream(s), %s (window %d), server %s",
+            "profile %s: model %r, %d stream(s), %s (window %d), server %s, %s API, %s frames",
             loaded.name,
             profile.model.name,
             profile.streams,
             "sync" if sync else "pipelined",
             window,
             deployment.address,
+            profile.api,
+            profile.encoding.format,
         )
         wait_backoff = Backoff(resilience.backoff_initial_s, resilience.backoff_max_s)
         metadata = server.wait_for_metadata(stop, wait_backoff)
@@ -111,7 +113,7 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
         gate = ServerGate(
             Backoff(resilience.backoff_initial_s, resilience.backoff_max_s), on_probe=server.reconnect
         )
-        preprocess = Preprocessor(profile.model)
+        preprocess = Preprocessor(profile.model, profile.encoding)
         with ThreadPoolExecutor(max_workers=profile.streams * window, thread_name_prefix="request") as pool:
             workers = [
                 StreamWorker(

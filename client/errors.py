@@ -38,3 +38,12 @@ class SourceError(ClientError):
 
 class ModelMismatchError(ClientError):
     """The model the server serves does not match what the profile declares."""
+
+
+class RequestRejected(Exception):
+    """The server answered a request with an error about that request (a corrupt image, a wrong
+    input, a version just retired): the frame has no result, but the server is up."""
+
+
+class ApiNotServed(ClientError):
+    """The server does not serve the API the profile asks for (TFS on OVMS 2026.3 and later)."""

@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 
 from .decoders import Decoder, Detection, RawDecoder
+from .errors import RequestRejected
 from .health import Admission, ServerGate
-from .preprocess import Preprocessor
+from .preprocess import Payload, Preprocessor
 from .results import JsonLines, Snapshots
 from .sources import EndOfStream, FrameSource
 from .stats import Stats
 
 log = logging.getLogger("client.pipeline")
 
-Predict = Callable[[np.ndarray], Mapping[str, np.ndarray] | np.ndarray]
+Predict = Callable[[Payload], Mapping[str, np.ndarray] | np.ndarray]
 
 
 @dataclass
@@ -159,12 +160,15 @@ class StreamWorker(threading.Thread):
             self._complete(pending.popleft())
 
     # -- a pool thread (or the stream thread in sync mode) -------------------------------------
-    def _infer(self, tensor: np.ndarray, admission: Admission, width: int, height: int) -> Outcome:
+    def _infer(self, tensor: Payload, admission: Admission, width: int, height: int) -> Outcome:
         self.stats.request_started()
         started = time.perf_counter()
         try:
             try:
                 outputs = self.predict(tensor)
+            except RequestRejected as exc:  # the server is up and refused this frame: an error, no outage
+                self.gate.success(admission)
+                return Outcome(time.perf_counter() - started, error=f"rejected: {exc}"[:300])
             except Exception as exc:
                 self.gate.failure(admission, exc)
                 return Outcome(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:300])

@@ -1,17 +1,23 @@
-"""Frame -> model input tensor: one resize, colour order, dtype/normalisation, layout, batch axis."""
+"""Frame -> what one request carries: a model input tensor, or one encoded image (JPEG/PNG).
+
+A tensor: one resize, colour order, dtype/normalisation, layout, batch axis. An encoded image: one
+resize to the model's input size (so the server need not resize), then JPEG or PNG of the BGR frame,
+which is what OVMS decodes it back into."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .profile import ModelSpec
+from .profile import EncodingSpec, ModelSpec
+
+Payload = np.ndarray | bytes
 
 
 class Preprocessor:
-    """Callable turning a BGR frame (any size) into the contiguous tensor the profile describes."""
+    """Callable turning a BGR frame (any size) into the tensor or encoded image the profile describes."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, encoding: EncodingSpec | None = None) -> None:
         self.size = (spec.size.width, spec.size.height)
         self.to_rgb = spec.color == "rgb"
         self.as_float = spec.dtype == "float32"
@@ -19,17 +25,30 @@ class Preprocessor:
         self.mean = np.asarray(spec.mean, dtype=np.float32)
         self.inv_std = (1.0 / np.asarray(spec.std, dtype=np.float32)).astype(np.float32)
         self.normalise = bool(np.any(self.mean != 0.0) or np.any(self.inv_std != 1.0))
+        self.encoding = encoding.format if encoding is not None else "raw"
+        self._extension, self._params = _encoder(encoding)
 
     @property
-    def shape(self) -> tuple[int, int, int, int]:
+    def shape(self) -> tuple[int, ...]:
+        """The shape of what one request sends: the tensor's, or [1] (one image) when encoded."""
+        if self.encoding != "raw":
+            return (1,)
         width, height = self.size
         return (1, 3, height, width) if self.nchw else (1, height, width, 3)
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
+    def _resized(self, frame: np.ndarray) -> np.ndarray:
         width, height = self.size
-        image = frame
-        if image.shape[0] != height or image.shape[1] != width:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+        if frame.shape[0] != height or frame.shape[1] != width:
+            return cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+        return frame
+
+    def __call__(self, frame: np.ndarray) -> Payload:
+        image = self._resized(frame)
+        if self.encoding != "raw":
+            ok, encoded = cv2.imencode(self._extension, image, self._params)
+            if not ok:
+                raise ValueError(f"OpenCV could not encode a {image.shape} frame as {self.encoding}")
+            return encoded.tobytes()
         if self.to_rgb:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if self.as_float:
@@ -40,3 +59,11 @@ class Preprocessor:
         if self.nchw:
             image = image.transpose(2, 0, 1)
         return np.ascontiguousarray(image[np.newaxis])
+
+
+def _encoder(encoding: EncodingSpec | None) -> tuple[str, list[int]]:
+    if encoding is None or encoding.format == "raw":
+        return "", []
+    if encoding.format == "jpeg":
+        return ".jpg", [cv2.IMWRITE_JPEG_QUALITY, encoding.jpeg_quality]
+    return ".png", [cv2.IMWRITE_PNG_COMPRESSION, encoding.png_compression]

@@ -186,6 +186,15 @@ def source_from_uri(uri: str, loop: bool | None = None) -> dict[str, Any]:
     return source
 
 
+class EncodingSpec(_Strict):
+    """How a frame travels to the server: a raw tensor, or one encoded image (KServe BYTES input of
+    shape [1], which OVMS decodes into BGR and resizes; the client resizes first, so it need not)."""
+
+    format: Literal["raw", "jpeg", "png"] = "raw"
+    jpeg_quality: int = Field(default=90, ge=1, le=100)
+    png_compression: int = Field(default=1, ge=0, le=9)
+
+
 class PipelineSpec(_Strict):
     mode: Literal["pipelined", "sync"] = "pipelined"
     max_in_flight: int = Field(default=4, ge=1, le=64)
@@ -221,11 +230,15 @@ class OutputsSpec(_Strict):
 
 class Profile(_Strict):
     name: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    # kserve: KServe v2 gRPC (every OVMS since 2022.1; the only API from 2026.3 on). tfs: TensorFlow
+    # Serving gRPC through ovmsclient, for servers up to OVMS 2026.2.
+    api: Literal["kserve", "tfs"] = "kserve"
     model: ModelSpec
     postprocess: Postprocess
     inputs: list[InputSource] = Field(min_length=1)
     streams: int = Field(default=1, ge=1, le=64)
     target_fps: float = Field(default=0.0, ge=0, description="per stream; 0 = as fast as possible")
+    encoding: EncodingSpec = Field(default_factory=EncodingSpec)
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     resilience: ResilienceSpec = Field(default_factory=ResilienceSpec)
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
@@ -236,6 +249,33 @@ class Profile(_Strict):
         if isinstance(value, list):
             return [source_from_uri(v) if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _short_encoding(cls, value: object) -> object:
+        return {"format": value} if isinstance(value, str) else value
+
+
+def encoding_problem(profile: Profile) -> tuple[str, str, str] | None:
+    """(key, message, fix) when the model cannot take the encoded images the profile sends: what OVMS
+    does with an encoded image (decode to BGR, NHWC, pixels 0-255) decides what the model must take."""
+    encoding = profile.encoding.format
+    if encoding == "raw":
+        return None
+    model = profile.model
+    what = f"encoding {encoding}"
+    if profile.api != "kserve":
+        return "api", f"{what} needs api: kserve (images travel in a KServe BYTES input)", "set api: kserve"
+    if model.layout != "NHWC":
+        fix = "serve the model with layout NHWC (OVMS config `layout: NHWC:NCHW`) or send raw tensors"
+        return "model.layout", f"{what} needs layout NHWC: OVMS decodes images into NHWC tensors", fix
+    if model.color != "bgr":
+        fix = "serve a model that takes BGR (models manifest `color`) and set model.color: bgr"
+        return "model.color", f"{what} needs color bgr: OVMS decodes images into BGR", fix
+    if model.mean != 0.0 or model.std != 1.0:
+        fix = "bake the normalisation into the model, or set encoding: raw"
+        return "model.mean", f"{what} cannot apply mean/std: OVMS passes decoded pixels 0-255 unscaled", fix
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,6 +328,8 @@ ENV_OVERRIDES: dict[str, tuple[str, typing.Callable[[dict[str, Any], str], None]
     "CLIENT_STATS_INTERVAL_S": ("outputs.stats_interval_s", _set(("outputs", "stats_interval_s"))),
     "CLIENT_STATS_WINDOW_S": ("outputs.stats_window_s", _set(("outputs", "stats_window_s"))),
     "CLIENT_SNAPSHOT_INTERVAL_S": ("outputs.snapshot_interval_s", _set(("outputs", "snapshot_interval_s"))),
+    "CLIENT_API": ("api", _set(("api",))),
+    "CLIENT_ENCODING": ("encoding.format", _set(("encoding", "format"))),
 }
 # Not profile keys, but accepted in the env file too.
 EXTRA_SETTINGS = ("CLIENT_LOG_LEVEL",)
@@ -355,6 +397,15 @@ def load_profile(directory: Path, environ: Mapping[str, str] | None = None) -> L
         profile = Profile.model_validate(data)
     except ValidationError as exc:
         raise _translate(exc, data, file, applied_from) from None
+    problem = encoding_problem(profile)
+    if problem is not None:
+        key, message, fix = problem
+        source = applied_from.get("encoding.format") or applied_from.get(key)
+        if source is not None:
+            raise ClientError(
+                f"{message} (sets profile key {key})", file=source.origin, key=source.variable, fix=fix
+            )
+        raise ClientError(message, file=file, key=key, fix=fix)
     level = overrides.get("CLIENT_LOG_LEVEL")
     log_level = level.value.upper() if level else "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

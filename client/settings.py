@@ -14,9 +14,18 @@ ENVIRONMENT = "environment"
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """The CA that signed the server certificate, and this client's certificate and key (mTLS)."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     address: str
-    tls: dict[str, str] | None
+    tls: TlsFiles | None
     results_dir: Path
 
 
@@ -40,7 +49,7 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
     return Deployment(address, _tls(environ), Path(results))
 
 
-def _tls(environ: Mapping[str, str]) -> dict[str, str] | None:
+def _tls(environ: Mapping[str, str]) -> TlsFiles | None:
     ca, cert, key = (environ.get(v, "").strip() for v in ("OVMS_TLS_CA", "OVMS_TLS_CERT", "OVMS_TLS_KEY"))
     if not (ca or cert or key):
         return None
@@ -53,13 +62,9 @@ def _tls(environ: Mapping[str, str]) -> dict[str, str] | None:
     if bool(cert) != bool(key):
         missing = "OVMS_TLS_KEY" if cert else "OVMS_TLS_CERT"
         raise ClientError("the client certificate and its key go together", file=ENVIRONMENT, key=missing)
-    config = {"server_cert_path": ca}
-    if cert:
-        config["client_cert_path"] = cert
-        config["client_key_path"] = key
     for variable, path in (("OVMS_TLS_CA", ca), ("OVMS_TLS_CERT", cert), ("OVMS_TLS_KEY", key)):
         if path and not Path(path).is_file():
             raise ClientError(
                 f"file {path} does not exist or is not readable", file=ENVIRONMENT, key=variable
             )
-    return config
+    return TlsFiles(ca, cert or None, key or None)

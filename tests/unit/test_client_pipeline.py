@@ -8,15 +8,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from client.backoff import Backoff
 from client.decoders import SsdDecoder
+from client.errors import RequestRejected
 from client.health import ServerGate
 from client.pipeline import StreamConfig, StreamWorker
 from client.preprocess import Preprocessor
-from client.profile import ModelSpec, SsdPostprocess
+from client.profile import EncodingSpec, ModelSpec, Size, SsdPostprocess
 from client.results import JsonLines, Snapshots
 from client.sources import EndOfStream
 from client.stats import Stats
@@ -51,7 +53,13 @@ class CountingSource:
 class FakeServer:
     """Answers with one detection whose class id is the frame's pixel value + 1."""
 
-    def __init__(self, barrier: int = 0, fail_from: int | None = None, garbage_at: int | None = None) -> None:
+    def __init__(
+        self,
+        barrier: int = 0,
+        fail_from: int | None = None,
+        garbage_at: int | None = None,
+        reject_every: int = 0,
+    ) -> None:
         self.lock = threading.Lock()
         self.active = 0
         self.max_active = 0
@@ -60,6 +68,7 @@ class FakeServer:
         self.barrier = threading.Barrier(barrier) if barrier > 1 else None
         self.fail_from = fail_from
         self.garbage_at = garbage_at
+        self.reject_every = reject_every
         self.release = threading.Event()
         self.release.set()
 
@@ -81,6 +90,8 @@ class FakeServer:
                 raise ConnectionError("Error occurred during handling the request: connection refused")
             if index == self.garbage_at:
                 return {"unexpected_output": np.zeros((1, 3), np.float32)}
+            if self.reject_every and index % self.reject_every == self.reject_every - 1:
+                raise RequestRejected("UNKNOWN: Unknown error")  # what OVMS answers for a corrupt image
             return {
                 "detection_boxes:0": np.array([[[0.0, 0.0, 0.5, 0.5]]], np.float32),
                 "detection_classes:0": np.array([[index + 1]], np.float32),
@@ -177,6 +188,19 @@ def test_server_failure_drops_frames_and_counts_errors(tmp_path):
     assert (line["frames"], line["dropped"], line["errors"]) == (5, 25, 1)
 
 
+def test_a_refused_frame_is_an_error_and_the_stream_goes_on(tmp_path):
+    server = FakeServer(reject_every=5)
+    worker, stats, detections, pool = make_worker(tmp_path, server, frames=20, window=2)
+    run_to_end(worker, detections, pool)
+    rows = records(tmp_path)
+    refused = [r["frame"] for r in rows if r["status"] == "dropped"]
+    assert refused == [4, 9, 14, 19]
+    assert all(r["reason"] == "rejected: UNKNOWN: Unknown error" for r in rows if r["status"] == "dropped")
+    assert server.calls == 20  # every frame was sent: a refusal does not close the gate
+    line = stats.snapshot()
+    assert (line["frames"], line["dropped"], line["errors"]) == (16, 4, 4)
+
+
 def test_stop_finishes_in_flight_requests_and_writes_their_results(tmp_path):
     server = FakeServer()
     server.release.clear()  # every request waits until released
@@ -226,6 +250,29 @@ def test_preprocess_resizes_once_and_lays_out_the_tensor(layout):
 def test_preprocess_uint8_keeps_pixels():
     tensor = Preprocessor(SPEC)(np.full((8, 8, 3), 7, np.uint8))
     assert tensor.shape == (1, 8, 8, 3) and tensor.dtype == np.uint8 and int(tensor.max()) == 7
+
+
+@pytest.mark.parametrize("encoding", ["jpeg", "png"])
+def test_preprocess_encodes_the_resized_bgr_frame(encoding):
+    spec = SPEC.model_copy(update={"size": Size(width=32, height=24)})
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :, 0] = 200  # blue in OpenCV's BGR order
+    prepare = Preprocessor(spec, EncodingSpec(format=encoding, jpeg_quality=95))
+    payload = prepare(frame)
+    assert isinstance(payload, bytes)
+    assert prepare.shape == (1,)
+    decoded = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (24, 32, 3)  # resized before encoding: the server need not resize
+    assert abs(int(decoded[..., 0].mean()) - 200) <= 2 and int(decoded[..., 2].max()) <= 3  # still BGR
+
+
+def test_jpeg_quality_trades_bytes_for_fidelity():
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    spec = SPEC.model_copy(update={"size": Size(width=300, height=300)})
+    low = Preprocessor(spec, EncodingSpec(format="jpeg", jpeg_quality=30))(frame)
+    high = Preprocessor(spec, EncodingSpec(format="jpeg", jpeg_quality=95))(frame)
+    assert len(low) < len(high) < frame.nbytes
 
 
 def test_a_response_the_decoder_cannot_read_drops_that_frame_only(tmp_path):

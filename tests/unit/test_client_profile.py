@@ -17,7 +17,7 @@ from client.profile import (
     VideoInput,
     load_profile,
 )
-from client.settings import deployment_from_env
+from client.settings import TlsFiles, deployment_from_env
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 GOOD = yaml.safe_load((PROFILES / "person-detection" / "profile.yaml").read_text())
@@ -274,11 +274,7 @@ def test_deployment_settings(tmp_path):
     }
     deployment = deployment_from_env(env)
     assert deployment.address == "ovms.example:9000"
-    assert deployment.tls == {
-        "server_cert_path": str(ca),
-        "client_cert_path": str(cert),
-        "client_key_path": str(key),
-    }
+    assert deployment.tls == TlsFiles(ca=str(ca), cert=str(cert), key=str(key))
     assert deployment.results_dir == tmp_path / "r"
     assert deployment_from_env({"OVMS_ADDRESS": "[::1]:9000"}).tls is None
 
@@ -307,3 +303,53 @@ def test_bad_deployment_settings(env, expected):
     with pytest.raises(ClientError) as info:
         deployment_from_env(env)
     assert expected in info.value.render()
+
+
+# --- API and encoding ----------------------------------------------------------------------------
+
+
+def test_api_and_encoding_defaults_and_short_form(tmp_path):
+    profile = load_profile(PROFILES / "person-detection", {}).profile
+    assert (profile.api, profile.encoding.format) == ("kserve", "raw")
+    loaded = load_profile(write_profile(tmp_path / "p", mutated(lambda d: d.update(encoding="jpeg"))), {})
+    assert (loaded.profile.encoding.format, loaded.profile.encoding.jpeg_quality) == ("jpeg", 90)
+
+
+def test_env_chooses_api_and_encoding(tmp_path):
+    directory = write_profile(tmp_path / "p", GOOD, env="CLIENT_ENCODING=png\n")
+    loaded = load_profile(directory, {"CLIENT_API": "kserve"})
+    assert loaded.profile.encoding.format == "png"
+    assert load_profile(directory, {"CLIENT_API": "tfs", "CLIENT_ENCODING": "raw"}).profile.api == "tfs"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "expected"),
+    [
+        (lambda d: d.update(api="tfs"), "api", "encoding jpeg needs api: kserve"),
+        (lambda d: d["model"].update(color="rgb"), "model.color", "OVMS decodes images into BGR"),
+        (lambda d: d["model"].update(layout="NCHW"), "model.layout", "needs layout NHWC"),
+        (
+            lambda d: d["model"].update(dtype="float32", mean=127.5),
+            "model.mean",
+            "cannot apply mean/std",
+        ),
+    ],
+)
+def test_encoded_frames_need_a_model_that_takes_what_ovms_decodes(tmp_path, change, key, expected):
+    data = mutated(lambda d: (d.update(encoding={"format": "jpeg"}), change(d)))
+    message = error_of(write_profile(tmp_path / "p", data))
+    assert f"profile.yaml: {key}: " in message
+    assert expected in message
+    assert "fix: " in message
+
+
+def test_encoding_set_from_env_names_the_variable(tmp_path):
+    data = mutated(lambda d: d["model"].update(color="rgb"))
+    message = error_of(write_profile(tmp_path / "p", data, env="CLIENT_ENCODING=jpeg\n"))
+    assert "profile.env:1: CLIENT_ENCODING: " in message
+    assert "sets profile key model.color" in message
+
+
+def test_unknown_api_is_refused(tmp_path):
+    message = error_of(write_profile(tmp_path / "p", mutated(lambda d: d.update(api="rest"))))
+    assert "api: expected 'kserve' or 'tfs'" in message

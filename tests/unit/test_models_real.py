@@ -36,9 +36,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def detect_person(model: ov.CompiledModel, bgr: np.ndarray) -> float:
-    """The best class-1 (person) score for one BGR image."""
-    rgb = cv2.cvtColor(cv2.resize(bgr, (300, 300)), cv2.COLOR_BGR2RGB)
-    result = model(rgb[np.newaxis])
+    """The best class-1 (person) score for one BGR image (the prepared IR takes BGR: manifest `color`)."""
+    result = model(cv2.resize(bgr, (300, 300))[np.newaxis])
     scores = result["detection_scores:0"][0]
     classes = result["detection_classes:0"][0]
     people = scores[classes == 1]
