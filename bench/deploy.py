@@ -145,12 +145,11 @@ def _container_ip(name: str) -> str | None:
 
 
 def _model_available(ip: str) -> bool:
+    """KServe model readiness (REST): 200 once a version of the model is AVAILABLE."""
     try:
-        reply = requests.get(f"http://{ip}:8000/v1/models/{MODEL}", timeout=2)
-        states = [s.get("state") for s in reply.json().get("model_version_status", [])]
-    except (requests.RequestException, ValueError):
+        return requests.get(f"http://{ip}:8000/v2/models/{MODEL}/ready", timeout=2).status_code == 200
+    except requests.RequestException:
         return False
-    return "AVAILABLE" in states
 
 
 def compose_trial(site: Site) -> dict[str, float]:

@@ -4,7 +4,7 @@
 #   images, model, media   built/prepared offline when no registry answers; cached on re-runs
 #   launcher deploy        OVMS server + client on a private Docker network
 # The real OVMS image cannot be pulled on machines without a registry: unless OVMS_SERVER_IMAGE names
-# an image already loaded here (e.g. openvino/model_server:2025.0 from `docker load`), the deploy uses
+# an image already loaded here (a real OVMS image from `docker load`), the deploy uses
 # the project's OVMS test double, which runs the same model with real OpenVINO inference.
 # Extra arguments go to `launcher deploy`.
 set -euo pipefail

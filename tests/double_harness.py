@@ -120,6 +120,7 @@ class DoubleServer:
         if self.container is None:
             self.network = dockerutil.create_network("ovms-double-net")
             self.container = dockerutil.unique_name("ovms-double")
+            env = [arg for key, value in self.extra_env.items() for arg in ("--env", f"{key}={value}")]
             dockerutil.docker(
                 "create",
                 "--name",
@@ -133,6 +134,7 @@ class DoubleServer:
                 "/tmp",
                 "-v",
                 f"{self.repo}:/models:ro",
+                *env,
                 IMAGE,
                 *self._server_args(GRPC_PORT, REST_PORT, "/models/config.json"),
             )

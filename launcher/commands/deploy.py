@@ -91,14 +91,27 @@ def _report_problems(report: ValidationReport, json_output: bool) -> None:
     console.print("[bold red]nothing was run[/]: fix the problems above and try again")
 
 
+def _report_warnings(report: ValidationReport) -> None:
+    console = make_console(stderr=True, soft_wrap=True, highlight=False)
+    for warning in report.warnings:
+        where = f"{warning.file}: {warning.key}" if warning.key else warning.file
+        hosts = f" [dim](host {', '.join(warning.hosts)})[/]" if warning.hosts else ""
+        console.print(f"[yellow]![/] [bold]{escape(where)}[/]{hosts}: {escape(warning.message)}")
+        if warning.fix:
+            console.print(f"    fix: {escape(warning.fix)}")
+
+
 def _validated(
     inventories: tuple[Path, ...], extravars: dict[str, Any], json_output: bool, **checks: Any
 ) -> ValidationReport:
-    """Exit 2 on any problem; `checks`: validate()'s limit and tags (the certificates are always checked)."""
+    """Exit 2 on any problem; `checks`: validate()'s limit and tags (the certificates are always checked).
+    Warnings are shown (in the JSON report with --json) and never stop the run."""
     report = validate(inventories, extravars, certificates=True, **checks)
     if not report.ok:
         _report_problems(report, json_output)
         sys.exit(EXIT_INVALID)
+    if not json_output:
+        _report_warnings(report)
     return report
 
 

@@ -43,7 +43,7 @@ def ensure_engine() -> str:
 
 
 def image_inspect(ref: str) -> dict | None:
-    proc = run(["image", "inspect", ref], check=False)
+    proc = run(["image", "inspect", "--", ref], check=False)  # "--": a ref is never read as an option
     if proc.returncode != 0:
         return None
     data = json.loads(proc.stdout)

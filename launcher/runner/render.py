@@ -173,6 +173,31 @@ def containers_table(summary: RunSummary, now: datetime | None = None) -> Table 
     return table
 
 
+def server_metrics_table(summary: RunSummary) -> Table | None:
+    """Per model, what OVMS's /metrics say: inferences per second over the status interval, failed
+    inferences (in the interval / since the start), mean inference time."""
+    rows = [(h.host, name, m) for h in summary.hosts for name, m in sorted(h.metrics.items())]
+    if not rows:
+        return None
+    table = Table(title="server (OVMS metrics)", title_justify="left")
+    table.add_column("host")
+    table.add_column("model")
+    for name in ("req/s", "failed", "failed total", "inference ms", "requests"):
+        table.add_column(name, justify="right")
+    for host, model, m in rows:
+        failed = m.get("failures_in_interval")
+        table.add_row(
+            host,
+            model,
+            _number(m.get("rate"), ".1f"),
+            Text(_number(failed, ""), style="bold red" if failed else ""),
+            _number(m.get("failures"), ""),
+            _number(m.get("inference_ms"), ".1f"),
+            _number(m.get("requests"), ""),
+        )
+    return table
+
+
 def clients_table(summary: RunSummary) -> Table | None:
     rows = [(h.host, c) for h in summary.hosts for c in h.clients]
     if not rows:
@@ -222,7 +247,7 @@ def render_summary(console: Console, summary: RunSummary, *, detailed: bool = Fa
     else:
         console.print("[yellow]no host reported any result[/]")
     if detailed:
-        for table in (containers_table(summary), clients_table(summary)):
+        for table in (containers_table(summary), server_metrics_table(summary), clients_table(summary)):
             if table is not None:
                 console.print(table)
     failures = failures_view(summary)

@@ -60,6 +60,14 @@ class HostSummary:
         return result
 
     @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per model, from OVMS's /metrics: requests, failures, rate per second, mean inference ms."""
+        metrics = self.facts.get("model_metrics")
+        if not isinstance(metrics, dict):
+            return {}
+        return {str(name): dict(row) for name, row in metrics.items() if isinstance(row, dict)}
+
+    @property
     def containers(self) -> list[dict[str, Any]]:
         items = self.facts.get("containers")
         return [dict(c) for c in items if isinstance(c, dict)] if isinstance(items, list) else []
@@ -76,6 +84,7 @@ class HostSummary:
             "roles": self.roles,
             "endpoint": self.endpoint,
             "models": self.models,
+            "metrics": self.metrics,
             "containers": self.containers,
             "clients": self.clients,
             "ok": self.ok,

@@ -15,6 +15,7 @@ from typing import Any
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
 from launcher.paths import PROJECT_ROOT
+from launcher.validate.api import check_api_support
 from launcher.validate.crosschecks import (
     ProfileInfo,
     check_groups,
@@ -38,6 +39,8 @@ __all__ = ["Problem", "ValidationReport", "validate"]
 class ValidationReport:
     problems: list[Problem]
     inventory: Inventory | None = None
+    # what may not work but cannot be told before the run (shown, never blocking)
+    warnings: list[Problem] = field(default_factory=list)
     assignments: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, list[ProfileInfo]] = field(default_factory=dict)
     deferred: dict[str, set[str]] = field(default_factory=dict)
@@ -62,6 +65,7 @@ class ValidationReport:
             "type": "validation",
             "valid": self.ok,
             "problems": [p.to_dict() for p in self.problems],
+            "warnings": [p.to_dict() for p in self.warnings],
             "servers": [s.name for s in self.inventory.servers] if self.inventory else [],
             "clients": dict(self.assignments),
             "deferred": {h: sorted(v) for h, v in self.deferred.items() if v},
@@ -130,6 +134,8 @@ def validate(
     profiles, more = check_profiles(hosts, origins, profiles_dir)
     problems += more
     problems += check_models(hosts, origins, manifest, profiles, assigned)
+    more, warnings = check_api_support(hosts, origins, profiles, assigned)
+    problems += more
     plan = tls_plan(inventory, hosts, assigned)
     problems += check_proxy_ports(hosts, origins, plan, machine_of)
     selected, more = check_run_options(inventory, limit, tags, playbook, roles_dir)
@@ -142,4 +148,5 @@ def validate(
         assignments=assigned,
         profiles=profiles,
         deferred={name: h.deferred for name, h in hosts.items()},
+        warnings=merge_hosts(warnings),
     )

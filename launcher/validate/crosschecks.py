@@ -176,6 +176,7 @@ class ProfileInfo:
     file: Path
     model: str
     version: int
+    api: str = "kserve"
 
 
 def _client_environ(client: ClientVars) -> dict[str, str]:
@@ -265,6 +266,7 @@ def check_profiles(
                         loaded.file,
                         loaded.profile.model.name,
                         loaded.profile.model.version,
+                        loaded.profile.api,
                     )
             outcome = cache[ident]
             if isinstance(outcome, Problem):

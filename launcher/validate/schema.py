@@ -85,7 +85,8 @@ class ServerModel(_Strict):
 
 
 class ServerVars(_Strict):
-    image: Name = "openvino/model_server:2025.0"
+    # defaults come from roles/ovms_server/defaults/main.yml (check_host merges them in first)
+    image: Name | None = None
     grpc_port: Port = 9000
     rest_port: Port = 8000
     data_dir: AbsPath = "/var/lib/ovms-launcher/server"
@@ -96,6 +97,9 @@ class ServerVars(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file_system_poll_wait_seconds: Annotated[int, Field(ge=0)] = 1
     grpc_workers: Annotated[int, Field(ge=1)] = 1
+    metrics_enable: StrictBool = True
+    metrics_list: list[Name] = Field(default_factory=list)
+    status_interval: Annotated[float, Field(ge=0, le=60)] = 2
     ready_timeout: Annotated[int, Field(ge=1)] = 120
     wait: StrictBool = True
     models: list[ServerModel] = Field(default_factory=list)

@@ -1,5 +1,10 @@
-"""Conformance suite fixtures: one shared server per session (the double in its container by default,
-or an operator's real OVMS with OVMS_CONFORMANCE_TARGET / OVMS_CONFORMANCE_REST)."""
+"""Conformance suite fixtures: shared servers per session, the double in its container by default.
+
+`target`: the server of today's API (the double emulates the current OVMS release; or an operator's
+real OVMS with OVMS_CONFORMANCE_TARGET / OVMS_CONFORMANCE_REST), driven with tritonclient (KServe).
+`tfs_target`: a server of a release before 2026.3, for the TensorFlow Serving API through ovmsclient
+(the double with OVMS_DOUBLE_RELEASE; or OVMS_CONFORMANCE_TFS_TARGET / OVMS_CONFORMANCE_TFS_REST;
+skipped when an external target has none)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,16 @@ from pathlib import Path
 
 import ovmsclient
 import pytest
-from conformance_support import FACE, PERSON, external_target, model_entry, write_config
+import tritonclient.grpc as grpcclient
+from conformance_support import (
+    FACE,
+    PERSON,
+    TFS_RELEASE,
+    external_target,
+    external_tfs_target,
+    model_entry,
+    write_config,
+)
 from double_harness import DoubleFactory, DoubleServer, copy_model, local_mode
 
 REWRITES_CONFIG = "rewrites_config"
@@ -79,27 +93,58 @@ class Target:
     rest_url: str
     server: DoubleServer | None  # None for an external OVMS
 
-    def client(self) -> object:
+    def kserve(self) -> grpcclient.InferenceServerClient:
+        return grpcclient.InferenceServerClient(self.grpc_address)
+
+    def tfs(self) -> object:
         return ovmsclient.make_grpc_client(self.grpc_address)
 
 
-@pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    """The server the read-only conformance tests talk to, serving person-detection and face-detection."""
-    external = external_target()
-    if external is not None:
-        yield Target(external[0], external[1], None)
-        return
+def _double_target(request: pytest.FixtureRequest, env: dict[str, str] | None = None) -> Iterator[Target]:
+    """The double serving person-detection and face-detection, with metrics on."""
     prepared = request.getfixturevalue("prepared_models")
     factory = DoubleFactory()
     try:
         repo = build_repository(factory, prepared, [PERSON, FACE])
-        server = factory(repo)
+        server = factory(repo, "--metrics_enable", env=env)
         yield Target(server.grpc_address, server.rest_url, server)
     finally:
         factory.close()
 
 
 @pytest.fixture(scope="session")
-def client(target: Target) -> object:
-    return target.client()
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The server of today's API the read-only conformance tests talk to."""
+    external = external_target()
+    if external is not None:
+        yield Target(external[0], external[1], None)
+        return
+    yield from _double_target(request)
+
+
+@pytest.fixture(scope="session")
+def tfs_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """A server that still serves the TensorFlow Serving API (a release before 2026.3)."""
+    external = external_tfs_target()
+    if external is not None:
+        yield Target(external[0], external[1], None)
+        return
+    if external_target() is not None:
+        pytest.skip(
+            "the external target's release serves no TFS API: set OVMS_CONFORMANCE_TFS_TARGET for one"
+        )
+    yield from _double_target(request, {"OVMS_DOUBLE_RELEASE": TFS_RELEASE})
+
+
+@pytest.fixture(scope="session")
+def client(tfs_target: Target) -> object:
+    """ovmsclient (TFS gRPC) on the TFS target."""
+    return tfs_target.tfs()
+
+
+@pytest.fixture(scope="session")
+def kserve(target: Target) -> Iterator[grpcclient.InferenceServerClient]:
+    """tritonclient (KServe v2 gRPC) on the target."""
+    client = target.kserve()
+    yield client
+    client.close()

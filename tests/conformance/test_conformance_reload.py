@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import ovmsclient
 import pytest
 import requests
 from conformance_support import (
@@ -13,13 +12,14 @@ from conformance_support import (
     FACE_INPUT,
     PERSON,
     PERSON_INPUT,
+    NotFound,
     config_states,
     model_entry,
+    server_client,
     wait_until,
     write_config,
 )
 from double_harness import copy_model
-from ovmsclient.tfs_compat.base.errors import ModelNotFoundError
 
 pytestmark = [pytest.mark.rewrites_config, pytest.mark.slow]
 
@@ -38,8 +38,8 @@ def _reload(server) -> requests.Response:
 def test_content_change_adds_then_removes_a_model_without_restart(ovms_double, make_repository):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
-    with pytest.raises(ModelNotFoundError):
+    client = server_client(server)
+    with pytest.raises(NotFound):
         client.get_model_status(FACE)
 
     write_config(repo, [model_entry(PERSON, PERSON), model_entry(FACE, FACE)])
@@ -48,7 +48,7 @@ def test_content_change_adds_then_removes_a_model_without_restart(ovms_double, m
 
     write_config(repo, [model_entry(FACE, FACE)])
     wait_until("person-detection retired", lambda: _status(client, PERSON) == {1: "END"})
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(NotFound):
         client.predict(PERSON_FRAME, PERSON)
     assert _status(client, FACE) == {1: "AVAILABLE"}
     assert server.alive()
@@ -71,7 +71,7 @@ def test_reload_endpoint_answers_201_then_200(ovms_double, make_repository):
 def test_bad_config_on_reload_keeps_the_old_one_serving(ovms_double, make_repository):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     bad_documents = [
         '{"model_config_list": [ {"config": ',  # not JSON
         '{"model_config_list": [], "unknown_key": 1}',  # schema: additionalProperties false
@@ -92,13 +92,13 @@ def test_bad_config_on_reload_keeps_the_old_one_serving(ovms_double, make_reposi
 def test_new_version_directory_is_picked_up_live(ovms_double, make_repository, prepared_models):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     copy_model(prepared_models[PERSON], repo, PERSON, 2)
     # default policy: latest, num_versions 1
     wait_until("version 2 served, 1 retired", lambda: _status(client, PERSON) == {1: "END", 2: "AVAILABLE"})
     assert client.get_model_metadata(PERSON)["model_version"] == 2
     assert client.predict(PERSON_FRAME, PERSON, 2)["num_detections:0"].shape == (1,)
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(NotFound):
         client.predict(PERSON_FRAME, PERSON, 1)
 
     shutil.rmtree(repo / PERSON / "2")
@@ -111,7 +111,7 @@ def test_version_policies(ovms_double, make_repository, prepared_models):
     copy_model(prepared_models[PERSON], repo, PERSON, 2)
     write_config(repo, [model_entry(PERSON, PERSON, model_version_policy={"all": {}})])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     assert _status(client, PERSON) == {1: "AVAILABLE", 2: "AVAILABLE"}
     write_config(repo, [model_entry(PERSON, PERSON, model_version_policy={"specific": {"versions": [1]}})])
     wait_until("only version 1", lambda: _status(client, PERSON) == {1: "AVAILABLE", 2: "END"})
@@ -128,10 +128,10 @@ def test_missing_base_path_skips_that_model_only(ovms_double, make_repository):
         ],
     )
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     assert _status(client, PERSON) == {1: "AVAILABLE"}
     for skipped in ("ghost", "cloud"):
-        with pytest.raises(ModelNotFoundError):
+        with pytest.raises(NotFound):
             client.get_model_status(skipped)
         assert skipped not in config_states(server.rest_url)
     assert "cloud storage base_path s3://bucket/cloud is not supported by the double" in server.logs()
@@ -149,7 +149,7 @@ def test_relative_base_path_escape_is_rejected(ovms_double, make_repository):
 def test_server_stop_and_start(ovms_double, make_repository):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     server.stop()
     # a stopped container's address refuses or drops the call: either way the client cannot reach it
     with pytest.raises((ConnectionError, TimeoutError)):
@@ -169,12 +169,12 @@ def test_broken_model_fails_alone_and_recovers_when_fixed(ovms_double, make_repo
         (broken / name).chmod(0o644)
     write_config(repo, [model_entry(PERSON, PERSON), model_entry("broken", "broken")])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     assert client.get_model_status("broken") == {
-        1: {"state": "LOADING", "error_code": 2, "error_message": "UNKNOWN"}
+        1: {"state": "LOADING", "error_code": "UNKNOWN", "error_message": "UNKNOWN"}
     }
     assert requests.get(f"{server.rest_url}/v2/health/ready", timeout=5).status_code == 200
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(NotFound):
         client.predict(FACE_FRAME, "broken")
     assert _status(client, PERSON) == {1: "AVAILABLE"}
 
@@ -191,7 +191,7 @@ def test_layout_setting_changes_the_served_input(ovms_double, make_repository):
     repo = make_repository([])
     write_config(repo, [model_entry(FACE, FACE, layout="NCHW:NHWC", nireq=2)])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
+    client = server_client(server)
     assert client.get_model_metadata(FACE)["inputs"][FACE_INPUT]["shape"] == [1, 3, 128, 128]
     outputs = client.predict({FACE_INPUT: np.zeros((1, 3, 128, 128), np.float32)}, FACE)
     assert outputs["classificators"].shape == (1, 896, 1)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import ovmsclient
 import pytest
-from conformance_support import PERSON, PERSON_INPUT, wait_until
+from conformance_support import PERSON, PERSON_INPUT, server_client, wait_until
 from double_harness import copy_model
 
 pytestmark = [pytest.mark.rewrites_config, pytest.mark.slow]
@@ -18,10 +17,10 @@ PERSON_FRAME = {PERSON_INPUT: np.zeros((1, 300, 300, 3), np.uint8)}
 
 
 class Streamer:
-    """Back-to-back Predict calls for the latest version (0) on a thread, counting failures."""
+    """Back-to-back ModelInfer calls for the latest version (0) on a thread, counting failures."""
 
-    def __init__(self, address: str) -> None:
-        self.client = ovmsclient.make_grpc_client(address)
+    def __init__(self, server: object) -> None:
+        self.client = server_client(server)
         self.ok = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -52,8 +51,8 @@ def _status(client, name: str) -> dict[int, str]:
 def test_new_version_takes_over_without_a_failed_request(ovms_double, make_repository, prepared_models):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
-    with Streamer(server.grpc_address) as stream:
+    client = server_client(server)
+    with Streamer(server) as stream:
         copy_model(prepared_models[PERSON], repo, PERSON, 2)
         wait_until(
             "version 2 served, 1 retired", lambda: _status(client, PERSON) == {1: "END", 2: "AVAILABLE"}
@@ -67,8 +66,8 @@ def test_new_version_takes_over_without_a_failed_request(ovms_double, make_repos
 def test_broken_new_version_leaves_the_old_one_serving(ovms_double, make_repository):
     repo = make_repository([PERSON])
     server = ovms_double(repo)
-    client = ovmsclient.make_grpc_client(server.grpc_address)
-    with Streamer(server.grpc_address) as stream:
+    client = server_client(server)
+    with Streamer(server) as stream:
         broken = repo / PERSON / ".tmp-2"
         broken.mkdir()
         for name in ("model.xml", "model.bin"):
@@ -76,7 +75,7 @@ def test_broken_new_version_leaves_the_old_one_serving(ovms_double, make_reposit
             (broken / name).chmod(0o644)
         broken.chmod(0o755)
         broken.rename(repo / PERSON / "2")
-        wait_until("version 2 failed", lambda: client.get_model_status(PERSON, 2)[2]["error_code"] != 0)
+        wait_until("version 2 failed", lambda: client.get_model_status(PERSON, 2)[2]["error_code"] != "OK")
         served = stream.ok
         wait_until("answers after the failed load", lambda: stream.ok >= served + 3)
     assert stream.failures == [], stream.failures[:5]

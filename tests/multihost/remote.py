@@ -147,7 +147,7 @@ def push_probe(host: Host, files: dict[str, Path]) -> None:
 
 
 def probe(host: Host, address: str, model: str, *, cert: str | None = None, key: str | None = None) -> dict:
-    """GetModelStatus through address (the mTLS port) from a container of the client image on host,
+    """KServe ModelMetadata through address (the mTLS port) from a container of the client image on host,
     trusting PROBE_DIR/ca-bundle.pem and presenting cert/key (names under PROBE_DIR) when given."""
     args = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "/opt/venv/bin/python",
             "--volume", f"{PROBE_DIR}:/probe:ro", CLIENT_IMAGE, "/probe/tls_probe.py", address, model,
@@ -204,10 +204,10 @@ def diagnostics(hosts: list[Host], tail: int = 25) -> str:
 
 
 def refused_by_proxy(result: dict) -> bool:
-    """The probe reached the TLS port and the proxy turned the client away (ovmsclient reports nginx's
-    HTTP 400 or a failed handshake as ConnectionError), as opposed to a closed port."""
+    """The probe reached the TLS port and the proxy turned the client away (gRPC reports nginx's HTTP
+    400 as INTERNAL, a failed handshake as UNAVAILABLE), as opposed to a closed port or an answer."""
     return (
         not result["ok"]
-        and result["error"] == "ConnectionError"
+        and result.get("status") in ("StatusCode.INTERNAL", "StatusCode.UNAVAILABLE")
         and "Connection refused" not in result["message"]
     )

@@ -1,5 +1,6 @@
-"""Runs on a harness host inside the client image: one gRPC GetModelStatus call through the server's
-mTLS port with the given files, printed as one JSON line. Exit 0 either way; the test judges.
+"""Runs on a harness host inside the client image: one KServe ModelMetadata call through the server's
+mTLS port with the given files (tritonclient, as the client does), printed as one JSON line. Exit 0
+either way; the test judges.
 
     python tls_probe.py ADDRESS MODEL --ca CA [--cert CERT --key KEY]
 """
@@ -19,19 +20,23 @@ def main() -> int:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     args = parser.parse_args()
-    from ovmsclient import make_grpc_client
+    import tritonclient.grpc as grpcclient
 
-    tls = {"server_cert_path": args.ca}
-    if args.cert:
-        tls |= {"client_cert_path": args.cert, "client_key_path": args.key}
     try:
-        client = make_grpc_client(args.address, tls_config=tls)
-        status = client.get_model_status(model_name=args.model, timeout=10.0)
+        client = grpcclient.InferenceServerClient(
+            url=args.address,
+            ssl=True,
+            root_certificates=args.ca,
+            private_key=args.key,
+            certificate_chain=args.cert,
+        )
+        metadata = client.get_model_metadata(args.model, client_timeout=10.0)
     except Exception as exc:  # the test wants to see which error a refused client gets
-        print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)[:500]}))
+        status = getattr(exc, "status", lambda: None)()
+        failure = {"ok": False, "error": type(exc).__name__, "status": status, "message": str(exc)[:500]}
+        print(json.dumps(failure))
         return 0
-    states = {str(version): info.get("state") for version, info in status.items()}
-    print(json.dumps({"ok": True, "states": states}))
+    print(json.dumps({"ok": True, "states": {version: "AVAILABLE" for version in metadata.versions}}))
     return 0
 
 

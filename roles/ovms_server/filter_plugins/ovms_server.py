@@ -1,4 +1,4 @@
-"""Filters of the ovms_server role: OVMS config.json, expected model versions, readiness."""
+"""Filters of the ovms_server role: OVMS config.json, expected model versions, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -89,6 +89,71 @@ def ovms_device_paths(models: list[dict], device_map: dict[str, list[str]]) -> l
     return paths
 
 
+def _families(text: str) -> dict[str, list[Any]]:
+    """Samples of a Prometheus text page by metric name (prometheus-client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def _per_model(samples: dict[str, list[Any]], name: str, **match: str) -> dict[str, float]:
+    """Sum of one metric's samples per model (over versions and interfaces), for the labels in match."""
+    totals: dict[str, float] = {}
+    for sample in samples.get(name, []):
+        if all(sample.labels.get(k) == v for k, v in match.items()):
+            model = sample.labels.get("name", "")
+            totals[model] = totals.get(model, 0.0) + sample.value
+    return totals
+
+
+def ovms_metrics_summary(pages: list[str], seconds: float) -> dict[str, dict[str, Any]]:
+    """Per model, from OVMS's /metrics read once or twice `seconds` apart: inferences served (total, and
+    per second over the interval), failed inferences (total, and in the interval), and the mean
+    inference time in ms (over the interval; over the server's life when nothing ran in it).
+    Families the server does not expose (--metrics_list) give None."""
+    parsed = [_families(page) for page in pages if page]
+    if not parsed:
+        return {}
+    first, last = parsed[0], parsed[-1]
+    interval = float(seconds) if len(parsed) > 1 else 0.0
+
+    def view(samples: dict[str, list[Any]]) -> dict[str, dict[str, float]]:
+        return {
+            "ok": _per_model(samples, "ovms_requests_success", method="ModelInfer"),
+            "fail": _per_model(samples, "ovms_requests_fail", method="ModelInfer"),
+            "time": _per_model(samples, "ovms_inference_time_us_sum"),
+            "count": _per_model(samples, "ovms_inference_time_us_count"),
+        }
+
+    before, after = view(first), view(last)
+    names = sorted({n for totals in after.values() for n in totals})
+    summary: dict[str, dict[str, Any]] = {}
+    for model in names:
+        ok, fail = after["ok"].get(model), after["fail"].get(model)
+        row: dict[str, Any] = {
+            "requests": int(ok) if ok is not None else None,
+            "failures": int(fail) if fail is not None else None,
+            "rate": None,
+            "failures_in_interval": None,
+            "inference_ms": None,
+        }
+        if interval > 0 and ok is not None:
+            row["rate"] = round((ok - before["ok"].get(model, 0.0)) / interval, 2)
+        if interval > 0 and fail is not None:
+            row["failures_in_interval"] = int(fail - before["fail"].get(model, 0.0))
+        count, total = after["count"].get(model), after["time"].get(model)
+        if count:
+            ran = count - before["count"].get(model, 0.0) if interval > 0 else 0.0
+            spent = total - before["time"].get(model, 0.0) if ran else total
+            row["inference_ms"] = round(spent / (ran or count) / 1000.0, 2)
+        summary[model] = row
+    return summary
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -97,4 +162,5 @@ class FilterModule:
             "ovms_pending": ovms_pending,
             "ovms_model_states": ovms_model_states,
             "ovms_device_paths": ovms_device_paths,
+            "ovms_metrics_summary": ovms_metrics_summary,
         }
