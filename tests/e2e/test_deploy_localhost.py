@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from launcher.paths import PROJECT_ROOT
 
@@ -96,11 +97,25 @@ def test_deploy_status_redeploy_destroy(deployment):
         assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-3000:]
         shost = _summary(status)["hosts"][0]
         clients = shost.get("clients") or []
-        if clients and (clients[0].get("fps") or 0) > 0:
+        served = (shost.get("metrics") or {}).get("person-detection") or {}
+        if clients and (clients[0].get("fps") or 0) > 0 and (served.get("rate") or 0) > 0:
             break
-        assert time.monotonic() < deadline, f"status never showed FPS > 0: {clients}"
+        assert time.monotonic() < deadline, f"status never showed FPS and a request rate > 0: {shost}"
         time.sleep(3)
     assert shost["models"]["person-detection"]["1"] == "AVAILABLE"
+    # the server's own count, from its /metrics: KServe inferences, no failure, inference time
+    assert served["requests"] > 0 and served["failures"] == 0 and served["inference_ms"] > 0
+
+    # the client speaks KServe only: the server counted ModelInfer successes and no TFS request
+    ip = _docker(
+        "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{tag}").IPAddress}}}}', f"{tag}-server"
+    )
+    text = requests.get(f"http://{ip.strip()}:8000/metrics", timeout=10).text
+    labels = 'api="KServe",interface="gRPC",method="ModelInfer",name="person-detection",version="1"'
+    infer = f"ovms_requests_success{{{labels}}}"
+    count = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(infer))
+    assert count > 0, text
+    assert "TensorFlowServing" not in text
 
     second = _launcher("deploy", *inventory, *extra, "--json")
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]

@@ -96,7 +96,9 @@ def _families(text: str) -> dict[str, list[Any]]:
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
+            # the parser names counter samples <name>_total; OVMS's counters have no such suffix
+            name = sample.name.removesuffix("_total") if family.type == "counter" else sample.name
+            samples.setdefault(name, []).append(sample)
     return samples
 
 
