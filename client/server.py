@@ -100,7 +100,7 @@ def wait_for_metadata(
             continue
         backoff.reset()
         log.info(
-            "server %s answers for model %r version %s (%s, %s)",
+            "server %s answers for model %r version %s over %s (%s)",
             client.address,
             model.name,
             metadata.get("model_version"),

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import cv2
 import dockerutil
 import pytest
+import requests
 from double_harness import copy_model, local_mode
 
 from launcher.media import ensure_sample_media
@@ -209,7 +211,7 @@ def double(ovms_double):
         )
     (repo / "config.json").write_text(json.dumps({"model_config_list": config}))
     (repo / "config.json").chmod(0o644)
-    return ovms_double(repo)
+    return ovms_double(repo, "--metrics_enable")
 
 
 def _wait_for(predicate, timeout: float, what: str, run: ClientRun) -> None:
@@ -425,3 +427,110 @@ def test_client_with_a_certificate_of_another_ca_keeps_waiting(double, client_ru
     assert run.records() == []
     # nginx completes the handshake, then answers HTTP 400 for a client certificate it does not trust
     assert "Received http2 header with status: 400" in run.logs()
+
+
+# --- KServe API choices: encoded frames, refused frames, the TFS API of older servers ---------------
+
+
+def test_jpeg_frames_find_the_person(double, client_runner):
+    run = client_runner(double, "person-detection", duration=6, CLIENT_ENCODING="jpeg")
+    assert run.wait(timeout=90) == 0, run.logs()[-3000:]
+    ok = [r for r in run.records() if r["status"] == "ok"]
+    assert len(ok) >= 30, run.logs()[-3000:]
+    scores = [d["score"] for r in ok for d in r["detections"] if d["label"] == "person"]
+    assert scores and max(scores) >= 0.8
+    assert "kserve API, jpeg frames" in run.logs()
+
+
+class _CorruptEveryFifth:
+    """The client's own KServe adapter, with every fifth frame's JPEG replaced by bytes no decoder reads."""
+
+    def __init__(self, deployment, profile) -> None:
+        from client.kserve import KServeServer
+
+        self.inner = KServeServer(deployment, profile)
+        self.address = self.inner.address
+        self.sent = 0
+        self.corrupted = 0
+
+    def predict(self, payload):
+        self.sent += 1
+        if self.sent % 5 == 0:
+            self.corrupted += 1
+            payload = b"\xff\xd8\xff\xe0 this is not a JPEG" + bytes(64)
+        return self.inner.predict(payload)
+
+    def wait_for_metadata(self, stop, backoff):
+        return self.inner.wait_for_metadata(stop, backoff)
+
+    def reconnect(self) -> None:
+        self.inner.reconnect()
+
+
+def test_a_corrupt_jpeg_frame_is_an_error_and_the_stream_goes_on(double, tmp_path):
+    """The server answers the corrupt image (UNKNOWN "Unknown error", as OVMS 2026.3's gRPC table has
+    no code for IMAGE_PARSING_FAILED) and keeps serving; the client counts an error, no outage."""
+    from client.app import RunOptions, run
+
+    results = tmp_path / "results"
+    servers: list[_CorruptEveryFifth] = []
+
+    def factory(deployment, profile):
+        servers.append(_CorruptEveryFifth(deployment, profile))
+        return servers[-1]
+
+    environ = {
+        "OVMS_ADDRESS": double.grpc_address,
+        "OVMS_RESULTS_DIR": str(results),
+        "CLIENT_ENCODING": "jpeg",
+        "CLIENT_INPUT": str(ensure_sample_media().video),
+        "CLIENT_STATS_INTERVAL_S": "1",
+    }
+    outcome: list[int] = []
+    # a thread of its own: the client installs signal handlers only on the main thread
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            run(RunOptions(ROOT / "profiles" / "person-detection", max_frames=40), environ, factory)
+        )
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert outcome == [0]
+    records = [json.loads(line) for line in (results / "detections.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(40))
+    refused = [r for r in records if r["status"] == "dropped"]
+    assert len(refused) == servers[0].corrupted == 8
+    assert all(r["reason"] == "rejected: UNKNOWN: Unknown error" for r in refused)
+    assert all(r["status"] == "ok" for r in records if r not in refused)
+    final = [json.loads(line) for line in (results / "stats.jsonl").read_text().splitlines()][-1]
+    assert (final["errors"], final["dropped"], final["outages"], final["server"]) == (8, 8, 0, "up")
+    text = requests.get(f"{double.rest_url}/metrics", timeout=10).text
+    labels = 'api="KServe",interface="gRPC",method="ModelInfer",name="person-detection",version="1"'
+    assert f"ovms_requests_fail{{{labels}}} 8\n" in text
+
+
+def test_a_tfs_profile_against_a_current_server_fails_naming_the_fix(double, client_runner):
+    run = client_runner(double, "person-detection", duration=30, CLIENT_API="tfs")
+    assert run.wait(timeout=60) == 2, run.logs()[-3000:]
+    logs = run.logs()
+    assert "does not serve the TensorFlow Serving API" in logs
+    assert "removed the TensorFlow Serving API in 2026.3" in logs
+    assert "fix: set `api: kserve` in the profile" in logs
+    assert run.records() == []
+
+
+def test_a_tfs_profile_against_an_older_server(ovms_double, client_runner):
+    prepared = prepare_models(names=["person-detection"])[0]
+    repo = ovms_double.new_repository()
+    copy_model(prepared.path, repo, prepared.name, prepared.version)
+    base = f"/models/{prepared.name}" if not local_mode() else str(repo / prepared.name)
+    (repo / "config.json").write_text(
+        json.dumps({"model_config_list": [{"config": {"name": prepared.name, "base_path": base}}]})
+    )
+    (repo / "config.json").chmod(0o644)
+    server = ovms_double(repo, env={"OVMS_DOUBLE_RELEASE": "2025.4"})
+    run = client_runner(server, "person-detection", duration=5, CLIENT_API="tfs")
+    assert run.wait(timeout=90) == 0, run.logs()[-3000:]
+    ok = [r for r in run.records() if r["status"] == "ok"]
+    assert len(ok) >= 20 and any(d["label"] == "person" for r in ok for d in r["detections"])
+    assert "over TensorFlow Serving" in run.logs()
