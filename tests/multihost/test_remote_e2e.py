@@ -1,5 +1,6 @@
 """The issue's end to end on three real hosts: one OVMS server (host1) behind the mTLS proxy and two
-camera clients (host2, host3), deployed by the launcher over SSH.
+camera clients (host2, host3), deployed by the launcher over SSH. Both speak KServe v2 over mTLS;
+host3 sends each frame as one JPEG (the remote setup's bandwidth), host2 raw tensors.
 
 The tests run in file order on one deployment (module fixture `remote`): deploy → detections through
 mTLS → status → idempotent re-deploy → network and TLS refusals → revocation → a remote profile copy
@@ -42,6 +43,9 @@ TLS_PORT = 9443
 OVMS_PORTS = (9000, 8000)
 HTTP_PORT = 8088
 DEPLOY = ["-e", "ovms_server_image=ovms-launcher/ovms-double:dev", "--json"]
+# the client host that sends JPEG frames
+JPEG_CLIENT = CLIENT2
+JPEG_VARS = {JPEG_CLIENT: {"ovms_client_env": {"CLIENT_ENCODING": "jpeg"}}}
 
 
 def group_vars(media_dir: Path) -> dict:
@@ -67,8 +71,9 @@ class Remote:
         return f"{self.host(SERVER).ip}:{TLS_PORT}"
 
     def write_inventory(self, host_vars: dict | None = None) -> Path:
+        merged = {**JPEG_VARS, **(host_vars or {})}
         return self.harness.inventory(
-            self.inventory, LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=host_vars
+            self.inventory, LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=merged
         )
 
     def deploy(self, extra: list[str] | None = None) -> LauncherRun:
@@ -126,6 +131,10 @@ def test_each_client_host_detects_persons_through_mtls(remote: Remote, client: s
     persons = rm.wait_for_person(host, INSTANCE)
     assert persons, f"no person detection in {client}'s results\n" + rm.diagnostics([host])
     assert max(d["score"] for d in persons) > 0.8
+    encoding = "jpeg" if client == JPEG_CLIENT else "raw"
+    assert env.get("CLIENT_ENCODING", "raw") == encoding, env
+    logs = host.ssh.run(["docker", "logs", CLIENT_CONTAINER], check=False)
+    assert f"kserve API, {encoding} frames" in logs.stdout + logs.stderr
 
 
 def test_status_shows_models_and_clients_of_every_host(remote: Remote):
@@ -135,6 +144,10 @@ def test_status_shows_models_and_clients_of_every_host(remote: Remote):
     assert "mTLS" in str(server["endpoint"]), server
     assert MODEL in server["models"], server
     assert "AVAILABLE" in json.dumps(server["models"][MODEL]), server["models"]
+    # OVMS's /metrics read through the proxy with the controller's certificate: both cameras' frames
+    served = server["metrics"][MODEL]
+    assert served["rate"] and served["rate"] > 0, served
+    assert served["failures"] == 0 and served["inference_ms"] > 0, served
     for client in (CLIENT1, CLIENT2):
         row = run.host(client)
         names = {c["name"] for c in row["clients"]}
