@@ -158,6 +158,13 @@ TARGETS: tuple[Target, ...] = (
     Target("pipelined_over_sync", ">=", 1.2, "pipelined ÷ synchronous throughput (mTLS path)"),
     Target("proxy_added_p50_ms", "<=", 1.0, "p50 latency added by the mTLS proxy, synchronous mode"),
     Target("density_mtls_over_inprocess", ">=", 0.9, "streams ≥ 15 FPS via mTLS ÷ in-process"),
+    Target("wire_raw_over_jpeg", ">=", 8.0, "bytes sent per frame, raw tensor ÷ JPEG (mTLS, pipelined)"),
+    Target(
+        "link50_density_jpeg_over_raw", ">=", 4.0, "streams ≥ 15 FPS through a 50 Mbit/s link, JPEG ÷ raw"
+    ),
+    Target(
+        "proxy_added_jpeg_over_raw", "<=", 0.4, "latency the mTLS proxy adds to a JPEG frame ÷ to a raw one"
+    ),
     Target("warm_redeploy_s", "<=", 15.0, "warm re-deploy, nothing changed"),
     Target("warm_redeploy_changed", "<=", 0, "tasks changed by the warm re-deploy"),
     Target("cold_over_compose", "<=", 2.5, "cold launcher deploy ÷ docker-compose up to AVAILABLE"),

@@ -3,8 +3,8 @@
 `python -m bench.inference [--smoke]` (the documented command is `bash bench/run.sh inference`).
 
 Same model (the prepared person detector), same frames (the sample video, looping), same machine,
-same client code. Three paths, each in synchronous mode (one request in flight, like the reference
-client) and pipelined mode (CLIENT_MAX_IN_FLIGHT = nireq + 1):
+same client code (KServe v2 over gRPC). Three paths, each in synchronous mode (one request in flight,
+like the reference client) and pipelined mode (CLIENT_MAX_IN_FLIGHT = nireq + 1):
 
   (a) inprocess  `bench.inference_inprocess`: the client's own sources, preprocessing, pipelining
                  and decoders with OpenVINO compiled in the same process (in the client image, with
@@ -12,11 +12,17 @@ client) and pipelined mode (CLIENT_MAX_IN_FLIGHT = nireq + 1):
   (b) grpc       our client container -> the OVMS double container, plain gRPC on a private network;
   (c) mtls       our client container -> tls-proxy container (mTLS, throw-away PKI) -> the double.
 
+and (b) and (c) once more with every frame sent as one JPEG (`encoding: jpeg`, what a remote camera
+host behind a store's uplink sends): synchronous both, pipelined through the proxy.
+
 The double and (a) compile the model with the same OpenVINO properties (PERFORMANCE_HINT THROUGHPUT)
-and the same number of infer requests. Every round runs the six configurations back to back, in a
+and the same number of infer requests. Every round runs the nine configurations back to back, in a
 rotated order, so each ratio compares runs made under the same conditions; the reported ratio is the
-median of the per-round ratios. Then stream density, the reference method: streams at 15 FPS each are
-added while every stream keeps 15 FPS (within 2 %); (a) and (c) take their steps alternately.
+median of the per-round ratios. Bytes on the wire per frame are the client container's eth0 counters
+over the measured window. Then stream density, the reference method: streams at 15 FPS each are added
+while every stream keeps 15 FPS (within 2 %), for (a) and (c), and for (c) raw and JPEG through a
+50 Mbit/s link (Linux tc's token bucket on the client's interface); the searches take their steps
+alternately.
 """
 
 from __future__ import annotations
@@ -44,9 +50,25 @@ from bench.inference_setup import GRPC_PORT, TLS_PORT, BenchError, Stack, find_i
 __all__ = ["main", "render"]
 
 NAME = "inference"
-PATHS = ("inprocess", "grpc", "mtls")
+PATHS = ("inprocess", "grpc", "mtls", "grpc_jpeg", "mtls_jpeg")
 MODES = ("sync", "pipelined")
-DENSITY_PATHS = ("inprocess", "mtls")
+# every round: the six raw configurations, and JPEG where a ratio compares it with raw
+CONFIGS: tuple[tuple[str, str], ...] = (
+    *((path, mode) for mode in MODES for path in ("inprocess", "grpc", "mtls")),
+    ("grpc_jpeg", "sync"),
+    ("mtls_jpeg", "sync"),
+    ("mtls_jpeg", "pipelined"),
+)
+# a store's uplink between the camera host and a remote server
+LINK_RATE = "50mbit"
+LINK_MBIT = 50.0
+# density search -> (path, link rate or None)
+DENSITY_SEARCHES: dict[str, tuple[str, str | None]] = {
+    "inprocess": ("inprocess", None),
+    "mtls": ("mtls", None),
+    "link50_raw": ("mtls", LINK_RATE),
+    "link50_jpeg": ("mtls_jpeg", LINK_RATE),
+}
 PLUGIN_CONFIG = {"PERFORMANCE_HINT": "THROUGHPUT"}
 STREAM_FPS = 15.0
 FPS_TOLERANCE = 0.98  # a stream "keeps 15 FPS" at >= 14.7 measured (pacing jitter over a short window)
@@ -90,6 +112,10 @@ class Trial:
     machine_cpu_s: float
     round: int = 0
     error: str | None = None
+    # bytes the client sent / received per frame delivered (None in-process: no network)
+    tx_bytes_per_frame: float | None = None
+    rx_bytes_per_frame: float | None = None
+    link: str | None = None
 
     @classmethod
     def failed(cls, path: str, mode: str, streams: int, target_fps: float, error: str) -> Trial:
@@ -153,10 +179,17 @@ class Density:
 
 
 # --- one trial ------------------------------------------------------------------------------------
+def route(path: str) -> tuple[str, str]:
+    """(route, encoding) of a path: "mtls_jpeg" is the mTLS route with JPEG frames."""
+    base, _, encoding = path.partition("_")
+    return base, encoding or "raw"
+
+
 def _start(stack: Stack, path: str, settings: Mapping[str, str], duration_s: float, nireq: int) -> ClientRun:
-    if path == "inprocess":
+    base, _ = route(path)
+    if base == "inprocess":
         return start_inprocess_client(stack, settings, duration_s, nireq)
-    if path == "grpc":
+    if base == "grpc":
         return start_container_client(stack, f"{stack.double}:{GRPC_PORT}", False, settings, duration_s)
     return start_container_client(stack, f"{stack.proxy}:{TLS_PORT}", True, settings, duration_s)
 
@@ -172,20 +205,25 @@ def run_trial(
     measure_s: float,
     nireq: int,
     max_in_flight: int,
+    link: str | None = None,
 ) -> Trial:
-    settings = client_settings(streams, target_fps, mode, max_in_flight)
+    base, encoding = route(path)
+    settings = client_settings(streams, target_fps, mode, max_in_flight, encoding)
     run = _start(stack, path, settings, warmup_s + measure_s + STARTUP_ALLOWANCE_S, nireq)
+    networked = base != "inprocess"
     try:
+        if link is not None:
+            run.shape(link)
         run.wait_first_result(FIRST_RESULT_TIMEOUT_S)
         involved = [run.container]
-        involved += [stack.double] if path != "inprocess" else []
-        involved += [stack.proxy] if path == "mtls" else []
+        involved += [stack.double] if networked else []
+        involved += [stack.proxy] if base == "mtls" else []
         for name in involved:
             run.meter.add_container(name)
         time.sleep(warmup_s)
-        t0, cpu0 = time.time(), run.meter.read()
+        t0, cpu0, net0 = time.time(), run.meter.read(), run.net_bytes() if networked else None
         time.sleep(measure_s)
-        t1, cpu1 = time.time(), run.meter.read()
+        t1, cpu1, net1 = time.time(), run.meter.read(), run.net_bytes() if networked else None
         code = run.stop()
         if code != 0:
             raise BenchError(f"the client ({path}, {mode}) exited with {code}:\n{run.logs()[-3000:]}")
@@ -205,6 +243,10 @@ def run_trial(
         roles.get(key, "client"): round((cpu1[key] - cpu0[key]) / len(ok) * 1000, 3) if ok else 0.0
         for key in keys
     }
+    rx_per_frame = tx_per_frame = None
+    if net0 is not None and net1 is not None and ok:
+        rx_per_frame = round((net1[0] - net0[0]) / len(ok), 1)
+        tx_per_frame = round((net1[1] - net0[1]) / len(ok), 1)
     return Trial(
         path=path,
         mode=mode,
@@ -222,6 +264,9 @@ def run_trial(
         cpu_ms_per_frame=round(cpu_s / len(ok) * 1000, 3) if cpu_s is not None and ok else None,
         cpu_split_ms_per_frame=split,
         machine_cpu_s=round(cpu1["machine"] - cpu0["machine"], 3),
+        tx_bytes_per_frame=tx_per_frame,
+        rx_bytes_per_frame=rx_per_frame,
+        link=link,
     )
 
 
@@ -245,10 +290,13 @@ def _trial_line(trial: Trial) -> str:
     cpu = "-" if trial.cpu_ms_per_frame is None else f"{trial.cpu_ms_per_frame:.1f}"
     split = " ".join(f"{k}={v:.1f}" for k, v in trial.cpu_split_ms_per_frame.items())
     slowest = "-" if not trial.stream_fps else f"{min(trial.stream_fps):5.1f}"
+    wire = "-" if trial.tx_bytes_per_frame is None else f"{trial.tx_bytes_per_frame / 1000:.1f}kB"
+    link = f" link={trial.link}" if trial.link else ""
     return (
         f"{trial.path:>9} {trial.mode:>9} streams={trial.streams:<2} fps={trial.fps:6.1f} "
         f"min_stream_fps={slowest} p50={p50}ms p99={p99}ms cpu/frame={cpu}ms ({split}) "
-        f"not_ok={trial.not_ok} machine_cpu={trial.machine_cpu_s / trial.window_s:.2f} cores"
+        f"sent/frame={wire}{link} not_ok={trial.not_ok} "
+        f"machine_cpu={trial.machine_cpu_s / trial.window_s:.2f} cores"
     )
 
 
@@ -272,6 +320,8 @@ def summarize(trials: Sequence[Trial]) -> dict[str, Any]:
                 "p95_ms": med("p95_ms"),
                 "p99_ms": med("p99_ms"),
                 "cpu_ms_per_frame": med("cpu_ms_per_frame"),
+                "tx_bytes_per_frame": med("tx_bytes_per_frame"),
+                "rx_bytes_per_frame": med("rx_bytes_per_frame"),
                 "cpu_split_ms_per_frame": {
                     role: round(median([t.cpu_split_ms_per_frame[role] for t in mine]), 3)
                     for role in mine[0].cpu_split_ms_per_frame
@@ -285,6 +335,7 @@ def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
     """Per-round ratios (like with like), then their median."""
     by = {(t.round, t.path, t.mode): t for t in trials}
     over_inprocess, pipelined_over_sync, added = [], [], []
+    wire, added_jpeg_over_raw = [], []
     for r in range(rounds):
         try:
             mtls_pipe, mtls_sync = by[(r, "mtls", "pipelined")], by[(r, "mtls", "sync")]
@@ -296,8 +347,19 @@ def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
             over_inprocess.append(mtls_pipe.fps / inproc)
         if mtls_sync.fps > 0:
             pipelined_over_sync.append(mtls_pipe.fps / mtls_sync.fps)
+        raw_added = None
         if mtls_sync.p50_ms is not None and grpc_sync.p50_ms is not None:
-            added.append(mtls_sync.p50_ms - grpc_sync.p50_ms)
+            raw_added = mtls_sync.p50_ms - grpc_sync.p50_ms
+            added.append(raw_added)
+        jpeg_pipe = by.get((r, "mtls_jpeg", "pipelined"))
+        if jpeg_pipe and jpeg_pipe.tx_bytes_per_frame and mtls_pipe.tx_bytes_per_frame:
+            wire.append(mtls_pipe.tx_bytes_per_frame / jpeg_pipe.tx_bytes_per_frame)
+        # the proxy's latency for a JPEG frame over its latency for a raw one (both sync, same round);
+        # a raw difference within noise of zero gives no ratio
+        jpeg_mtls, jpeg_grpc = by.get((r, "mtls_jpeg", "sync")), by.get((r, "grpc_jpeg", "sync"))
+        jpeg_p50 = [t.p50_ms for t in (jpeg_mtls, jpeg_grpc) if t is not None and t.p50_ms is not None]
+        if len(jpeg_p50) == 2 and raw_added is not None and raw_added > 0.05:
+            added_jpeg_over_raw.append((jpeg_p50[0] - jpeg_p50[1]) / raw_added)
 
     def med(values: list[float], digits: int) -> float | None:
         return round(median(values), digits) if values else None
@@ -306,20 +368,41 @@ def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
         "mtls_pipelined_over_inprocess": med(over_inprocess, 3),
         "pipelined_over_sync": med(pipelined_over_sync, 3),
         "proxy_added_p50_ms": med(added, 2),
+        "wire_raw_over_jpeg": med(wire, 2),
+        "proxy_added_jpeg_over_raw": med(added_jpeg_over_raw, 3),
     }
 
 
+def start_estimate(path: str, link: str | None, throughput: float, bytes_per_frame: float | None) -> int:
+    """Where a density search starts: a little below what the one-stream throughput (CPU) allows, and
+    below what the link carries at 15 FPS per stream."""
+    estimate = int(throughput / STREAM_FPS) - 1
+    if link is not None and bytes_per_frame:
+        estimate = min(estimate, int(LINK_MBIT * 1e6 / (bytes_per_frame * 8 * STREAM_FPS)) - 1)
+    return max(1, estimate)
+
+
 def run_density(
-    stack: Stack, plan: Plan, throughput: Mapping[str, float], nireq: int, max_in_flight: int
+    stack: Stack,
+    plan: Plan,
+    paths: Mapping[str, Any],
+    nireq: int,
+    max_in_flight: int,
 ) -> dict[str, Density]:
     searches: dict[str, Density] = {}
-    for path in DENSITY_PATHS:
-        estimate = 1 if plan.smoke else int(throughput.get(path, STREAM_FPS) / STREAM_FPS) - 1
-        searches[path] = Density(path, start=max(1, estimate), cap=plan.density_cap, retry=plan.density_retry)
+    for name, (path, link) in DENSITY_SEARCHES.items():
+        cell = paths.get(path, {}).get("pipelined", {})
+        estimate = (
+            1
+            if plan.smoke
+            else start_estimate(path, link, cell.get("fps") or STREAM_FPS, cell.get("tx_bytes_per_frame"))
+        )
+        searches[name] = Density(path, start=estimate, cap=plan.density_cap, retry=plan.density_retry)
     while not all(s.done for s in searches.values()):
-        for path, search in searches.items():
+        for name, search in searches.items():
             if search.done:
                 continue
+            path, link = DENSITY_SEARCHES[name]
             streams = search.current
             try:
                 trial = run_trial(
@@ -332,15 +415,16 @@ def run_density(
                     measure_s=plan.density_measure_s,
                     nireq=nireq,
                     max_in_flight=max_in_flight,
+                    link=link,
                 )
             except BenchError as exc:
                 # a step whose client never delivers (overloaded machine) does not keep 15 FPS; the
                 # search goes on rather than losing the whole run
-                _log(f"density {path} streams={streams}: step failed, counted as missing 15 FPS: {exc}")
+                _log(f"density {name} streams={streams}: step failed, counted as missing 15 FPS: {exc}")
                 trial = Trial.failed(path, "pipelined", streams, STREAM_FPS, str(exc).splitlines()[0])
             passed = trial.keeps(STREAM_FPS)
             search.record(streams, passed, trial)
-            _log(f"density {_trial_line(trial)} -> {'keeps' if passed else 'misses'} 15 FPS")
+            _log(f"density {name:<11} {_trial_line(trial)} -> {'keeps' if passed else 'misses'} 15 FPS")
     return searches
 
 
@@ -356,7 +440,7 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
             f"stack up in {time.monotonic() - started:.1f}s: double {stack.double} (nireq {nireq}), "
             f"proxy {stack.proxy}, network {stack.network}"
         )
-        configs = [(path, mode) for mode in MODES for path in PATHS]
+        configs = list(CONFIGS)
         trials: list[Trial] = []
         for r in range(plan.rounds):
             shift = (2 * r) % len(configs)
@@ -377,17 +461,27 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 _log(f"round {r + 1}/{plan.rounds} {_trial_line(trial)}")
         paths = summarize(trials)
         ratios = ratios_of(trials, plan.rounds)
-        throughput = {p: paths[p]["pipelined"]["fps"] for p in DENSITY_PATHS}
-        searches = run_density(stack, plan, throughput, nireq, max_in_flight)
+        searches = run_density(stack, plan, paths, nireq, max_in_flight)
         inproc, mtls = searches["inprocess"].best, searches["mtls"].best
         ratios["density_mtls_over_inprocess"] = round(mtls / inproc, 3) if inproc else None
         ratios["density_inprocess"] = inproc
         ratios["density_mtls"] = mtls
+        link_raw, link_jpeg = searches["link50_raw"].best, searches["link50_jpeg"].best
+        ratios["link50_density_jpeg_over_raw"] = round(link_jpeg / link_raw, 3) if link_raw else None
+        ratios["link50_density_raw"] = link_raw
+        ratios["link50_density_jpeg"] = link_jpeg
         raw = {
             "paths": paths,
             "density": {
-                p: {"max_streams": s.best, "start": s.start, "cap": s.cap, "steps": s.steps}
-                for p, s in searches.items()
+                name: {
+                    "path": s.path,
+                    "link": DENSITY_SEARCHES[name][1],
+                    "max_streams": s.best,
+                    "start": s.start,
+                    "cap": s.cap,
+                    "steps": s.steps,
+                }
+                for name, s in searches.items()
             },
             "duration_s": round(time.monotonic() - started, 1),
             "docker": {"network": stack.network, "containers": list(stack.created)},
@@ -398,6 +492,12 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
             "rounds": plan.rounds,
             "warmup_s": plan.warmup_s,
             "measure_s": plan.measure_s,
+            "link": {
+                "rate": LINK_RATE,
+                "how": f"tc qdisc add dev eth0 root tbf rate {LINK_RATE} burst 32kbit latency 400ms, in the "
+                "client container's network namespace (what the client sends: the cameras' uplink)",
+            },
+            "jpeg_quality": 90,
             "density": {
                 "stream_fps": STREAM_FPS,
                 "pass": f"every stream >= {STREAM_FPS * FPS_TOLERANCE:.2f} FPS (less one frame per "
@@ -409,13 +509,15 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
             },
             "server": {
                 "config_json": stack.server_config(),
-                "flags": f"--port {GRPC_PORT} --rest_port 8000 --file_system_poll_wait_seconds 0",
+                "flags": f"--port {GRPC_PORT} --rest_port 8000 --file_system_poll_wait_seconds 0 "
+                "--metrics_enable",
                 "nireq_effective": nireq,
             },
             "inprocess": {"plugin_config": PLUGIN_CONFIG, "nireq": nireq},
             "client": {
                 "sync": client_settings(1, 0, "sync", 1),
                 "pipelined": client_settings(1, 0, "pipelined", max_in_flight),
+                "jpeg": client_settings(1, 0, "pipelined", max_in_flight, "jpeg"),
                 "where": "every configuration runs in the ovms-launcher/client:dev container on the "
                 "private network; (a) with this interpreter's openvino package mounted read-only "
                 f"(OpenVINO {openvino_version()})",

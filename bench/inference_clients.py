@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,33 @@ class ClientRun:
         out = docker("wait", self.container, check=False, timeout=timeout + 30)
         return int(out.stdout.strip() or 1)
 
+    def _pid(self) -> int:
+        out = docker("inspect", "--format", "{{.State.Pid}}", self.container).stdout.strip()
+        if not out.isdigit() or out == "0":
+            raise BenchError(f"{self.container} is not running")
+        return int(out)
+
+    def net_bytes(self) -> tuple[int, int]:
+        """(received, sent) bytes of the container's eth0 so far, from its network namespace."""
+        for line in Path(f"/proc/{self._pid()}/net/dev").read_text().splitlines():
+            name, _, counters = line.partition(":")
+            if name.strip() == "eth0":
+                fields = counters.split()
+                return int(fields[0]), int(fields[8])
+        raise BenchError(f"{self.container} has no eth0")
+
+    def shape(self, rate: str) -> None:
+        """Limit what the container sends to `rate` (Linux tc, token bucket filter, in its network
+        namespace): a store's uplink between the cameras and a remote server."""
+        command = ["nsenter", "-t", str(self._pid()), "-n", "tc", "qdisc", "add", "dev", "eth0", "root",
+                   "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BenchError(
+                f"cannot shape {self.container}'s link to {rate} ({proc.stderr.strip()}): the link "
+                "benchmark needs root and Linux tc (iproute2) with the tbf qdisc"
+            )
+
     def records(self) -> list[dict[str, Any]]:
         path = self.results / "detections.jsonl"
         if not path.exists():
@@ -144,9 +172,12 @@ class ClientRun:
         shutil.rmtree(self.results, ignore_errors=True)
 
 
-def client_settings(streams: int, target_fps: float, mode: str, max_in_flight: int) -> dict[str, str]:
-    """The CLIENT_* environment of a run (the same for every configuration)."""
+def client_settings(
+    streams: int, target_fps: float, mode: str, max_in_flight: int, encoding: str = "raw"
+) -> dict[str, str]:
+    """The CLIENT_* environment of a run (the same for every configuration but the encoding)."""
     return {
+        "CLIENT_ENCODING": encoding,
         "CLIENT_STREAMS": str(streams),
         "CLIENT_TARGET_FPS": str(target_fps),
         "CLIENT_MODE": mode,

@@ -15,15 +15,30 @@ from matplotlib.ticker import MaxNLocator
 
 from bench.common import TARGETS
 
-PATHS = ("inprocess", "grpc", "mtls")
+PATHS = ("inprocess", "grpc", "mtls", "grpc_jpeg", "mtls_jpeg")
 MODES = ("sync", "pipelined")
 LABELS = {
     "inprocess": "(a) in-process OpenVINO",
     "grpc": "(b) client → double, gRPC",
     "mtls": "(c) client → mTLS proxy → double",
+    "grpc_jpeg": "(b) with JPEG frames",
+    "mtls_jpeg": "(c) with JPEG frames",
 }
-SHORT = {"inprocess": "(a) in-process", "grpc": "(b) gRPC", "mtls": "(c) mTLS"}
+SHORT = {
+    "inprocess": "(a) in-process",
+    "grpc": "(b) gRPC",
+    "mtls": "(c) mTLS",
+    "grpc_jpeg": "(b) JPEG",
+    "mtls_jpeg": "(c) JPEG",
+}
 COLORS = {"sync": "#9ecae1", "pipelined": "#3182bd", "inprocess": "#31a354", "mtls": "#e6550d"}
+# density searches: label and colour
+SEARCHES = {
+    "inprocess": ("(a) in-process", "#31a354"),
+    "mtls": ("(c) mTLS", "#e6550d"),
+    "link50_raw": ("(c) raw, 50 Mbit/s link", "#756bb1"),
+    "link50_jpeg": ("(c) JPEG, 50 Mbit/s link", "#de2d26"),
+}
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -93,13 +108,13 @@ def _latency_chart(paths: Mapping[str, Any], target: Path) -> None:
 
 def _density_chart(density: Mapping[str, Any], stream_fps: float, target: Path) -> None:
     fig, (ax_steps, ax_max) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
-    for path in ("inprocess", "mtls"):
-        steps = density.get(path, {}).get("steps", [])
+    for name, (label, color) in SEARCHES.items():
+        steps = density.get(name, {}).get("steps", [])
         if not steps:
             continue
         xs = [s["streams"] for s in steps]
         ys = [s["min_fps"] for s in steps]
-        ax_steps.plot(xs, ys, "o", color=COLORS[path], label=SHORT[path], alpha=0.8)
+        ax_steps.plot(xs, ys, "o", color=color, label=label, alpha=0.8)
         failed = [(x, y) for x, y, s in zip(xs, ys, steps, strict=True) if not s["passed"]]
         if failed:
             ax_steps.plot(*zip(*failed, strict=True), "x", color="black", markersize=9)
@@ -111,14 +126,41 @@ def _density_chart(density: Mapping[str, Any], stream_fps: float, target: Path) 
     ax_steps.set_title("Density steps (x = a stream fell below 15 FPS)", fontsize=10)
     ax_steps.legend(fontsize=8)
     ax_steps.grid(alpha=0.3)
-    names = [p for p in ("inprocess", "mtls") if p in density]
-    values = [density[p].get("max_streams", 0) for p in names]
-    bars = ax_max.bar([SHORT[p] for p in names], values, color=[COLORS[p] for p in names])
+    names = [n for n in SEARCHES if n in density]
+    values = [density[n].get("max_streams", 0) for n in names]
+    bars = ax_max.bar(
+        [SEARCHES[n][0].replace(", ", "\n") for n in names], values, color=[SEARCHES[n][1] for n in names]
+    )
+    ax_max.tick_params(axis="x", labelsize=7)
     ax_max.bar_label(bars, padding=2)
     ax_max.set_ylabel("streams at ≥ 15 FPS each")
     ax_max.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_max.set_title("Stream density", fontsize=10)
     ax_max.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+def _wire_chart(paths: Mapping[str, Any], density: Mapping[str, Any], target: Path) -> None:
+    """Bytes each frame puts on the wire, raw vs JPEG, and what a 50 Mbit/s uplink carries then."""
+    fig, (ax_bytes, ax_link) = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = [("mtls", "raw tensor"), ("mtls_jpeg", "JPEG")]
+    sent = [(_cell(paths, p, "pipelined").get("tx_bytes_per_frame") or 0.0) / 1000 for p, _ in names]
+    bars = ax_bytes.bar([n for _, n in names], sent, color=["#756bb1", "#de2d26"])
+    ax_bytes.bar_label(bars, fmt="%.1f kB", padding=2, fontsize=8)
+    ax_bytes.set_ylabel("kB sent per frame (client's eth0)")
+    ax_bytes.set_title("Bytes on the wire per frame, through the mTLS proxy", fontsize=10)
+    ax_bytes.grid(axis="y", alpha=0.3)
+    links = [n for n in ("link50_raw", "link50_jpeg") if n in density]
+    streams = [density[n].get("max_streams", 0) for n in links]
+    bars = ax_link.bar([SEARCHES[n][0] for n in links], streams, color=[SEARCHES[n][1] for n in links])
+    ax_link.bar_label(bars, padding=2)
+    ax_link.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_link.set_ylabel("streams at ≥ 15 FPS each")
+    ax_link.set_title("Cameras a 50 Mbit/s store uplink carries (mTLS)", fontsize=10)
+    ax_link.tick_params(axis="x", labelsize=8)
+    ax_link.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(target, dpi=110)
     plt.close(fig)
@@ -187,6 +229,7 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
     _throughput_chart(paths, figdir / "inference-throughput.png")
     _latency_chart(paths, figdir / "inference-latency.png")
     _density_chart(density, stream_fps, figdir / "inference-density.png")
+    _wire_chart(paths, density, figdir / "inference-wire.png")
 
     server = params.get("server", {})
     proxy = params.get("proxy", {})
@@ -196,7 +239,7 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         "",
         f"Run {result.get('date', '?')}{' (smoke run)' if result.get('smoke') else ''}; "
         f"{params.get('rounds', '?')} round(s) of {_fmt(params.get('warmup_s'), 0)} s warm-up + "
-        f"{_fmt(params.get('measure_s'), 0)} s measured per configuration, all six configurations in "
+        f"{_fmt(params.get('measure_s'), 0)} s measured per configuration, all nine configurations in "
         "every round (rotated order); medians reported, ratios are medians of per-round ratios.",
         "",
         f"- Model: {params.get('model', '?')}; frames: {params.get('frames', '?')}.",
@@ -216,19 +259,25 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         f"{client.get('where', '')}.",
         "- CPU per frame: CPU seconds of every process involved (cgroup counters of the client, proxy "
         "and double containers; /proc of the in-process client) over the measured window ÷ frames.",
+        f"- JPEG: (b) and (c) again with `encoding: jpeg` (quality {params.get('jpeg_quality', '?')}): "
+        "the client resizes each frame to 300x300 and sends one JPEG in a KServe BYTES input, which the "
+        "double decodes with OpenCV. Sent per frame: bytes out of the client container's eth0 over the "
+        "measured window ÷ frames (gRPC, HTTP/2 and TLS included).",
+        f"- Link: {params.get('link', {}).get('how', '-')}.",
         "",
-        "| path | mode | frames/s | p50 ms | p95 ms | p99 ms | CPU ms/frame |",
-        "|---|---|---|---|---|---|---|",
+        "| path | mode | frames/s | p50 ms | p95 ms | p99 ms | CPU ms/frame | sent kB/frame |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for path in PATHS:
         for mode in MODES:
             cell = _cell(paths, path, mode)
             if not cell:
                 continue
+            sent = cell.get("tx_bytes_per_frame")
             lines.append(
                 f"| {LABELS[path]} | {mode} | {_fmt(cell.get('fps'))} | {_fmt(cell.get('p50_ms'), 2)} | "
                 f"{_fmt(cell.get('p95_ms'), 2)} | {_fmt(cell.get('p99_ms'), 2)} | "
-                f"{_fmt(cell.get('cpu_ms_per_frame'), 2)} |"
+                f"{_fmt(cell.get('cpu_ms_per_frame'), 2)} | {_fmt(sent / 1000 if sent else None, 1)} |"
             )
     lines += ["", *_cpu_rows(paths)]
     dens = params.get("density", {})
@@ -238,17 +287,20 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         f"{dens.get('pass', 'every stream keeps 15 FPS')} ({_fmt(dens.get('measure_s'), 0)} s measured "
         f"per step); a step that fails is {'repeated once' if dens.get('retry_on_failure') else 'final'}. "
         "(a) runs N streams in one process sharing one compiled model; (c) runs N streams in one client "
-        "container through the proxy to one double.",
+        "container through the proxy to one double, with no link limit, then raw and JPEG through the "
+        "50 Mbit/s link.",
         "",
-        "| path | max streams | steps (streams: slowest stream FPS) |",
+        "| search | max streams | steps (streams: slowest stream FPS) |",
         "|---|---|---|",
     ]
-    for path in ("inprocess", "mtls"):
-        info = density.get(path, {})
+    for name, (label, _color) in SEARCHES.items():
+        info = density.get(name, {})
+        if not info:
+            continue
         steps = ", ".join(
             f"{s['streams']}: {s['min_fps']:.1f}{'' if s['passed'] else ' ✗'}" for s in info.get("steps", [])
         )
-        lines.append(f"| {LABELS[path]} | {info.get('max_streams', '-')} | {steps} |")
+        lines.append(f"| {label} | {info.get('max_streams', '-')} | {steps} |")
     lines += ["", *_ratio_rows(result.get("ratios", {})), ""]
     lines += [
         "![Throughput and CPU per frame](benchmarks/inference-throughput.png)",
@@ -256,6 +308,8 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         "![Latency percentiles](benchmarks/inference-latency.png)",
         "",
         "![Stream density](benchmarks/inference-density.png)",
+        "",
+        "![Bytes per frame and cameras per uplink](benchmarks/inference-wire.png)",
         "",
     ]
     return "\n".join(lines)

@@ -255,7 +255,7 @@ class Stack:
             "run", "-d", "--name", self.double, *label_flags(), "--network", self.network,
             "--read-only", "--tmpfs", "/tmp", "-v", f"{repo}:/models:ro", DOUBLE_IMAGE,
             "--config_path", "/models/config.json", "--port", str(GRPC_PORT),
-            "--rest_port", str(REST_PORT), "--file_system_poll_wait_seconds", "0",
+            "--rest_port", str(REST_PORT), "--file_system_poll_wait_seconds", "0", "--metrics_enable",
         )  # fmt: skip
         rest = f"http://{self.ip(self.double)}:{REST_PORT}"
         _wait_http(f"{rest}/v2/health/ready", 180, lambda: self.running(self.double))

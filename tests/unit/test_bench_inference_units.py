@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import inference
-from bench.inference import Density, Trial, ratios_of
+from bench.inference import Density, Trial, ratios_of, route, start_estimate
 from bench.inference_inprocess import main as inprocess_main
 from bench.inference_setup import render_proxy_config
 from launcher.media import ensure_sample_media
@@ -23,7 +23,13 @@ PROFILE = PROJECT_ROOT / "profiles" / "person-detection"
 
 
 def trial(
-    path: str, mode: str, fps: float, p50: float = 10.0, stream_fps: list[float] | None = None, r: int = 0
+    path: str,
+    mode: str,
+    fps: float,
+    p50: float = 10.0,
+    stream_fps: list[float] | None = None,
+    r: int = 0,
+    tx: float | None = None,
 ) -> Trial:
     return Trial(
         path=path,
@@ -43,6 +49,7 @@ def trial(
         cpu_split_ms_per_frame={"client": 3.0, "server": 9.0},
         machine_cpu_s=16.0,
         round=r,
+        tx_bytes_per_frame=tx,
     )
 
 
@@ -106,6 +113,42 @@ def test_ratios_pair_each_round_then_take_the_median():
     assert ratios["proxy_added_p50_ms"] == 0.5  # rounds: 0.5, 1.0, 0.2
 
 
+def test_jpeg_ratios_pair_each_round_then_take_the_median():
+    trials = []
+    # per round: raw and JPEG bytes sent per frame (mTLS pipelined); sync p50 of grpc/mtls, raw and JPEG
+    for r, (raw_kb, jpeg_kb, raw_p50s, jpeg_p50s) in enumerate(
+        [
+            (270, 27, (8.0, 9.0), (9.0, 9.3)),
+            (272, 24, (8.0, 8.5), (9.0, 9.05)),
+            (271, 30, (8.0, 8.02), (9, 9.2)),
+        ]
+    ):
+        trials += [
+            trial("inprocess", "pipelined", 100.0, r=r),
+            trial("inprocess", "sync", 50.0, r=r),
+            trial("grpc", "sync", 50.0, p50=raw_p50s[0], r=r),
+            trial("mtls", "sync", 50.0, p50=raw_p50s[1], r=r),
+            trial("mtls", "pipelined", 90.0, r=r, tx=raw_kb * 1000.0),
+            trial("grpc_jpeg", "sync", 50.0, p50=jpeg_p50s[0], r=r),
+            trial("mtls_jpeg", "sync", 50.0, p50=jpeg_p50s[1], r=r),
+            trial("mtls_jpeg", "pipelined", 90.0, r=r, tx=jpeg_kb * 1000.0),
+        ]
+    ratios = ratios_of(trials, 3)
+    assert ratios["wire_raw_over_jpeg"] == 10.0  # rounds: 10.0, 11.33, 9.03
+    # rounds: 0.3 / 1.0, 0.05 / 0.5; the third's raw difference (0.02 ms) is noise: no ratio
+    assert ratios["proxy_added_jpeg_over_raw"] == 0.2
+
+
+def test_density_starts_below_what_the_cpu_and_the_link_allow():
+    assert start_estimate("mtls", None, 160.0, 270_000) == 9  # CPU: 160 / 15 - 1
+    assert start_estimate("mtls", "50mbit", 160.0, 270_000) == 1  # 50e6 / (270e3 * 8 * 15) = 1.5 -> 1
+    assert start_estimate("mtls_jpeg", "50mbit", 160.0, 25_000) == 9  # the link allows 16: CPU first
+
+
+def test_routes_name_the_path_and_the_encoding():
+    assert route("mtls_jpeg") == ("mtls", "jpeg") and route("grpc") == ("grpc", "raw")
+
+
 def test_proxy_config_comes_from_the_role_template_and_defaults():
     text, tuning = render_proxy_config("ovms-bench-double-x")
     assert "{{" not in text and "{%" not in text
@@ -115,7 +158,7 @@ def test_proxy_config_comes_from_the_role_template_and_defaults():
     assert f"keepalive {tuning['ovms_tls_keepalive']};" in text
 
 
-def test_render_draws_three_charts_and_the_tables(tmp_path: Path):
+def test_render_draws_the_charts_and_the_tables(tmp_path: Path):
     trials = [
         trial(p, m, 80.0 if m == "pipelined" else 50.0) for p in inference.PATHS for m in inference.MODES
     ]
@@ -133,7 +176,7 @@ def test_render_draws_three_charts_and_the_tables(tmp_path: Path):
         },
     }
     section = inference.render(json.loads(json.dumps(result)), tmp_path)
-    for chart in ("throughput", "latency", "density"):
+    for chart in ("throughput", "latency", "density", "wire"):
         assert (tmp_path / f"inference-{chart}.png").stat().st_size > 1000
         assert f"(benchmarks/inference-{chart}.png)" in section
     assert "| `mtls_pipelined_over_inprocess` | 0.950 | >= 0.9 | yes |" in section
