@@ -1,9 +1,13 @@
-"""What every benchmark shares: trials and medians, the machine description, result files, the ratio table.
+"""What every benchmark shares: trials and medians, spreads, the machine's own noise, the machine
+description, result files, the ratio table.
 
 Every figure a benchmark reports as a target is a ratio of two things measured in the same run (these
-machines are noisy); raw figures are kept next to the ratios. A full run writes
-`bench/results/<name>.json` (committed); a smoke run (`--smoke`) writes to a temporary folder so the
-committed results only ever come from full runs.
+machines are noisy); raw figures are kept next to the ratios. A ratio is only worth its spread: each
+comes with the {min, median, max} of its per-round (per-trial) values, and a result whose spread passes
+NOISY_SPREAD is marked noisy. The machine's own noise is measured in the same run: a fixed CPU-bound
+calibration loop before and after the benchmark. A full run writes `bench/results/<name>.json`
+(committed); a smoke run (`--smoke`) writes to a temporary folder so the committed results only ever
+come from full runs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,65 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of no values")
     return float(statistics.median(values))
+
+
+# a ratio whose per-round values spread more than this around their median is marked noisy
+NOISY_SPREAD = 0.15
+
+
+def spread(values: Sequence[float], digits: int = 3) -> dict[str, float] | None:
+    """{min, median, max} of per-round values; None when there are none."""
+    kept = [float(v) for v in values if v is not None]
+    if not kept:
+        return None
+    return {
+        "min": round(min(kept), digits),
+        "median": round(median(kept), digits),
+        "max": round(max(kept), digits),
+    }
+
+
+def relative_spread(bounds: Mapping[str, float] | None) -> float | None:
+    """(max - min) / |median|: how far the values of one ratio scatter."""
+    if not bounds or not bounds["median"]:
+        return None
+    return (bounds["max"] - bounds["min"]) / abs(bounds["median"])
+
+
+def noisy_keys(spreads: Mapping[str, Mapping[str, float] | None]) -> list[str]:
+    """The ratios whose spread passes NOISY_SPREAD."""
+    return [key for key, bounds in spreads.items() if (relative_spread(bounds) or 0.0) > NOISY_SPREAD]
+
+
+def _calibration_loop() -> int:
+    """A fixed amount of single-core interpreter work (about 50 ms on the 2-core machine)."""
+    total = 0
+    for i in range(400_000):
+        total += (i * i) % 7
+    return total
+
+
+def calibrate(repeats: int = 7) -> list[float]:
+    """Milliseconds of the calibration loop, `repeats` times: the machine's speed right now."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _calibration_loop()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return times
+
+
+def machine_noise(before: Sequence[float], after: Sequence[float]) -> dict[str, Any]:
+    """The calibration loop before and after a benchmark: each side's spread, the drift between them,
+    and the spread of all of it (how much the machine alone moves a figure in this run)."""
+    both = [*before, *after]
+    return {
+        "loop": "400 000 iterations of integer arithmetic in Python, one core",
+        "before_ms": spread(before, 2),
+        "after_ms": spread(after, 2),
+        "drift": round(median(after) / median(before), 3) if before and after else None,
+        "spread": round(relative_spread(spread(both, 4)) or 0.0, 3),
+    }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -109,8 +173,12 @@ def write_result(
     ratios: Mapping[str, Any],
     raw: Mapping[str, Any],
     params: Mapping[str, Any],
+    spreads: Mapping[str, Mapping[str, float] | None] | None = None,
+    noise: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write `<name>.json`: date, machine, parameters, the ratios and the raw figures."""
+    """Write `<name>.json`: date, machine, parameters, the ratios with their spreads (and which are
+    noisy), the machine's own noise in this run, and the raw figures."""
+    spreads = {key: spreads.get(key) for key in ratios} if spreads is not None else {}
     doc = {
         "benchmark": name,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -118,6 +186,9 @@ def write_result(
         "machine": machine(),
         "params": dict(params),
         "ratios": dict(ratios),
+        "spreads": spreads,
+        "noisy": noisy_keys(spreads),
+        "machine_noise": dict(noise) if noise is not None else None,
         "raw": dict(raw),
     }
     path = output_dir(smoke) / f"{name}.json"
@@ -134,20 +205,35 @@ def load_result(name: str, folder: Path = RESULTS_DIR) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def print_ratios(title: str, ratios: Mapping[str, Any], targets: Sequence[Target]) -> bool:
-    """Print the ratios last, one per line with its target; True when every target with a value is met."""
+def _range(bounds: Mapping[str, float] | None) -> str:
+    if not bounds:
+        return ""
+    noisy = " NOISY" if (relative_spread(bounds) or 0.0) > NOISY_SPREAD else ""
+    return f" [{bounds['min']}..{bounds['max']}{noisy}]"
+
+
+def print_ratios(
+    title: str,
+    ratios: Mapping[str, Any],
+    targets: Sequence[Target],
+    spreads: Mapping[str, Mapping[str, float] | None] | None = None,
+) -> bool:
+    """Print the ratios last, one per line with its spread [min..max] and target; True when every
+    target with a value is met."""
     by_key = {t.key: t for t in targets}
+    spreads = spreads or {}
     ok = True
     print(f"\n== {title}: ratios ==", flush=True)
     for key, value in ratios.items():
         target = by_key.get(key)
+        shown = f"{value}{_range(spreads.get(key))}"
         if target is None:
-            print(f"{key} = {value}")
+            print(f"{key} = {shown}")
             continue
         met = target.met(value if isinstance(value, (int, float)) else None)
         mark = "n/a" if met is None else ("met" if met else "MISSED")
         ok = ok and met is not False
-        print(f"{key} = {value}   (target {target.op} {target.limit}: {mark}; {target.what})")
+        print(f"{key} = {shown}   (target {target.op} {target.limit}: {mark}; {target.what})")
     sys.stdout.flush()
     return ok
 
@@ -182,12 +268,18 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise)
 
 
-def conclude(name: str, title: str, ratios: Mapping[str, Any], smoke: bool) -> int:
+def conclude(
+    name: str,
+    title: str,
+    ratios: Mapping[str, Any],
+    smoke: bool,
+    spreads: Mapping[str, Mapping[str, float] | None] | None = None,
+) -> int:
     """End of a benchmark run: a full run regenerates latest.json and docs/benchmarks.md, then the
     ratios are printed last. Returns the exit code (0: a missed target is a finding, not an error)."""
     if not smoke:
         from bench.report import regenerate
 
         print(f"[{name}] wrote {regenerate()}", flush=True)
-    print_ratios(title, ratios, TARGETS)
+    print_ratios(title, ratios, TARGETS, spreads)
     return 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from bench.common import conclude, median, stop_on_sigterm, write_result
+from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks
@@ -236,6 +236,7 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
         )
     site = make_site()
     rows: list[dict[str, Any]] = []
+    calibration_before = calibrate()
     try:
         for trial in range(1, trials + 1):
             print(f"[deploy] trial {trial}/{trials}: launcher cold + warm …", flush=True)
@@ -248,6 +249,7 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
             print(f"[deploy]   {json.dumps(shown)}", flush=True)
     finally:
         cleanup(site)
+    noise = machine_noise(calibration_before, calibrate())
     ratios = {
         "warm_redeploy_s": round(median([r["warm_s"] for r in rows]), 2),
         "warm_redeploy_changed": max(r["warm_changed"] for r in rows),
@@ -259,6 +261,13 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
         ),
         "cold_over_compose": round(median([r["cold_over_compose"] for r in rows]), 3),
     }
+    per_trial = {
+        "warm_redeploy_s": [r["warm_s"] for r in rows],
+        "warm_redeploy_changed": [r["warm_changed"] for r in rows],
+        "warm_linear_over_mitogen": [r["warm_linear_s"] / r["warm_s"] for r in rows if "warm_linear_s" in r],
+        "cold_over_compose": [r["cold_over_compose"] for r in rows],
+    }
+    spreads = {key: spread(values) for key, values in per_trial.items() if key in ratios}
     # the slowest tasks are kept for the last trial only (the profile of a typical run)
     profile = {key: rows[-1][key] for key in ("cold_slowest_tasks", "warm_slowest_tasks")}
     for row in rows:
@@ -295,9 +304,11 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
             ["docker-compose", "version", "--short"], capture_output=True, text=True, check=False
         ).stdout.strip(),
     }
-    path = write_result(NAME, smoke=smoke, ratios=ratios, raw=raw, params=params)
+    path = write_result(
+        NAME, smoke=smoke, ratios=ratios, raw=raw, params=params, spreads=spreads, noise=noise
+    )
     print(f"[deploy] result: {path}", flush=True)
-    return {"ratios": ratios, "raw": raw, "params": params, "path": str(path)}
+    return {"ratios": ratios, "spreads": spreads, "raw": raw, "params": params, "path": str(path)}
 
 
 def render(result: dict[str, Any], figdir: Path) -> str:
@@ -362,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"[deploy] error: {exc}", file=sys.stderr)
         return 1
-    return conclude(NAME, "deploy (single host)", result["ratios"], args.smoke)
+    return conclude(NAME, "deploy (single host)", result["ratios"], args.smoke, result["spreads"])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import conclude, median, stop_on_sigterm, write_result
+from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks
 from launcher.paths import PROJECT_ROOT, cache_dir
@@ -121,7 +121,10 @@ def measure(harness: Harness, workdir: Path, sizes: Sequence[int], trials: int) 
     return rows
 
 
-def summarise(rows: list[dict[str, Any]], sizes: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+def summarise(
+    rows: list[dict[str, Any]], sizes: Sequence[int]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(ratios, their spreads over the trials, raw figures)."""
     per_size = {
         str(size): {
             key: round(median([r[key] for r in rows if r["size"] == size]), 2)
@@ -137,18 +140,20 @@ def summarise(rows: list[dict[str, Any]], sizes: Sequence[int]) -> tuple[dict[st
             per_trial.append(by_size[largest] / by_size[1])
     ratio = round(median(per_trial), 3) if per_trial else None
     ratios = {f"fleet{largest}_over_fleet1": ratio}
+    spreads = {f"fleet{largest}_over_fleet1": spread(per_trial)}
     last = max(r["trial"] for r in rows)
     profile = {str(r["size"]): r["slowest_tasks"] for r in rows if r["trial"] == last}
     for row in rows:
         row.pop("slowest_tasks", None)
     raw = {"per_size_median": per_size, "trials": rows, "profile_last_trial": profile}
-    return ratios, raw
+    return ratios, spreads, raw
 
 
 def run(sizes: Sequence[int], trials: int, smoke: bool) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="ovms-bench-fleet-"))
     subnet = os.environ.get(BENCH_SUBNET_ENV, DEFAULT_SUBNET)
     harness = Harness(max(sizes), subnet=subnet)
+    calibration_before = calibrate()
     try:
         print(f"[fleet] starting {max(sizes)} harness hosts on {subnet} …", flush=True)
         harness.start()
@@ -158,12 +163,15 @@ def run(sizes: Sequence[int], trials: int, smoke: bool) -> dict[str, Any]:
     finally:
         harness.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    ratios, raw = summarise(rows, sizes)
+    noise = machine_noise(calibration_before, calibrate())
+    ratios, spreads, raw = summarise(rows, sizes)
     params = {"sizes": list(sizes), "trials": trials, "server_image": DOUBLE, "model": MODEL,
               "strategy": os.environ.get("OVMS_LAUNCHER_STRATEGY", "mitogen_linear")}  # fmt: skip
-    path = write_result(NAME, smoke=smoke, ratios=ratios, raw=raw, params=params)
+    path = write_result(
+        NAME, smoke=smoke, ratios=ratios, raw=raw, params=params, spreads=spreads, noise=noise
+    )
     print(f"[fleet] result: {path}", flush=True)
-    return {"ratios": ratios, "raw": raw, "params": params}
+    return {"ratios": ratios, "spreads": spreads, "raw": raw, "params": params}
 
 
 def render(result: dict[str, Any], figdir: Path) -> str:
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"[fleet] error: {exc}", file=sys.stderr)
         return 1
-    return conclude(NAME, "deploy (fleet)", result["ratios"], args.smoke)
+    return conclude(NAME, "deploy (fleet)", result["ratios"], args.smoke, result.get("spreads"))
 
 
 if __name__ == "__main__":

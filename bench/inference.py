@@ -35,7 +35,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.common import conclude, load_result, median, output_dir, percentile, stop_on_sigterm, write_result
+from bench.common import (
+    calibrate,
+    conclude,
+    load_result,
+    machine_noise,
+    median,
+    output_dir,
+    percentile,
+    spread,
+    stop_on_sigterm,
+    write_result,
+)
 from bench.inference_clients import (
     ClientRun,
     client_settings,
@@ -85,7 +96,7 @@ class Plan:
     density_warmup_s: float
     density_measure_s: float
     density_cap: int
-    density_retry: bool
+    density_agree: bool
 
 
 FULL = Plan(False, 3, 3.0, 12.0, 2.0, 6.0, 32, True)
@@ -132,15 +143,19 @@ class Trial:
 
 @dataclass
 class Density:
+    """The stream-density search of one configuration: up from `start` while a step keeps 15 FPS,
+    down while it does not. With `agree`, a step runs until two of its runs agree (three at most) and
+    the majority decides; without it (smoke runs), one run decides."""
+
     path: str
     start: int
     cap: int
-    retry: bool
+    agree: bool
     best: int = 0
     current: int = 0
     done: bool = False
     failed: set[int] = field(default_factory=set)
-    retried: set[int] = field(default_factory=set)
+    runs: dict[int, list[bool]] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -161,21 +176,31 @@ class Density:
             }
             | ({"error": trial.error} if trial.error else {})
         )
-        if passed:
+        outcomes = self.runs.setdefault(streams, [])
+        outcomes.append(passed)
+        if self.agree and (len(outcomes) < 2 or (len(outcomes) == 2 and outcomes[0] != outcomes[1])):
+            return  # the same step again: two runs must agree
+        if sum(outcomes) * 2 > len(outcomes):
             self.best = max(self.best, streams)
             if streams + 1 > self.cap or streams + 1 in self.failed:
                 self.done = True
             else:
                 self.current = streams + 1
             return
-        if self.retry and streams not in self.retried:
-            self.retried.add(streams)  # one failure on a shared machine may be noise: try once more
-            return
         self.failed.add(streams)
         if streams - 1 <= self.best or streams == 1:
             self.done = True
         else:
             self.current = streams - 1
+
+    def bounds(self) -> dict[str, int]:
+        """{min, median, max} of the density: the result, one less when its step passed only by a
+        majority, one more when the next step failed only by a majority."""
+        at_best = self.runs.get(self.best, [])
+        above = self.runs.get(self.best + 1, [])
+        low = self.best - 1 if at_best and not all(at_best) else self.best
+        high = self.best + 1 if above and any(above) else self.best
+        return {"min": max(0, low), "median": self.best, "max": high}
 
 
 # --- one trial ------------------------------------------------------------------------------------
@@ -331,8 +356,31 @@ def summarize(trials: Sequence[Trial]) -> dict[str, Any]:
     return out
 
 
+# ratio -> digits it is reported with
+RATIO_DIGITS = {
+    "mtls_pipelined_over_inprocess": 3,
+    "pipelined_over_sync": 3,
+    "proxy_added_p50_ms": 2,
+    "wire_raw_over_jpeg": 2,
+    "proxy_added_jpeg_over_raw": 3,
+}
+
+
 def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
     """Per-round ratios (like with like), then their median."""
+    return {
+        key: round(median(values), RATIO_DIGITS[key]) if values else None
+        for key, values in round_values(trials, rounds).items()
+    }
+
+
+def spreads_of(trials: Sequence[Trial], rounds: int) -> dict[str, dict[str, float] | None]:
+    """{min, median, max} of each ratio's per-round values."""
+    return {key: spread(values, RATIO_DIGITS[key]) for key, values in round_values(trials, rounds).items()}
+
+
+def round_values(trials: Sequence[Trial], rounds: int) -> dict[str, list[float]]:
+    """Each ratio once per round, from that round's trials only."""
     by = {(t.round, t.path, t.mode): t for t in trials}
     over_inprocess, pipelined_over_sync, added = [], [], []
     wire, added_jpeg_over_raw = [], []
@@ -360,16 +408,12 @@ def ratios_of(trials: Sequence[Trial], rounds: int) -> dict[str, float | None]:
         jpeg_p50 = [t.p50_ms for t in (jpeg_mtls, jpeg_grpc) if t is not None and t.p50_ms is not None]
         if len(jpeg_p50) == 2 and raw_added is not None and raw_added > 0.05:
             added_jpeg_over_raw.append((jpeg_p50[0] - jpeg_p50[1]) / raw_added)
-
-    def med(values: list[float], digits: int) -> float | None:
-        return round(median(values), digits) if values else None
-
     return {
-        "mtls_pipelined_over_inprocess": med(over_inprocess, 3),
-        "pipelined_over_sync": med(pipelined_over_sync, 3),
-        "proxy_added_p50_ms": med(added, 2),
-        "wire_raw_over_jpeg": med(wire, 2),
-        "proxy_added_jpeg_over_raw": med(added_jpeg_over_raw, 3),
+        "mtls_pipelined_over_inprocess": over_inprocess,
+        "pipelined_over_sync": pipelined_over_sync,
+        "proxy_added_p50_ms": added,
+        "wire_raw_over_jpeg": wire,
+        "proxy_added_jpeg_over_raw": added_jpeg_over_raw,
     }
 
 
@@ -397,7 +441,7 @@ def run_density(
             if plan.smoke
             else start_estimate(path, link, cell.get("fps") or STREAM_FPS, cell.get("tx_bytes_per_frame"))
         )
-        searches[name] = Density(path, start=estimate, cap=plan.density_cap, retry=plan.density_retry)
+        searches[name] = Density(path, start=estimate, cap=plan.density_cap, agree=plan.density_agree)
     while not all(s.done for s in searches.values()):
         for name, search in searches.items():
             if search.done:
@@ -428,11 +472,36 @@ def run_density(
     return searches
 
 
-def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def density_ratio(numerator: Density, denominator: Density) -> tuple[float | None, dict[str, float] | None]:
+    """One density over another, and its spread from both searches' bounds."""
+    if not denominator.best:
+        return None, None
+    value = round(numerator.best / denominator.best, 3)
+    top, bottom = numerator.bounds(), denominator.bounds()
+    if not bottom["min"]:
+        return value, None
+    return value, {
+        "min": round(top["min"] / bottom["max"], 3),
+        "median": value,
+        "max": round(top["max"] / bottom["min"], 3),
+    }
+
+
+@dataclass
+class Measured:
+    ratios: dict[str, Any]
+    spreads: dict[str, dict[str, float] | None]
+    raw: dict[str, Any]
+    params: dict[str, Any]
+    noise: dict[str, Any]
+
+
+def measure(plan: Plan) -> Measured:
     inputs = find_inputs()
     stack = Stack(inputs, PLUGIN_CONFIG)
     try:
         started = time.monotonic()
+        calibration_before = calibrate()
         stack.start()
         nireq = _nireq_of(stack)
         max_in_flight = nireq + 1
@@ -460,16 +529,38 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 trials.append(trial)
                 _log(f"round {r + 1}/{plan.rounds} {_trial_line(trial)}")
         paths = summarize(trials)
-        ratios = ratios_of(trials, plan.rounds)
+        ratios: dict[str, Any] = dict(ratios_of(trials, plan.rounds))
+        spreads = spreads_of(trials, plan.rounds)
         searches = run_density(stack, plan, paths, nireq, max_in_flight)
-        inproc, mtls = searches["inprocess"].best, searches["mtls"].best
-        ratios["density_mtls_over_inprocess"] = round(mtls / inproc, 3) if inproc else None
-        ratios["density_inprocess"] = inproc
-        ratios["density_mtls"] = mtls
-        link_raw, link_jpeg = searches["link50_raw"].best, searches["link50_jpeg"].best
-        ratios["link50_density_jpeg_over_raw"] = round(link_jpeg / link_raw, 3) if link_raw else None
-        ratios["link50_density_raw"] = link_raw
-        ratios["link50_density_jpeg"] = link_jpeg
+        calibration_after = calibrate()
+        for key, (numerator, denominator) in {
+            "density_mtls_over_inprocess": ("mtls", "inprocess"),
+            "link50_density_jpeg_over_raw": ("link50_jpeg", "link50_raw"),
+        }.items():
+            ratios[key], spreads[key] = density_ratio(searches[numerator], searches[denominator])
+        for key, name in {
+            "density_inprocess": "inprocess",
+            "density_mtls": "mtls",
+            "link50_density_raw": "link50_raw",
+            "link50_density_jpeg": "link50_jpeg",
+        }.items():
+            ratios[key] = searches[name].best
+            spreads[key] = dict(searches[name].bounds())
+        # the order the ratios are printed and stored in
+        order = [
+            "mtls_pipelined_over_inprocess",
+            "pipelined_over_sync",
+            "proxy_added_p50_ms",
+            "wire_raw_over_jpeg",
+            "proxy_added_jpeg_over_raw",
+            "density_mtls_over_inprocess",
+            "density_inprocess",
+            "density_mtls",
+            "link50_density_jpeg_over_raw",
+            "link50_density_raw",
+            "link50_density_jpeg",
+        ]
+        ratios = {key: ratios[key] for key in order}
         raw = {
             "paths": paths,
             "density": {
@@ -477,6 +568,7 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                     "path": s.path,
                     "link": DENSITY_SEARCHES[name][1],
                     "max_streams": s.best,
+                    "bounds": s.bounds(),
                     "start": s.start,
                     "cap": s.cap,
                     "steps": s.steps,
@@ -505,7 +597,9 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 "warmup_s": plan.density_warmup_s,
                 "measure_s": plan.density_measure_s,
                 "cap": plan.density_cap,
-                "retry_on_failure": plan.density_retry,
+                "step_runs": "until two runs agree, three at most (majority)"
+                if plan.density_agree
+                else "one",
             },
             "server": {
                 "config_json": stack.server_config(),
@@ -528,7 +622,8 @@ def measure(plan: Plan) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
                 "image_nginx_conf": image_nginx_tuning(),
             },
         }
-        return ratios, raw, params
+        noise = machine_noise(calibration_before, calibration_after)
+        return Measured(ratios, spreads, raw, params, noise)
     finally:
         stack.close()
 
@@ -540,19 +635,28 @@ def main(argv: list[str] | None = None) -> int:
     plan = SMOKE if args.smoke else FULL
     stop_on_sigterm()
     try:
-        ratios, raw, params = measure(plan)
+        measured = measure(plan)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("interrupted; containers removed", file=sys.stderr, flush=True)
         return 130
-    path = write_result(NAME, smoke=args.smoke, ratios=ratios, raw=raw, params=params)
+    path = write_result(
+        NAME,
+        smoke=args.smoke,
+        ratios=measured.ratios,
+        raw=measured.raw,
+        params=measured.params,
+        spreads=measured.spreads,
+        noise=measured.noise,
+    )
     if args.smoke:  # a full run's charts come from bench.report, with the rest of docs/benchmarks.md
         figdir = output_dir(True)
         render(load_result(NAME, path.parent) or {}, figdir)
         print(f"result: {path}; charts: {figdir}", flush=True)
-    return conclude(NAME, "inference path and stream density", ratios, args.smoke)
+    title = "inference path and stream density"
+    return conclude(NAME, title, measured.ratios, args.smoke, measured.spreads)
 
 
 if __name__ == "__main__":

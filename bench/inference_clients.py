@@ -260,6 +260,8 @@ def start_inprocess_client(
     mounts = [
         "-v", f"{openvino_package()}:{OV_DIR}/openvino:ro",
         "-v", f"{PROJECT_ROOT / 'bench'}:/opt/ovms-client/bench:ro",
+        # the double's guard against the OpenVINO binding's start-up deadlock (ovms_double/binding.py)
+        "-v", f"{PROJECT_ROOT / 'ovms_double'}:/opt/ovms-client/ovms_double:ro",
         "-v", f"{stack.model_copy}:/model:ro",
     ]  # fmt: skip
     command = ["-m", "bench.inference_inprocess", "--profile", "/profile", "--duration", f"{duration_s:.0f}"]

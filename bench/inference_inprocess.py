@@ -36,6 +36,7 @@ from client.errors import ClientError
 from client.profile import ModelSpec, Profile
 from client.server import ServerFactory
 from client.settings import Deployment
+from ovms_double import binding
 
 log = logging.getLogger("bench.inprocess")
 
@@ -82,7 +83,9 @@ class InProcessServer:
 
     `predict` is called from the client's request threads; each call takes an idle infer request
     (at most `nireq` run at once, like the double's AsyncInferQueue), runs it (OpenVINO releases the
-    GIL) and copies the outputs out of the reused request buffers, as a server's response would."""
+    GIL) and copies the outputs out of the reused request buffers, as a server's response would.
+    One inference runs in the constructor, before the streams' threads exist: OpenVINO's binding can
+    deadlock when two threads make its first calls at once (ovms_double/binding.py)."""
 
     def __init__(
         self, model_dir: Path, model: ModelSpec, plugin_config: Mapping[str, str], nireq: int = 0
@@ -97,6 +100,7 @@ class InProcessServer:
         self._idle: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
         for _ in range(self.nireq):
             self._idle.put(compiled.create_infer_request())
+        binding.prime(compiled)
         # Names come from the model, not the compiled model (compiling can add internal names), as the
         # model server reports them.
         self._output_names = [port.get_any_name() for port in network.outputs]

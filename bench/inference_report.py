@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from bench.common import TARGETS
+from bench.common import NOISY_SPREAD, TARGETS, relative_spread
 
 PATHS = ("inprocess", "grpc", "mtls", "grpc_jpeg", "mtls_jpeg")
 MODES = ("sync", "pipelined")
@@ -166,18 +166,35 @@ def _wire_chart(paths: Mapping[str, Any], density: Mapping[str, Any], target: Pa
     plt.close(fig)
 
 
-def _ratio_rows(ratios: Mapping[str, Any]) -> list[str]:
+def _bounds(bounds: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if not bounds:
+        return "-"
+    noisy = " **noisy**" if (relative_spread(bounds) or 0.0) > NOISY_SPREAD else ""
+    return f"{_fmt(bounds['min'], digits)}..{_fmt(bounds['max'], digits)}{noisy}"
+
+
+def _ratio_rows(ratios: Mapping[str, Any], spreads: Mapping[str, Any]) -> list[str]:
     targets = {t.key: t for t in TARGETS}
-    rows = ["| ratio | value | target | met |", "|---|---|---|---|"]
+    rows = ["| ratio | value | spread (min..max) | target | met |", "|---|---|---|---|---|"]
     for key, value in ratios.items():
         target = targets.get(key)
+        shown = _bounds(spreads.get(key))
         if target is None:
-            rows.append(f"| `{key}` | {_fmt(value, 3)} | - | - |")
+            rows.append(f"| `{key}` | {_fmt(value, 3)} | {shown} | - | - |")
             continue
         met = target.met(value if isinstance(value, (int, float)) else None)
         mark = "n/a" if met is None else ("yes" if met else "**no**")
-        rows.append(f"| `{key}` | {_fmt(value, 3)} | {target.op} {target.limit:g} | {mark} |")
+        rows.append(f"| `{key}` | {_fmt(value, 3)} | {shown} | {target.op} {target.limit:g} | {mark} |")
     return rows
+
+
+def _ranged(cell: Mapping[str, Any], key: str, digits: int) -> str:
+    """A figure's median over the rounds, with the min..max of its trials when they differ."""
+    values = [t[key] for t in cell.get("trials", []) if t.get(key) is not None]
+    median_value = cell.get(key)
+    if len(values) < 2:
+        return _fmt(median_value, digits)
+    return f"{_fmt(median_value, digits)} ({_fmt(min(values), digits)}..{_fmt(max(values), digits)})"
 
 
 def _cpu_rows(paths: Mapping[str, Any]) -> list[str]:
@@ -265,6 +282,8 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         "measured window ÷ frames (gRPC, HTTP/2 and TLS included).",
         f"- Link: {params.get('link', {}).get('how', '-')}.",
         "",
+        "Figures: median of the rounds, and (min..max) of the rounds where there are several.",
+        "",
         "| path | mode | frames/s | p50 ms | p95 ms | p99 ms | CPU ms/frame | sent kB/frame |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -275,9 +294,9 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
                 continue
             sent = cell.get("tx_bytes_per_frame")
             lines.append(
-                f"| {LABELS[path]} | {mode} | {_fmt(cell.get('fps'))} | {_fmt(cell.get('p50_ms'), 2)} | "
+                f"| {LABELS[path]} | {mode} | {_ranged(cell, 'fps', 1)} | {_ranged(cell, 'p50_ms', 2)} | "
                 f"{_fmt(cell.get('p95_ms'), 2)} | {_fmt(cell.get('p99_ms'), 2)} | "
-                f"{_fmt(cell.get('cpu_ms_per_frame'), 2)} | {_fmt(sent / 1000 if sent else None, 1)} |"
+                f"{_ranged(cell, 'cpu_ms_per_frame', 2)} | {_fmt(sent / 1000 if sent else None, 1)} |"
             )
     lines += ["", *_cpu_rows(paths)]
     dens = params.get("density", {})
@@ -285,12 +304,14 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         "",
         f"Stream density (reference method): streams paced at {stream_fps:.0f} FPS each are added while "
         f"{dens.get('pass', 'every stream keeps 15 FPS')} ({_fmt(dens.get('measure_s'), 0)} s measured "
-        f"per step); a step that fails is {'repeated once' if dens.get('retry_on_failure') else 'final'}. "
+        f"per step); each step runs {dens.get('step_runs', 'once')}, the majority deciding, and the "
+        "density's spread is one stream less where its step passed only by a majority, one more where "
+        "the next failed only by a majority. "
         "(a) runs N streams in one process sharing one compiled model; (c) runs N streams in one client "
         "container through the proxy to one double, with no link limit, then raw and JPEG through the "
         "50 Mbit/s link.",
         "",
-        "| search | max streams | steps (streams: slowest stream FPS) |",
+        "| search | max streams (min..max) | steps (streams: slowest stream FPS) |",
         "|---|---|---|",
     ]
     for name, (label, _color) in SEARCHES.items():
@@ -300,8 +321,20 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         steps = ", ".join(
             f"{s['streams']}: {s['min_fps']:.1f}{'' if s['passed'] else ' ✗'}" for s in info.get("steps", [])
         )
-        lines.append(f"| {label} | {info.get('max_streams', '-')} | {steps} |")
-    lines += ["", *_ratio_rows(result.get("ratios", {})), ""]
+        bounds = info.get("bounds") or {}
+        shown = f"{info.get('max_streams', '-')} ({bounds.get('min', '-')}..{bounds.get('max', '-')})"
+        lines.append(f"| {label} | {shown} | {steps} |")
+    lines += ["", *_ratio_rows(result.get("ratios", {}), result.get("spreads") or {}), ""]
+    noise = result.get("machine_noise") or {}
+    if noise:
+        before, after = noise.get("before_ms") or {}, noise.get("after_ms") or {}
+        lines += [
+            f"Machine noise in this run: the calibration loop took {before.get('median')} ms "
+            f"({before.get('min')}..{before.get('max')}) before and {after.get('median')} ms "
+            f"({after.get('min')}..{after.get('max')}) after (drift {noise.get('drift')}, spread "
+            f"{noise.get('spread', 0):.0%}).",
+            "",
+        ]
     lines += [
         "![Throughput and CPU per frame](benchmarks/inference-throughput.png)",
         "",

@@ -3,9 +3,11 @@ of the latest full run of each benchmark.
 
     .venv/bin/python -m bench.report            # after any full benchmark run (they call it themselves)
 
-latest.json holds every benchmark's ratios side by side (the issue's keys), each target and whether it
-is met, the raw figures, the dates and the machine. docs/benchmarks.md is written from the same data,
-with bench/notes.md (the hand-written analysis: what was changed, what limits a missed target) included.
+latest.json holds every benchmark's ratios side by side (the issue's keys), their spreads (min, median,
+max over the rounds or trials) and which are noisy, each target and whether it is met, the machine's
+own noise in each run, the raw figures, the dates and the machine. docs/benchmarks.md is written from
+the same data, with bench/notes.md (the hand-written analysis: what was changed, what limits a missed
+target) included.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, TARGETS, load_result, machine
+from bench.common import NOISY_SPREAD, RESULTS_DIR, TARGETS, load_result, machine
 from launcher.paths import PROJECT_ROOT
 
 BENCHMARKS = ("inference", "deploy", "fleet")
@@ -52,8 +54,13 @@ def collect(results_dir: Path) -> dict[str, dict[str, Any]]:
 
 def latest(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
+    spreads: dict[str, Any] = {}
+    noisy: list[str] = []
     for result in results.values():
         ratios.update(result.get("ratios", {}))
+        found = result.get("spreads") or {}
+        spreads.update({key: found.get(key) for key in result.get("ratios", {})})
+        noisy += result.get("noisy") or []
     targets = {
         t.key: {"op": t.op, "limit": t.limit, "what": t.what, "value": ratios.get(t.key),
                 "met": t.met(ratios[t.key]) if isinstance(ratios.get(t.key), (int, float)) else None}
@@ -63,9 +70,14 @@ def latest(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         **ratios,
+        "spreads": spreads,
+        "noisy": noisy,
         "targets": targets,
         "benchmarks": {
-            name: {k: r.get(k) for k in ("date", "machine", "params", "ratios", "raw")}
+            name: {
+                k: r.get(k)
+                for k in ("date", "machine", "params", "ratios", "spreads", "noisy", "machine_noise", "raw")
+            }
             for name, r in results.items()
         },
     }
@@ -88,12 +100,40 @@ def markdown(results: dict[str, dict[str, Any]], summary: dict[str, Any], figdir
         "",
         "## Targets",
         "",
-        "| key | value | target | met | what |",
-        "| --- | ---: | --- | --- | --- |",
+        "Value: the median over the run's rounds (trials); spread: their minimum and maximum. A ratio",
+        f"whose spread passes {NOISY_SPREAD:.0%} of its value is marked **noisy**: read it as a range.",
+        "",
+        "| key | value | spread (min..max) | target | met | what |",
+        "| --- | ---: | --- | --- | --- | --- |",
     ]
     for key, t in summary["targets"].items():
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-        out.append(f"| `{key}` | {_fmt(t['value'])} | {t['op']} {t['limit']} | {met} | {t['what']} |")
+        bounds = summary["spreads"].get(key)
+        shown = f"{bounds['min']}..{bounds['max']}" if bounds else "—"
+        if key in summary["noisy"]:
+            shown += " **noisy**"
+        out.append(
+            f"| `{key}` | {_fmt(t['value'])} | {shown} | {t['op']} {t['limit']} | {met} | {t['what']} |"
+        )
+    out += [
+        "",
+        "The machine's own noise in each run: a fixed CPU-bound loop (one core) timed before and after the",
+        "benchmark; its spread is how much the machine alone moved in that run.",
+        "",
+        "| benchmark | loop before, ms (min..max) | after | drift | spread |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for name in BENCHMARKS:
+        noise = (results.get(name) or {}).get("machine_noise")
+        if not noise:
+            out.append(f"| {name} | not measured | | | |")
+            continue
+        before, after = noise.get("before_ms") or {}, noise.get("after_ms") or {}
+        out.append(
+            f"| {name} | {before.get('median')} ({before.get('min')}..{before.get('max')}) | "
+            f"{after.get('median')} ({after.get('min')}..{after.get('max')}) | {noise.get('drift')} | "
+            f"{noise.get('spread', 0):.0%} |"
+        )
     out += [
         "", "## How to run", "",
         "Each benchmark is one command from a clean checkout (it sets the machine up first, like",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from . import binding
 from .config import ModelConfig
 from .metrics import ModelReporter, Registry
 from .status import Code, ServingError
@@ -238,6 +239,8 @@ class ModelVersion:
             streams = int(compiled.get_property("NUM_STREAMS"))
             queue = ov.AsyncInferQueue(compiled, nireq)
             queue.set_callback(self._on_done)
+            # before any gRPC thread calls into OpenVINO's binding (see binding.py)
+            binding.prime(compiled)
         except (ServingError, RuntimeError, OSError, ValueError) as exc:
             log.error(
                 "Error occurred while loading model: %s; version: %d; error: %s", self.name, self.version, exc

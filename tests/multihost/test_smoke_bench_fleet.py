@@ -20,8 +20,9 @@ def test_fleet_benchmark_smoke(multihost: Harness, multihost_archive_dir: Path, 
     rows = fleet.measure(multihost, tmp_path, sizes, trials=1)
     assert [r["size"] for r in rows] == [1, 2]
     assert all(r["changed"] > 0 for r in rows), rows  # cold: every deploy really started from nothing
-    ratios, raw = fleet.summarise(rows, sizes)
+    ratios, spreads, raw = fleet.summarise(rows, sizes)
     assert math.isfinite(ratios["fleet2_over_fleet1"]) and ratios["fleet2_over_fleet1"] > 0
+    assert spreads["fleet2_over_fleet1"]["median"] == ratios["fleet2_over_fleet1"]  # one trial
     for size in ("1", "2"):
         per = raw["per_size_median"][size]
         assert per["seconds"] > 0 and per["cpu_s"] > 0 and per["peak_rss_mib"] > 0, per

@@ -53,36 +53,39 @@ def trial(
     )
 
 
-def test_density_climbs_until_a_step_fails_twice():
-    search = Density("mtls", start=3, cap=32, retry=True)
-    outcomes = {3: [True], 4: [True], 5: [False, False]}
+def test_density_runs_each_step_until_two_runs_agree():
+    search = Density("mtls", start=3, cap=32, agree=True)
+    outcomes = {3: [True, True], 4: [True, True], 5: [False, False]}
     while not search.done:
         streams = search.current
         search.record(streams, outcomes[streams].pop(0), trial("mtls", "pipelined", 15.0 * streams))
     assert search.best == 4
-    assert [s["streams"] for s in search.steps] == [3, 4, 5, 5]
+    assert [s["streams"] for s in search.steps] == [3, 3, 4, 4, 5, 5]
+    assert search.bounds() == {"min": 4, "median": 4, "max": 4}  # every decision unanimous
 
 
-def test_density_retried_failure_that_passes_keeps_climbing():
-    search = Density("mtls", start=2, cap=32, retry=True)
-    outcomes = {2: [False, True], 3: [False, False]}
+def test_density_a_third_run_decides_when_two_disagree():
+    search = Density("mtls", start=2, cap=32, agree=True)
+    outcomes = {2: [False, True, True], 3: [True, False, False]}
     while not search.done:
         streams = search.current
         search.record(streams, outcomes[streams].pop(0), trial("mtls", "pipelined", 15.0))
-    assert search.best == 2
+    assert search.best == 2 and [s["streams"] for s in search.steps] == [2, 2, 2, 3, 3, 3]
+    # 2 passed by a majority only, 3 failed by a majority only: the density is 1 to 3
+    assert search.bounds() == {"min": 1, "median": 2, "max": 3}
 
 
 def test_density_steps_down_from_a_failing_start_and_stops_at_the_cap():
-    down = Density("inprocess", start=6, cap=32, retry=False)
+    down = Density("inprocess", start=6, cap=32, agree=False)
     outcomes = {6: False, 5: False, 4: True}
     while not down.done:
         down.record(down.current, outcomes[down.current], trial("inprocess", "pipelined", 15.0))
     assert down.best == 4 and [s["streams"] for s in down.steps] == [6, 5, 4]
-    capped = Density("inprocess", start=1, cap=2, retry=False)
+    capped = Density("inprocess", start=1, cap=2, agree=False)
     while not capped.done:
         capped.record(capped.current, True, trial("inprocess", "pipelined", 15.0))
     assert capped.best == 2 and len(capped.steps) == 2
-    none = Density("mtls", start=1, cap=2, retry=False)
+    none = Density("mtls", start=1, cap=2, agree=False)
     none.record(1, False, trial("mtls", "pipelined", 10.0))
     assert none.done and none.best == 0
 
@@ -111,6 +114,33 @@ def test_ratios_pair_each_round_then_take_the_median():
     assert ratios["mtls_pipelined_over_inprocess"] == 0.9  # rounds: 0.9, 0.8, 0.95
     assert ratios["pipelined_over_sync"] == 1.9  # rounds: 1.5, 2.0, 1.9
     assert ratios["proxy_added_p50_ms"] == 0.5  # rounds: 0.5, 1.0, 0.2
+
+
+def test_every_ratio_has_the_spread_of_its_rounds():
+    trials = []
+    for r, (inproc, mtls_pipe) in enumerate([(100.0, 90.0), (50.0, 40.0), (100.0, 95.0)]):
+        trials += [
+            trial("inprocess", "pipelined", inproc, r=r),
+            trial("inprocess", "sync", inproc / 2, r=r),
+            trial("grpc", "sync", 50.0, r=r),
+            trial("mtls", "sync", 50.0, r=r),
+            trial("mtls", "pipelined", mtls_pipe, r=r),
+        ]
+    spreads = inference.spreads_of(trials, 3)
+    assert spreads["mtls_pipelined_over_inprocess"] == {"min": 0.8, "median": 0.9, "max": 0.95}
+    assert spreads["wire_raw_over_jpeg"] is None  # no JPEG trial: nothing to spread
+
+
+def test_a_density_ratio_spreads_over_both_searches_bounds():
+    top = Density("mtls", start=4, cap=32, agree=True)
+    top.best, top.runs = 4, {4: [True, True], 5: [False, True, False]}
+    bottom = Density("inprocess", start=5, cap=32, agree=True)
+    bottom.best, bottom.runs = 5, {5: [True, False, True], 6: [False, False]}
+    value, bounds = inference.density_ratio(top, bottom)
+    assert value == 0.8
+    assert bounds == {"min": round(4 / 5, 3), "median": 0.8, "max": round(5 / 4, 3)}
+    nothing = Density("inprocess", start=1, cap=2, agree=False)
+    assert inference.density_ratio(top, nothing) == (None, None)
 
 
 def test_jpeg_ratios_pair_each_round_then_take_the_median():
@@ -167,6 +197,15 @@ def test_render_draws_the_charts_and_the_tables(tmp_path: Path):
         "smoke": False,
         "params": {"rounds": 1, "density": {"stream_fps": 15.0, "measure_s": 8}},
         "ratios": {"mtls_pipelined_over_inprocess": 0.95, "density_mtls_over_inprocess": 0.8},
+        "spreads": {
+            "mtls_pipelined_over_inprocess": {"min": 0.9, "median": 0.95, "max": 1.0},
+            "density_mtls_over_inprocess": {"min": 0.6, "median": 0.8, "max": 1.1},
+        },
+        "machine_noise": {
+            "before_ms": {"min": 50.0, "median": 51.0, "max": 53.0},
+            "after_ms": {},
+            "spread": 0.04,
+        },
         "raw": {
             "paths": inference.summarize(trials),
             "density": {
@@ -179,9 +218,10 @@ def test_render_draws_the_charts_and_the_tables(tmp_path: Path):
     for chart in ("throughput", "latency", "density", "wire"):
         assert (tmp_path / f"inference-{chart}.png").stat().st_size > 1000
         assert f"(benchmarks/inference-{chart}.png)" in section
-    assert "| `mtls_pipelined_over_inprocess` | 0.950 | >= 0.9 | yes |" in section
-    assert "| `density_mtls_over_inprocess` | 0.800 | >= 0.9 | **no** |" in section
+    assert "| `mtls_pipelined_over_inprocess` | 0.950 | 0.900..1.000 | >= 0.9 | yes |" in section
+    assert "| `density_mtls_over_inprocess` | 0.800 | 0.600..1.100 **noisy** | >= 0.9 | **no** |" in section
     assert "| (c) client → mTLS proxy → double | 3.00 | - | 9.00 | 12.00 | 0.00 |" in section
+    assert "the calibration loop took 51.0 ms (50.0..53.0) before" in section
 
 
 @pytest.mark.slow
@@ -224,7 +264,7 @@ def test_a_failed_density_step_is_logged_and_recorded_as_missing_the_rate():
     assert not failed.keeps(15.0)
     line = inference._trial_line(failed)
     assert "streams=2" in line and "min_stream_fps=-" in line and "p50=-ms" in line
-    search = Density("inprocess", start=2, cap=4, retry=False)
+    search = Density("inprocess", start=2, cap=4, agree=False)
     search.best = 1
     search.record(2, failed.keeps(15.0), failed)
     assert search.done and search.best == 1

@@ -89,6 +89,12 @@ def test_report_merges_full_results_and_skips_smoke(tmp_path: Path, monkeypatch:
         "machine": common.machine(),
         "params": {"trials": 1},
         "ratios": {"warm_redeploy_s": 9.5, "warm_redeploy_changed": 0, "cold_over_compose": 2.1},
+        "spreads": {"warm_redeploy_s": {"min": 9.0, "median": 9.5, "max": 12.0},
+                    "cold_over_compose": {"min": 2.0, "median": 2.1, "max": 2.2}},
+        "noisy": ["warm_redeploy_s"],
+        "machine_noise": {"before_ms": {"min": 50.0, "median": 51.0, "max": 52.0},
+                          "after_ms": {"min": 49.0, "median": 50.0, "max": 55.0}, "drift": 0.98,
+                          "spread": 0.12},
         "raw": {"trials": [{"cold_s": 20.0, "warm_s": 9.5, "compose_available_s": 9.5,
                             "compose_first_detection_s": 10.0}],
                 "median": {"cold_s": 20.0, "warm_s": 9.5, "compose_available_s": 9.5,
@@ -102,9 +108,60 @@ def test_report_merges_full_results_and_skips_smoke(tmp_path: Path, monkeypatch:
     page = report.regenerate(results, tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "benchmarks")
     latest = json.loads((results / "latest.json").read_text())
     assert latest["warm_redeploy_s"] == 9.5 and latest["cold_over_compose"] == 2.1
+    # every ratio reported has its spread (None where the run measured none)
+    assert latest["spreads"]["cold_over_compose"] == {"min": 2.0, "median": 2.1, "max": 2.2}
+    assert set(latest["spreads"]) == {"warm_redeploy_s", "warm_redeploy_changed", "cold_over_compose"}
+    assert latest["noisy"] == ["warm_redeploy_s"]
     assert latest["targets"]["warm_redeploy_s"]["met"] is True
     assert latest["targets"]["fleet8_over_fleet1"]["met"] is None  # the smoke fleet result is ignored
     text = page.read_text()
-    assert "| `cold_over_compose` | 2.1 | <= 2.5 | yes |" in text
+    assert "| `cold_over_compose` | 2.1 | 2.0..2.2 | <= 2.5 | yes |" in text
+    assert "| `warm_redeploy_s` | 9.5 | 9.0..12.0 **noisy** | <= 15.0 | yes |" in text
+    assert "| deploy | 51.0 (50.0..52.0) | 50.0 (49.0..55.0) | 0.98 | 12% |" in text
     assert "Not measured yet: run `bash bench/run.sh fleet`" in text
     assert (tmp_path / "docs" / "benchmarks" / "deploy-single-host.png").stat().st_size > 1000
+
+
+# --- spreads and the machine's own noise ------------------------------------------------------------
+
+
+def test_spreads_mark_a_ratio_noisy_past_15_percent():
+    from bench.common import noisy_keys, relative_spread, spread
+
+    steady = spread([1.0, 1.05, 1.1])
+    jumpy = spread([0.8, 1.0, 1.2])
+    assert steady == {"min": 1.0, "median": 1.05, "max": 1.1}
+    assert round(relative_spread(steady), 3) == 0.095 and round(relative_spread(jumpy), 3) == 0.4
+    assert noisy_keys({"steady": steady, "jumpy": jumpy, "none": None}) == ["jumpy"]
+    assert spread([]) is None and spread([None]) is None  # type: ignore[list-item]
+
+
+def test_machine_noise_compares_the_calibration_loop_before_and_after():
+    from bench.common import calibrate, machine_noise
+
+    times = calibrate(repeats=3)
+    assert len(times) == 3 and all(t > 0 for t in times)
+    noise = machine_noise([50.0, 52.0, 51.0], [60.0, 61.0, 59.0])
+    assert noise["before_ms"] == {"min": 50.0, "median": 51.0, "max": 52.0}
+    assert noise["drift"] == round(60.0 / 51.0, 3)
+    assert noise["spread"] == round((61.0 - 50.0) / 55.5, 3)
+
+
+def test_a_result_carries_its_spreads_and_noisy_ratios(tmp_path, monkeypatch):
+    import json as json_module
+
+    from bench.common import SMOKE_DIR_ENV, write_result
+
+    monkeypatch.setenv(SMOKE_DIR_ENV, str(tmp_path))
+    path = write_result(
+        "x",
+        smoke=True,
+        ratios={"a": 1.0, "b": 2.0},
+        raw={},
+        params={},
+        spreads={"a": {"min": 0.5, "median": 1.0, "max": 1.5}},
+        noise={"spread": 0.02},
+    )
+    doc = json_module.loads(path.read_text())
+    assert doc["spreads"] == {"a": {"min": 0.5, "median": 1.0, "max": 1.5}, "b": None}
+    assert doc["noisy"] == ["a"] and doc["machine_noise"] == {"spread": 0.02}
