@@ -16,9 +16,16 @@ from launcher.pki import rotate as rotation
 from launcher.pki.check import CheckReport, check
 from launcher.pki.crl import DEFAULT_CRL_DAYS
 from launcher.pki.durations import format_duration, parse_duration
-from launcher.pki.generate import DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, GenerateOptions, LeafAction, generate
+from launcher.pki.generate import GenerateOptions, LeafAction, generate
 from launcher.pki.keys import KeyType
 from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir
+from launcher.pki.lifetimes import (
+    DEFAULT_CA_DAYS,
+    DEFAULT_CLIENT_DAYS,
+    DEFAULT_RENEW_WITHIN,
+    DEFAULT_SERVER_DAYS,
+    DEFAULT_SERVER_RENEW_WITHIN,
+)
 from launcher.pki.plan import specs_from_inventory, specs_from_options
 from launcher.pki.revoke import REASONS, revoke
 
@@ -68,10 +75,62 @@ def renew_option(func: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--renew-within",
         type=DurationType(),
-        default="30d",
+        default=format_duration(DEFAULT_RENEW_WITHIN),
         show_default=True,
-        help="Renewal window: a certificate expiring within it is re-issued (generate) or reported (check).",
+        help="Renewal window of client certificates, CRLs and the CA: what expires within it is "
+        "re-issued (generate) or reported (check).",
     )(func)
+
+
+def server_renew_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--server-renew-within",
+        type=DurationType(),
+        default=format_duration(DEFAULT_SERVER_RENEW_WITHIN),
+        show_default=True,
+        help="Renewal window of server certificates (`launcher deploy` renews them within the default one).",
+    )(func)
+
+
+def server_days_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--server-days",
+        type=click.IntRange(1),
+        default=DEFAULT_SERVER_DAYS,
+        show_default=True,
+        help="Server certificate validity; one issued for longer is re-issued (docs/pki.md: short-lived).",
+    )(func)
+
+
+def client_days_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--days",
+        type=click.IntRange(1),
+        default=DEFAULT_CLIENT_DAYS,
+        show_default=True,
+        help="Client certificate validity.",
+    )(func)
+
+
+def ca_days_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--ca-days",
+        type=click.IntRange(1),
+        default=DEFAULT_CA_DAYS,
+        show_default=True,
+        help="New CA validity.",
+    )(func)
+
+
+def _check_windows(*pairs: tuple[str, int, str, timedelta]) -> None:
+    """(days option, days, window option, window): a window as long as the life would renew on every run."""
+    for days_flag, days, window_flag, window in pairs:
+        if window >= timedelta(days=days):
+            raise click.BadParameter(
+                f"{format_duration(window)} is not shorter than {days_flag} {days}: every run would "
+                f"renew again; give a shorter {window_flag} or a longer {days_flag}",
+                param_hint=window_flag,
+            )
 
 
 def key_type_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -116,16 +175,14 @@ def certs() -> None:
     "--client", "clients", multiple=True, metavar="NAME", help="Client certificate for NAME (repeatable)."
 )
 @key_type_option
-@click.option(
-    "--days", type=click.IntRange(1), default=DEFAULT_LEAF_DAYS, show_default=True, help="Leaf validity."
-)
-@click.option(
-    "--ca-days", type=click.IntRange(1), default=DEFAULT_CA_DAYS, show_default=True, help="New CA validity."
-)
+@client_days_option
+@server_days_option
+@ca_days_option
 @click.option(
     "--crl-days", type=click.IntRange(1), default=DEFAULT_CRL_DAYS, show_default=True, help="CRL validity."
 )
 @renew_option
+@server_renew_option
 @click.option("--force", is_flag=True, help="Re-issue every requested certificate (the CA is kept).")
 def generate_command(
     directory: Path,
@@ -135,13 +192,20 @@ def generate_command(
     clients: tuple[str, ...],
     key_type: str | None,
     days: int,
+    server_days: int,
     ca_days: int,
     crl_days: int,
     renew_within: timedelta,
+    server_renew_within: timedelta,
     force: bool,
 ) -> None:
     """Create the CA when absent and the certificates of every host; change nothing that is still right."""
     console = _console()
+    _check_windows(
+        ("--server-days", server_days, "--server-renew-within", server_renew_within),
+        ("--days", days, "--renew-within", renew_within),
+        ("--crl-days", crl_days, "--renew-within", renew_within),
+    )
     specs = _inventory_specs(inventories) if inventories else []
     specs += specs_from_options(servers, sans, clients)
     options = GenerateOptions(
@@ -151,9 +215,13 @@ def generate_command(
         crl_days=crl_days,
         renew_within=renew_within,
         force=force,
+        server_days=server_days,
+        server_renew_within=server_renew_within,
     )
     layout = PkiLayout(directory)
     result = generate(layout, specs, options)
+    for fix in result.modes_fixed:
+        console.print(f"[yellow]fixed[/] {fix.describe()}", highlight=False)
     if result.ca_created:
         console.print(
             f"[green]created[/] CA {layout.ca_cert} (key {layout.ca_key}, mode 0600)", highlight=False
@@ -168,7 +236,7 @@ def generate_command(
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if not specs:
         console.print("no hosts given (use --inventory, --server or --client)")
-    changed = len(result.written)
+    changed = len(set(result.written) | {fix.path for fix in result.modes_fixed})
     console.print(
         f"{'changed ' + str(changed) + ' file(s)' if changed else 'nothing changed'} in {directory}"
     )
@@ -224,20 +292,35 @@ def _table(report: CheckReport) -> Table:
 @dir_option
 @inventory_option
 @renew_option
+@server_renew_option
+@server_days_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of a table.")
 def check_command(
-    directory: Path, inventories: tuple[Path, ...], renew_within: timedelta, as_json: bool
+    directory: Path,
+    inventories: tuple[Path, ...],
+    renew_within: timedelta,
+    server_renew_within: timedelta,
+    server_days: int,
+    as_json: bool,
 ) -> None:
-    """Report every certificate; exit 1 when one is missing, invalid, revoked, expired or expiring soon."""
+    """Report every certificate; exit 1 when one is missing, invalid, revoked, expired or expiring soon,
+    or when a private key is readable by others."""
     console = _console()
     specs = _inventory_specs(inventories) if inventories else None
-    report = check(PkiLayout(directory), specs, renew_within=renew_within)
+    report = check(
+        PkiLayout(directory),
+        specs,
+        renew_within=renew_within,
+        server_renew_within=server_renew_within,
+        server_days=server_days,
+    )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         console.print(_table(report))
         verdict = "[green]all certificates ok[/]" if report.ok else "[red]problems found[/]"
-        console.print(f"{verdict} (renewal window {format_duration(renew_within)})")
+        windows = f"{format_duration(renew_within)}, servers {format_duration(server_renew_within)}"
+        console.print(f"{verdict} (renewal window {windows})")
     if not report.ok:
         sys.exit(1)
 
@@ -261,9 +344,12 @@ def revoke_command(directory: Path, name: str, kind: str | None, reason: str, cr
         f"certificate kept in {result.archived_to}",
         highlight=False,
     )
+    if result.warning is not None:
+        console.print(f"[yellow]warning:[/] {result.warning}", highlight=False)
     console.print(
         f"next: deploy {result.crl} to the servers; `launcher certs generate` issues a new certificate "
-        "if the host stays in the inventory"
+        "if the host stays in the inventory",
+        highlight=False,
     )
 
 
@@ -272,20 +358,25 @@ def revoke_command(directory: Path, name: str, kind: str | None, reason: str, cr
 @click.option("--reissue", "step", flag_value="reissue", help="Step 2: re-issue leaves of the previous CA.")
 @click.option("--finish", "step", flag_value="finish", help="Step 3: stop trusting the previous CA.")
 @key_type_option
-@click.option(
-    "--days", type=click.IntRange(1), default=DEFAULT_LEAF_DAYS, show_default=True, help="Leaf validity."
-)
-@click.option(
-    "--ca-days", type=click.IntRange(1), default=DEFAULT_CA_DAYS, show_default=True, help="New CA validity."
-)
+@client_days_option
+@server_days_option
+@ca_days_option
 @click.option("--force", is_flag=True, help="--finish even if leaves of the previous CA remain.")
 def rotate_command(
-    directory: Path, step: str | None, key_type: str | None, days: int, ca_days: int, force: bool
+    directory: Path,
+    step: str | None,
+    key_type: str | None,
+    days: int,
+    server_days: int,
+    ca_days: int,
+    force: bool,
 ) -> None:
     """Replace the CA without an outage: start (new CA, both trusted), --reissue, --finish (docs/pki.md)."""
     console = _console()
     layout = PkiLayout(directory)
-    options = GenerateOptions(key_type=KeyType(key_type) if key_type else None, days=days, ca_days=ca_days)
+    options = GenerateOptions(
+        key_type=KeyType(key_type) if key_type else None, days=days, ca_days=ca_days, server_days=server_days
+    )
     if step == "reissue":
         result = rotation.reissue(layout, options)
         _print_actions(console, result.leaves)

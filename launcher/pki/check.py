@@ -5,15 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 
 from launcher.pki.authority import Authority, LeafSpec
 from launcher.pki.crl import crl_path_for, crl_problems, expected_trust_files
-from launcher.pki.generate import DEFAULT_RENEW_WITHIN, merge_specs
+from launcher.pki.generate import merge_specs
 from launcher.pki.inspection import inspect_leaf
 from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.lifetimes import (
+    DEFAULT_RENEW_WITHIN,
+    DEFAULT_SERVER_DAYS,
+    DEFAULT_SERVER_RENEW_WITHIN,
+    Lifetimes,
+)
 from launcher.pki.names import san_set
+from launcher.pki.permissions import key_mode_problem
 from launcher.pki.store import CaState, load_crl, load_state
 
 
@@ -45,6 +53,7 @@ class CheckReport:
     directory: str
     renew_within_days: float
     rows: list[CheckRow]
+    server_renew_within_days: float = DEFAULT_SERVER_RENEW_WITHIN / timedelta(days=1)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +63,7 @@ class CheckReport:
         return {
             "directory": self.directory,
             "renew_within_days": self.renew_within_days,
+            "server_renew_within_days": self.server_renew_within_days,
             "ok": self.ok,
             "certificates": [row.as_dict() for row in self.rows],
         }
@@ -71,7 +81,9 @@ def _dates(moment: datetime, now: datetime, renew_within: timedelta, what: str) 
     return []
 
 
-def _ca_row(authority: Authority, role: str, now: datetime, renew_within: timedelta) -> CheckRow:
+def _ca_row(
+    authority: Authority, role: str, key_path: Path, now: datetime, renew_within: timedelta
+) -> CheckRow:
     cert = authority.cert
     row = CheckRow(
         kind="ca" if role == "current" else "ca (previous)",
@@ -86,6 +98,9 @@ def _ca_row(authority: Authority, role: str, now: datetime, renew_within: timede
     row.problems += _dates(cert.not_valid_after_utc, now, renew_within, "CA")
     if row.problems:
         row.notes.append("rotate the CA: `launcher certs rotate` (docs/pki.md)")
+    mode_problem = key_mode_problem(key_path, "CA key")
+    if mode_problem is not None:
+        row.problems.append(mode_problem)
     if role == "previous":
         row.notes.append("rotation in progress: finish with `launcher certs rotate --finish`")
     return row
@@ -125,16 +140,28 @@ def check(
     specs: Iterable[LeafSpec] | None = None,
     *,
     renew_within: timedelta = DEFAULT_RENEW_WITHIN,
+    server_renew_within: timedelta = DEFAULT_SERVER_RENEW_WITHIN,
+    server_days: int = DEFAULT_SERVER_DAYS,
     now: datetime | None = None,
 ) -> CheckReport:
-    """Inspect everything under `layout`; with `specs` (from an inventory) also what is missing or stale."""
+    """Inspect everything under `layout`; with `specs` (from an inventory) also what is missing or stale.
+
+    The windows and the server lifetime mean what they mean to `certs generate`: a row has a problem
+    exactly when generate would act on it (re-issue, re-sign, or chmod a key).
+    """
     now = now or datetime.now(UTC)
-    report = CheckReport(str(layout.root), renew_within / timedelta(days=1), [])
+    lifetimes = Lifetimes(
+        renew_within=renew_within, server_days=server_days, server_renew_within=server_renew_within
+    )
+    days = timedelta(days=1)
+    report = CheckReport(str(layout.root), renew_within / days, [], server_renew_within / days)
     state = load_state(layout)
     if state.current is None:
         report.rows.append(CheckRow(kind="ca", name="ca", problems=["no CA: run `launcher certs generate`"]))
     for authority in state.trusted:
-        report.rows.append(_ca_row(authority, state.role_of(authority), now, renew_within))
+        role = state.role_of(authority)
+        key_path = layout.ca_key if role == "current" else layout.previous_key
+        report.rows.append(_ca_row(authority, role, key_path, now, renew_within))
     for authority in state.trusted:
         report.rows.append(_crl_row(layout, state, authority, now, renew_within))
     if state.current is not None:
@@ -151,7 +178,8 @@ def check(
             kind,
             name,
             now=now,
-            renew_within=renew_within,
+            renew_within=lifetimes.window(kind),
+            longest=lifetimes.longest(kind),
             expected_sans=san_set(spec.sans) if spec is not None else None,
         )
         cert = status.cert

@@ -21,22 +21,33 @@ from launcher.pki.files import (
 from launcher.pki.inspection import inspect_leaf
 from launcher.pki.keys import DEFAULT_KEY_TYPE, KeyType, generate_key, key_type_of, private_key_pem
 from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.lifetimes import (
+    DEFAULT_CA_DAYS,
+    DEFAULT_CLIENT_DAYS,
+    DEFAULT_RENEW_WITHIN,
+    DEFAULT_SERVER_DAYS,
+    DEFAULT_SERVER_RENEW_WITHIN,
+    Lifetimes,
+)
 from launcher.pki.names import san_set, validate_host_name
+from launcher.pki.permissions import ModeFix, fix_key_modes
 from launcher.pki.store import CaState, load_state
-
-DEFAULT_LEAF_DAYS = 825
-DEFAULT_CA_DAYS = 3650
-DEFAULT_RENEW_WITHIN = timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class GenerateOptions:
     key_type: KeyType | None = None  # None: keep each existing key's type, ECDSA P-256 for new keys
-    days: int = DEFAULT_LEAF_DAYS
+    days: int = DEFAULT_CLIENT_DAYS  # client certificates
     ca_days: int = DEFAULT_CA_DAYS
     crl_days: int = DEFAULT_CRL_DAYS
-    renew_within: timedelta = DEFAULT_RENEW_WITHIN
+    renew_within: timedelta = DEFAULT_RENEW_WITHIN  # client certificates, CRLs and the CA
     force: bool = False
+    server_days: int = DEFAULT_SERVER_DAYS
+    server_renew_within: timedelta = DEFAULT_SERVER_RENEW_WITHIN
+
+    @property
+    def lifetimes(self) -> Lifetimes:
+        return Lifetimes(self.days, self.renew_within, self.server_days, self.server_renew_within)
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,11 @@ class GenerateResult:
     written: list[Path] = field(default_factory=list)
     not_wanted: list[tuple[Kind, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    modes_fixed: list[ModeFix] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.written)
+        return bool(self.written or self.modes_fixed)
 
 
 def merge_specs(specs: Iterable[LeafSpec]) -> list[LeafSpec]:
@@ -101,7 +113,7 @@ def ensure_ca(layout: PkiLayout, options: GenerateOptions, now: datetime, result
             file=layout.ca_cert,
             fix="start a new CA with `launcher certs rotate` (see docs/pki.md)",
         )
-    if not_after - now <= options.renew_within + timedelta(days=options.days):
+    if not_after - now <= options.lifetimes.reach():
         result.warnings.append(
             f"the CA expires on {not_after:%Y-%m-%d}: new certificates are cut short to that date; "
             "plan a rotation (`launcher certs rotate`, docs/pki.md)"
@@ -142,6 +154,8 @@ def generate(
     result = GenerateResult()
     wanted = merge_specs(specs)  # validates the names before anything is written
     prepare_layout(layout)
+    # Before the leaves are inspected: a key's mode is fixed, not a reason to re-issue it.
+    result.modes_fixed = fix_key_modes(layout)
     state = ensure_ca(layout, options, now, result)
     assert state.current is not None
 
@@ -150,6 +164,7 @@ def generate(
         if refresh_crl(path, authority, now=now, days=options.crl_days, renew_within=options.renew_within):
             result.written.append(path)
 
+    lifetimes = options.lifetimes
     for spec in wanted:
         status = inspect_leaf(
             layout,
@@ -157,7 +172,8 @@ def generate(
             spec.kind,
             spec.name,
             now=now,
-            renew_within=options.renew_within,
+            renew_within=lifetimes.window(spec.kind),
+            longest=lifetimes.longest(spec.kind),
             expected_sans=san_set(spec.sans),
         )
         reasons = list(status.problems)
@@ -170,7 +186,8 @@ def generate(
             result.leaves.append(LeafAction(spec.kind, spec.name, "unchanged"))
             continue
         key_type = options.key_type or current_type or DEFAULT_KEY_TYPE
-        result.written += issue_leaf(layout, state.current, spec, key_type, now=now, days=options.days)
+        days = lifetimes.days(spec.kind)
+        result.written += issue_leaf(layout, state.current, spec, key_type, now=now, days=days)
         action = "created" if status.cert is None and "certificate missing" in reasons else "reissued"
         result.leaves.append(LeafAction(spec.kind, spec.name, action, tuple(reasons)))
 

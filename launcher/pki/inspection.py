@@ -14,7 +14,9 @@ from launcher.errors import LauncherError
 from launcher.pki.crl import crl_path_for, revoked_serials
 from launcher.pki.keys import key_matches, load_private_key
 from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.lifetimes import issued_days
 from launcher.pki.names import san_set, san_text
+from launcher.pki.permissions import key_mode_problem
 from launcher.pki.store import CaState, load_certificate, load_crl
 
 _USAGE = {Kind.SERVER: ExtendedKeyUsageOID.SERVER_AUTH, Kind.CLIENT: ExtendedKeyUsageOID.CLIENT_AUTH}
@@ -92,9 +94,14 @@ def inspect_leaf(
     *,
     now: datetime,
     renew_within: timedelta,
+    longest: int | None = None,
     expected_sans: frozenset[str] | None = None,
 ) -> LeafStatus:
-    """Everything wrong with `servers|clients/<name>/`; `problems` empty means nothing to re-issue."""
+    """Everything wrong with `servers|clients/<name>/`; `problems` empty means nothing to re-issue.
+
+    `renew_within`: the renewal window of this kind; `longest`: days past which a certificate is re-issued
+    anyway (launcher/pki/lifetimes.py).
+    """
     status = LeafStatus(kind, name, layout.leaf_cert(kind, name), layout.leaf_key(kind, name))
     if not status.cert_path.exists():
         status.problems.append("certificate missing")
@@ -115,10 +122,9 @@ def inspect_leaf(
         else:
             if not status.key_match:
                 status.problems.append("private key does not match the certificate")
-        if (status.key_path.stat().st_mode & 0o077) != 0:
-            status.problems.append(
-                f"private key readable by others (mode {status.key_path.stat().st_mode & 0o777:o})"
-            )
+        mode_problem = key_mode_problem(status.key_path)
+        if mode_problem is not None:
+            status.problems.append(mode_problem)
 
     issuer = state.issuer_of(cert)
     status.issuer_role = state.role_of(issuer)
@@ -141,6 +147,11 @@ def inspect_leaf(
         status.problems.append(f"expired on {not_after:%Y-%m-%d}")
     elif not_after - now <= renew_within:
         status.problems.append(f"expires on {not_after:%Y-%m-%d}, within the renewal window")
+    elif longest is not None and issued_days(cert) > longest:
+        status.problems.append(
+            f"issued for {issued_days(cert):.0f} days, longer than the {longest} days of a {kind.value} "
+            f"certificate (--{kind.value}-days)"
+        )
     if reason is not None and issuer is not None and not_after > now:
         status.problems.append(f"chain invalid: {reason}")
 

@@ -69,6 +69,14 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
             file=label,
             fix="add the hosts under `ovms_servers:` / `ovms_clients:` (see inventories/example-remote/)",
         )
+    if CONTROLLER_CLIENT in inventory.hosts:
+        raise LauncherError(
+            f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client certificate '
+            f"and key (clients/{CONTROLLER_CLIENT}/, which `launcher status` uses)",
+            file=label,
+            key=CONTROLLER_CLIENT,
+            fix="rename the host in the inventory (keep its address in ansible_host)",
+        )
     specs = [
         server_spec(s.name, [s.ansible_host, s.advertise_address], s.extra_sans, file=label)
         for s in inventory.servers

@@ -1,4 +1,9 @@
-"""`certs revoke NAME`: add a leaf certificate to its CA's CRL and move it out of the active layout."""
+"""`certs revoke NAME`: add a leaf certificate to its CA's CRL and move it out of the active layout.
+
+Only servers check the CRL (nginx `ssl_crl`); clients take none (gRPC channel credentials, tritonclient
+and ovmsclient have no CRL parameter). Revoking a client certificate locks that client out; revoking a
+server certificate is bookkeeping only: clients go on trusting it (see `server_revocation_warning`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from launcher.errors import LauncherError
 from launcher.pki.crl import DEFAULT_CRL_DAYS, crl_path_for, refresh_crl, write_trust_files
 from launcher.pki.files import ensure_dir, exclusive
 from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.lifetimes import DEFAULT_RENEW_WITHIN
 from launcher.pki.names import validate_host_name
 from launcher.pki.store import load_certificate, load_state
 
@@ -24,6 +30,18 @@ REASONS = {
 }
 
 
+def server_revocation_warning(name: str, not_after: datetime) -> str:
+    return (
+        f"clients check no CRL, so every client goes on trusting the server certificate of {name} until "
+        f"it expires on {not_after:%Y-%m-%d} or its CA is no longer trusted: the CRL only lets servers "
+        "refuse revoked client certificates. Against a stolen server key: rotate the CA "
+        "(`launcher certs rotate`, deploy, `launcher certs rotate --reissue`, deploy, "
+        "`launcher certs rotate --finish`, deploy; docs/pki.md), and keep server certificates "
+        "short-lived (`launcher certs generate --server-days`, renewed by every `launcher deploy`) "
+        "so that a stolen one soon expires"
+    )
+
+
 @dataclass(frozen=True)
 class RevokeResult:
     kind: Kind
@@ -31,6 +49,12 @@ class RevokeResult:
     serial: int
     archived_to: Path
     crl: Path
+    not_after: datetime
+
+    @property
+    def warning(self) -> str | None:
+        """What the revocation does not do (None for a client certificate: servers refuse it)."""
+        return server_revocation_warning(self.name, self.not_after) if self.kind is Kind.SERVER else None
 
 
 def find_leaf(layout: PkiLayout, name: str, kind: Kind | None) -> Kind:
@@ -64,7 +88,7 @@ def revoke(
     kind: Kind | None = None,
     reason: str = "unspecified",
     crl_days: int = DEFAULT_CRL_DAYS,
-    renew_within: timedelta = timedelta(days=30),
+    renew_within: timedelta = DEFAULT_RENEW_WITHIN,
     now: datetime | None = None,
 ) -> RevokeResult:
     now = now or datetime.now(UTC)
@@ -93,4 +117,4 @@ def revoke(
     layout.leaf_key(kind, name).unlink(missing_ok=True)
     layout.leaf_dir(kind, name).rmdir()
     write_trust_files(layout, state)
-    return RevokeResult(kind, name, cert.serial_number, archive, layout.crl)
+    return RevokeResult(kind, name, cert.serial_number, archive, layout.crl, cert.not_valid_after_utc)

@@ -107,7 +107,8 @@ def reissue(
             if isinstance(n, SanName)  # type: ignore[arg-type]
         )
         key_type = options.key_type or key_type_of(cert.public_key()) or KeyType.ECDSA_P256
-        issue_leaf(layout, state.current, LeafSpec(kind, name, sans), key_type, now=now, days=options.days)
+        days = options.lifetimes.days(kind)
+        issue_leaf(layout, state.current, LeafSpec(kind, name, sans), key_type, now=now, days=days)
         result.leaves.append(LeafAction(kind, name, "reissued", ("issued by the previous CA",)))
     return result
 

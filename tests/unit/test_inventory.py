@@ -209,3 +209,19 @@ def test_inventory_without_launcher_groups(tmp_path):
     assert [h.name for h in inventory.group("web")] == ["www-1"]
     with pytest.raises(LauncherError, match="no hosts in the groups ovms_servers or ovms_clients"):
         specs_from_inventory(inventory)
+
+
+def test_a_host_named_like_the_controller_certificate_gets_no_certificates(tmp_path):
+    """A host `launcher` would merge with clients/launcher/ and receive the controller's own key."""
+    inv = write(
+        tmp_path / "hosts.yml",
+        """
+        all:
+          children:
+            ovms_servers: {hosts: {srv: {}}}
+            ovms_clients: {hosts: {launcher: {ovms_client_server: srv}}}
+        """,
+    )
+    with pytest.raises(LauncherError) as raised:
+        specs_from_inventory(load_inventory([inv]))
+    assert raised.value.key == "launcher" and "rename the host" in (raised.value.fix or "")

@@ -57,7 +57,8 @@ def test_example_inventory_generate_then_check(tmp_path):
     ]
     for row in leaves.values():
         assert row["key_match"] is True and row["chain_valid"] is True and row["revoked"] is False
-        assert row["days_left"] >= 824
+        # server certificates are short-lived (launcher deploy renews them), client ones are not
+        assert row["days_left"] >= (29 if row["kind"] == "server" else 824)
         assert "ovms-launcher CA" in row["issuer"]
     table = run("check", "--dir", directory, "-i", inventory)
     assert table.exit_code == 0
@@ -150,3 +151,41 @@ def test_empty_directory(tmp_path):
     assert json.loads(result.output)["certificates"][0]["problems"] == [
         "no CA: run `launcher certs generate`"
     ]
+
+
+def test_ca_key_readable_by_others_is_a_problem(layout):
+    layout.ca_key.chmod(0o644)
+    ca = next(r for r in check(layout).rows if r.kind == "ca")
+    assert ca.problems == [
+        f"CA key readable by others (mode 644, 600 wanted): chmod 600 {layout.ca_key}, "
+        "or run `launcher certs generate`"
+    ]
+    result = run("check", "--dir", str(layout.root), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.output)["ok"] is False
+    layout.ca_key.chmod(0o600)
+    assert run("check", "--dir", str(layout.root)).exit_code == 0
+
+
+def test_leaf_key_mode_problem_names_the_fix(layout):
+    key = layout.leaf_key(Kind.CLIENT, "cam-1")
+    key.chmod(0o640)
+    assert problems(check(layout), "cam-1") == [
+        f"private key readable by others (mode 640, 600 wanted): chmod 600 {key}, "
+        "or run `launcher certs generate`"
+    ]
+
+
+def test_server_certificates_have_their_own_window(tmp_path):
+    layout = PkiLayout(tmp_path / "certs")
+    now = datetime.now(UTC)
+    generate(layout, SPECS, now=now)
+    # The server certificate lives 30 days: with 25 left it is inside the 30-day client window but
+    # outside its own 10-day window; with 5 left it is inside its own.
+    assert check(layout, now=now + timedelta(days=5)).ok
+    late = check(layout, now=now + timedelta(days=25))
+    assert any("within the renewal window" in p for p in problems(late, "srv"))
+    assert problems(late, "cam-1") == []
+    directory = str(layout.root)
+    assert run("check", "--dir", directory, "--server-renew-within", "31d").exit_code == 1
+    assert run("check", "--dir", directory).exit_code == 0

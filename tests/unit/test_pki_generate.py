@@ -94,7 +94,8 @@ def test_ca_and_leaf_material(layout, specs):
         assert wanted in eku and unwanted not in eku
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         assert ku.digital_signature and not ku.key_cert_sign
-        assert cert.not_valid_after_utc - NOW == timedelta(days=825)
+        # short-lived server certificates, long-lived client ones
+        assert cert.not_valid_after_utc - NOW == timedelta(days=30 if kind is Kind.SERVER else 825)
 
 
 def test_openssl_verifies_chain_and_purpose(layout, specs):
@@ -192,6 +193,7 @@ def test_san_change_reissues_only_that_host(layout, specs):
 
 
 def test_renewal_window(layout, specs):
+    specs = specs[1:]  # client certificates: --days and --renew-within (servers: test_pki_server_lifetime.py)
     generate(layout, specs, GenerateOptions(days=40), now=NOW)
     # 40 days left is outside a 30-day window: nothing happens.
     assert {a.action for a in generate(layout, specs, now=NOW).leaves} == {"unchanged"}
@@ -332,3 +334,35 @@ def test_host_files_never_include_the_ca_key(layout, specs):
         assert layout.ca_dir not in path.parents
         assert b"PRIVATE KEY" not in path.read_bytes() or path.name.endswith(".key")
     assert server["server.key"].read_bytes() != layout.ca_key.read_bytes()
+
+
+def test_generate_fixes_key_modes_without_reissuing(layout, specs):
+    generate(layout, specs, now=NOW)
+    leaf = layout.leaf_key(Kind.SERVER, "ovms-server-1")
+    layout.ca_key.chmod(0o644)
+    leaf.chmod(0o640)
+    key_bytes = (layout.ca_key.read_bytes(), leaf.read_bytes())
+    result = generate(layout, specs, now=NOW)
+    assert {(f.path, f.was, f.ca) for f in result.modes_fixed} == {
+        (layout.ca_key, 0o644, True),
+        (leaf, 0o640, False),
+    }
+    assert layout.ca_key.stat().st_mode & 0o777 == 0o600 and leaf.stat().st_mode & 0o777 == 0o600
+    assert {a.action for a in result.leaves} == {"unchanged"}
+    assert (layout.ca_key.read_bytes(), leaf.read_bytes()) == key_bytes
+    assert result.changed
+
+
+def test_cli_generate_reports_fixed_key_modes(tmp_path):
+    directory = tmp_path / "pki"
+    args = ["certs", "generate", "--dir", str(directory), "--server", "edge-1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    layout = PkiLayout(directory)
+    layout.ca_key.chmod(0o644)
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"fixed {layout.ca_key}: mode 644 -> 600" in text
+    assert "launcher certs rotate" in text
+    assert "changed 1 file(s)" in text
+    assert layout.ca_key.stat().st_mode & 0o777 == 0o600

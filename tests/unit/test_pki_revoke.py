@@ -158,3 +158,33 @@ def test_revocation_time_is_recorded(tmp_path):
     revoke(layout, "cam-1", now=when + timedelta(hours=1))
     entry = load_crls(layout.crl)[0].get_revoked_certificate_by_serial_number(serial)
     assert entry is not None and entry.revocation_date_utc == when + timedelta(hours=1)
+
+
+def test_cli_revoking_a_server_certificate_says_what_it_does_not_do(tmp_path):
+    """Clients check no CRL: the output says so and names the two working answers to a stolen key."""
+    directory = tmp_path / "pki"
+    runner = CliRunner(env={"COLUMNS": "400"})
+    made = runner.invoke(
+        main, ["certs", "generate", "--dir", str(directory), "--server", "srv", "--client", "cam"]
+    )
+    assert made.exit_code == 0, made.output
+    server = runner.invoke(
+        main, ["certs", "revoke", "--dir", str(directory), "srv", "--reason", "key-compromise"]
+    )
+    assert server.exit_code == 0, server.output
+    text = " ".join(server.output.split())
+    assert "warning:" in text and "clients check no CRL" in text
+    assert "launcher certs rotate" in text and "--reissue" in text and "--finish" in text
+    assert "short-lived" in text and "--server-days" in text
+    # the revocation itself still happens (nginx's CRL, the record)
+    assert not (directory / "servers" / "srv").exists()
+    assert len(list(load_crls(directory / "crl.pem")[0])) == 1
+    client = runner.invoke(main, ["certs", "revoke", "--dir", str(directory), "cam"])
+    assert client.exit_code == 0 and "warning" not in client.output
+
+
+def test_revoke_result_warns_only_for_servers(layout):
+    server = revoke(layout, "srv")
+    assert server.warning is not None and "certs rotate" in server.warning
+    assert server.not_after.strftime("%Y-%m-%d") in server.warning
+    assert revoke(layout, "cam-1").warning is None

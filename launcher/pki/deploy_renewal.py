@@ -1,0 +1,109 @@
+"""What `launcher deploy` does with the PKI before it validates: renew the short-lived server certificates
+of the servers it deploys behind the mTLS proxy, when they are inside their renewal window.
+
+Which servers run the proxy, and which controller folder their certificates come from, is the plan the
+validation uses (`tls_plan`, `certs_root` in launcher/validate/tls.py), computed here from the same
+inventory and extra vars. Anything wrong (an unreadable inventory, a broken CA) is left to the
+validation that follows, which names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from launcher.console import make_console
+from launcher.errors import LauncherError
+from launcher.inventory import load_inventory
+from launcher.paths import PROJECT_ROOT
+from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.renew import ServerRenewal, due_server_certificates, renew_server_certificates
+from launcher.validate.crosschecks import resolve_servers
+from launcher.validate.options import check_limit
+from launcher.validate.origins import VarOrigins
+from launcher.validate.tls import certs_root, tls_plan
+from launcher.validate.variables import RoleDefaults, check_host
+
+
+def proxy_servers(
+    inventories: Sequence[Path], extravars: Mapping[str, Any], limit: str | None = None
+) -> dict[Path, list[str]]:
+    """PKI folder -> the servers of this run (`--limit`) that run the mTLS proxy and take their
+    certificates from it."""
+    inventory = load_inventory(inventories)
+    if not inventory.servers:
+        return {}
+    origins = VarOrigins(inventory.sources, extravars)
+    defaults = RoleDefaults.load(PROJECT_ROOT / "roles")
+    hosts = {h.name: check_host(h, extravars, defaults, origins)[0] for h in inventory.hosts.values()}
+    assigned, _ = resolve_servers(inventory, hosts, origins)
+    selected, _ = check_limit(inventory, limit)
+    by_root: dict[Path, list[str]] = {}
+    for name in sorted(tls_plan(inventory, hosts, assigned).servers):
+        if selected is None or name in selected:
+            by_root.setdefault(certs_root(hosts[name])[0], []).append(name)
+    return by_root
+
+
+def renew_before_deploy(
+    inventories: Sequence[Path],
+    extravars: Mapping[str, Any],
+    *,
+    limit: str | None = None,
+    dry_run: bool = False,
+    json_output: bool = False,
+    now: datetime | None = None,
+) -> list[ServerRenewal]:
+    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each."""
+    now = now or datetime.now(UTC)
+    try:
+        by_root = proxy_servers(inventories, extravars, limit)
+    except LauncherError:
+        return []  # the validation reports the inventory's problem
+    renewals: list[ServerRenewal] = []
+    failures: list[str] = []
+    for root, names in by_root.items():
+        layout = PkiLayout(root)
+        existing = [n for n in names if layout.leaf_cert(Kind.SERVER, n).is_file()]
+        if not existing:
+            continue  # a missing certificate fails its host alone in the run ("run certs generate")
+        try:
+            due = due_server_certificates(layout, existing, now=now)  # no lock, nothing written
+            if dry_run or not due:
+                renewals += due
+            else:
+                renewals += renew_server_certificates(layout, [d.name for d in due], now=now)
+        except (LauncherError, OSError) as exc:
+            failures.append(f"cannot renew the server certificates in {root}: {exc}")
+    _report(renewals, failures, now, json_output)
+    return renewals
+
+
+def _report(renewals: list[ServerRenewal], failures: list[str], now: datetime, json_output: bool) -> None:
+    if json_output:
+        for renewal in renewals:
+            record = {
+                "type": "certificate",
+                "action": "renewed" if renewal.new_not_after else "would renew",
+                "kind": Kind.SERVER.value,
+                "host": renewal.name,
+                "not_after": renewal.not_after.isoformat(),
+                "new_not_after": renewal.new_not_after.isoformat() if renewal.new_not_after else None,
+                "message": renewal.describe(now),
+            }
+            click.echo(json.dumps(record, sort_keys=True))
+        for failure in failures:
+            record = {"type": "certificate", "action": "failed", "message": failure}
+            click.echo(json.dumps(record, sort_keys=True))
+        return
+    console = make_console(highlight=False)
+    for renewal in renewals:
+        console.print(f"[yellow]certificate[/]: {escape(renewal.describe(now))}")
+    for failure in failures:
+        make_console(stderr=True, highlight=False).print(f"[yellow]![/] {escape(failure)}")
