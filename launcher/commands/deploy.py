@@ -15,9 +15,10 @@ from launcher.console import make_console
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
 from launcher.paths import PROJECT_ROOT
+from launcher.pki.deploy_renewal import renew_before_deploy
 from launcher.runner import RunRequest, execute, parse_extra_vars
 from launcher.runner.summary import EXIT_INVALID
-from launcher.validate import ValidationReport, validate
+from launcher.validate import ValidationReport, validate, validate_for_destroy
 from launcher.validate.options import check_run_options
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "localhost"
@@ -188,8 +189,15 @@ def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...],
 @click.command("deploy")
 @_run_options
 def deploy(**options: Any) -> None:
-    """Validate, then deploy OVMS servers and clients (playbooks/deploy.yml)."""
+    """Renew due server certificates, validate, then deploy servers and clients (playbooks/deploy.yml)."""
     extravars = parse_extra_vars(options["extra_vars"])
+    renew_before_deploy(
+        _inventories(options["inventories"]),
+        extravars,
+        limit=options.get("limit"),
+        dry_run=bool(options.get("check")),
+        json_output=options["json_output"],
+    )
     report = _validated(
         _inventories(options["inventories"]),
         extravars,
@@ -218,6 +226,10 @@ def destroy(purge: bool, yes: bool, **options: Any) -> None:
     inventories = _inventories(options["inventories"])
     inventory = _load_only(inventories)
     _checked_options(inventory, "destroy", options)
+    problems = validate_for_destroy(inventory, extravars)
+    if problems:
+        _report_problems(ValidationReport(problems, inventory), options["json_output"])
+        sys.exit(EXIT_INVALID)
     if purge:
         if not yes:
             if not _stdin_is_tty():

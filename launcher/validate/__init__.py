@@ -29,10 +29,11 @@ from launcher.validate.options import check_run_options
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
+from launcher.validate.safety import check_data_dirs, check_host_names
 from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
 from launcher.validate.variables import HostVars, RoleDefaults, check_host
 
-__all__ = ["Problem", "ValidationReport", "validate"]
+__all__ = ["Problem", "ValidationReport", "validate", "validate_for_destroy"]
 
 
 @dataclass
@@ -90,6 +91,27 @@ def yaml_error_position(path: Path) -> str | None:
     return None
 
 
+def validate_for_destroy(
+    inventory: Inventory,
+    extravars: Mapping[str, Any] | None = None,
+    *,
+    roles_dir: Path = PROJECT_ROOT / "roles",
+) -> list[Problem]:
+    """What `launcher destroy` needs right: every variable's type (the names it removes come from
+    them) and data folders it may delete (`--purge`). Profiles, models and certificates need not be
+    valid to remove a deployment."""
+    extravars = dict(extravars or {})
+    origins = VarOrigins(inventory.sources, extravars)
+    defaults = RoleDefaults.load(roles_dir)
+    problems: list[Problem] = []
+    hosts: dict[str, HostVars] = {}
+    for host in inventory.hosts.values():
+        checked, host_problems = check_host(host, extravars, defaults, origins)
+        hosts[host.name] = checked
+        problems += host_problems
+    return merge_hosts(problems + check_data_dirs(hosts, origins))
+
+
 def validate(
     inventories: Sequence[str | Path],
     extravars: Mapping[str, Any] | None = None,
@@ -120,7 +142,7 @@ def validate(
         return ValidationReport([problem])
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
-    problems = check_groups(inventory)
+    problems = check_groups(inventory) + check_host_names(inventory)
     hosts: dict[str, HostVars] = {}
     for host in inventory.hosts.values():
         checked, host_problems = check_host(host, extravars, defaults, origins)
@@ -129,6 +151,7 @@ def validate(
     assigned, more = resolve_servers(inventory, hosts, origins)
     problems += more
     problems += check_ports_and_names(hosts, origins)
+    problems += check_data_dirs(hosts, origins)
     problems += check_models_stay_on_servers(inventory, origins)
     problems += check_reachable_servers(inventory, hosts, origins, assigned, machine_of)
     profiles, more = check_profiles(hosts, origins, profiles_dir)

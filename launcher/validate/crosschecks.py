@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -196,6 +197,36 @@ def _unusable_profile_file(directory: Path) -> Problem | None:
             return Problem(str(path), name, f"is {what}, not a file", fix)
         if not os.access(path, os.R_OK):
             return Problem(str(path), name, "cannot be read (permissions)", "make it readable: chmod a+r")
+    return _foreign_profile_entry(directory)
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"))
+
+
+def _foreign_profile_entry(directory: Path) -> Problem | None:
+    """The first entry of a profile folder that is not a regular file or folder: a link would ship
+    whatever it points to on the controller (a key, say) to the client hosts, a FIFO or device
+    would block or leak the copy. The roles refuse them too (roles/ovms_client/tasks/profile.yml)."""
+    for root, folders, files in os.walk(directory):  # never descends into a linked folder
+        for entry in sorted(folders + files):
+            path = Path(root) / entry
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                return Problem(
+                    str(path),
+                    entry,
+                    f"is a symbolic link (to {path.readlink()}); a profile holds regular files and folders "
+                    "only, and links are never copied to the hosts",
+                    "replace the link with a copy of the file it names, or remove it",
+                )
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                what = next((name for test, name in _KINDS if test(mode)), "a block device")
+                return Problem(
+                    str(path),
+                    entry,
+                    f"is {what}; a profile holds regular files and folders only",
+                    "remove it from the profile folder",
+                )
     return None
 
 

@@ -7,8 +7,11 @@ naming the variable and the path inside it (e.g. `ovms_server_models[0].nireq`).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,7 +23,32 @@ from pydantic import (
     model_validator,
 )
 
+from launcher.paths import PROJECT_ROOT
+
 Port = Annotated[int, Field(ge=1, le=65535)]
+# A container image reference: Docker's name[:tag][@digest] characters, no space, never starting
+# with "-" (a tool could read it as an option)
+Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _docker_memory(value: str) -> str:
+    """Docker refuses a memory limit under 6 MiB when it creates the container."""
+    if (
+        value
+        and int(value.rstrip("kKmMgG")) * _UNITS[value[-1].lower() if value[-1].isalpha() else ""] < 6 << 20
+    ):
+        raise ValueError(
+            f'{value!r} is below the 6m Docker accepts: give e.g. 512m or 2g, or "" for no limit'
+        )
+    return value
+
+
+# a container's memory limit as Docker reads it ("" none), its most processes/threads, its CPUs
+MemoryLimit = Annotated[str, Field(pattern=r"^([1-9][0-9]*[kKmMgG]?|)$"), AfterValidator(_docker_memory)]
+PidsLimit = Annotated[int, Field(ge=0)]
+CpuLimit = Annotated[float, Field(ge=0)]
+ImageRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$", max_length=512)]
 
 
 def _absolute(value: str) -> str:
@@ -86,7 +114,7 @@ class ServerModel(_Strict):
 
 class ServerVars(_Strict):
     # defaults come from roles/ovms_server/defaults/main.yml (check_host merges them in first)
-    image: Name | None = None
+    image: ImageRef | None = None
     grpc_port: Port = 9000
     rest_port: Port = 8000
     data_dir: AbsPath = "/var/lib/ovms-launcher/server"
@@ -97,6 +125,7 @@ class ServerVars(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file_system_poll_wait_seconds: Annotated[int, Field(ge=0)] = 1
     grpc_workers: Annotated[int, Field(ge=1)] = 1
+    local_access: Literal["root", "any"] = "root"
     metrics_enable: StrictBool = True
     metrics_list: list[Name] = Field(default_factory=list)
     status_interval: Annotated[float, Field(ge=0, le=60)] = 2
@@ -108,6 +137,9 @@ class ServerVars(_Strict):
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, EnvValue] = Field(default_factory=dict)
     restart_policy: RestartPolicy = "unless-stopped"
+    memory: MemoryLimit = ""
+    pids_limit: PidsLimit = 4096
+    cpus: CpuLimit = 0
     device_paths: dict[str, list[AbsPath]] = Field(
         default_factory=lambda: {"GPU": ["/dev/dri"], "NPU": ["/dev/accel"]}
     )
@@ -149,17 +181,58 @@ class UrlSource(_Strict):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
+def _git_patterns() -> dict[str, str]:
+    """The git source rules the ovms_client role checks on the host too (roles/ovms_client/vars)."""
+    data = yaml.safe_load((PROJECT_ROOT / "roles/ovms_client/vars/main.yml").read_text(encoding="utf-8"))
+    return {key: data[f"ovms_client_git_{key}_pattern"] for key in ("repo", "ref", "commit")}
+
+
+_GIT = _git_patterns()
+
+
 class GitSource(_Strict):
-    """A git repository checked out on the client host at a pinned ref (tag or commit)."""
+    """A git repository checked out on the client host at a pinned commit: `version` a full commit id,
+    or a tag with `commit` the full commit id it must resolve to (the host checks it)."""
 
     type: Literal["git"]
-    repo: Annotated[str, Field(min_length=1)]
-    version: Annotated[str, Field(min_length=1)]
+    repo: str
+    version: Annotated[str, Field(max_length=255)]
+    commit: str | None = None
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not re.fullmatch(_GIT["repo"], value):
+            raise ValueError(
+                "must be an https://, ssh://, user@host:path or file:/// repository, never starting with "
+                "'-' (git would read it as an option)"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not re.fullmatch(_GIT["ref"], value):
+            raise ValueError(
+                "must be a commit id or a tag name: letters, digits, '.', '_', '/', '-', not first"
+            )
+        return value
+
+    @field_validator("commit")
+    @classmethod
+    def _commit(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_GIT["commit"], value):
+            raise ValueError("must be a full 40-character commit id (lowercase hexadecimal)")
+        return value
 
     @model_validator(mode="after")
     def _pinned(self) -> GitSource:
-        if self.version.upper() == "HEAD":
-            raise ValueError("version must pin a tag or a commit, not HEAD")
+        if self.commit is None and not re.fullmatch(_GIT["commit"], self.version):
+            raise ValueError(
+                f"version {self.version!r} does not pin the profile: whoever controls a branch (or moves a "
+                "tag) changes it on every deploy; give a full 40-character commit id as version, or add "
+                "`commit:` with the full commit id the tag must resolve to"
+            )
         return self
 
 
@@ -184,7 +257,7 @@ class ClientProfileRef(_Strict):
 
 
 class ClientVars(_Strict):
-    image: Name = "ovms-launcher/client:dev"
+    image: ImageRef = "ovms-launcher/client:dev"
     data_dir: AbsPath = "/var/lib/ovms-launcher/client"
     server: Name | None = None
     tls: StrictBool | None = None  # computed by the role (remote mode)
@@ -198,6 +271,9 @@ class ClientVars(_Strict):
     env: dict[str, EnvValue] = Field(default_factory=dict)
     media_dir: AbsPath | Literal[""] | None = None
     restart_policy: RestartPolicy = "unless-stopped"
+    memory: MemoryLimit = "2g"
+    pids_limit: PidsLimit = 512
+    cpus: CpuLimit = 0
     results_timeout: Annotated[int, Field(ge=0)] = 60
 
 
@@ -210,7 +286,6 @@ class PrechecksVars(_Strict):
     data_dir: AbsPath = "/var/lib/ovms-launcher"
 
 
-Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
 DnsName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
@@ -221,15 +296,18 @@ class TlsVars(_Strict):
     proxy_enabled: StrictBool | None = None  # computed by the role
     certs_dir: AbsPath | None = None
     extra_sans: list[Annotated[str, Field(pattern=r"^(DNS|IP):\S+$")]] = Field(default_factory=list)
-    image: Name = "ovms-launcher/tls-proxy:dev"
+    image: ImageRef = "ovms-launcher/tls-proxy:dev"
     container_name: ContainerName | None = None
     port: Port = 9443
-    bind_address: Annotated[str, Field(pattern=r"^[0-9A-Fa-f:.]+$")] = "0.0.0.0"
+    bind_address: str = "0.0.0.0"
     rest_port: Annotated[int, Field(ge=0, le=65535)] = 0
     allow_tls12: StrictBool = False
     grpc_buffer_size: Size = "1m"
     keepalive: Annotated[int, Field(ge=1)] = 16
     max_body_size: Size = "64m"
+    limit_conn: Annotated[int, Field(ge=0)] = 512
+    limit_req_rate: Annotated[int, Field(ge=0)] = 1000
+    limit_req_burst: Annotated[int, Field(ge=0)] = 2000
     dir: AbsPath | None = None
     conf_dir: AbsPath | None = None
     network: Name | None = None
@@ -240,6 +318,9 @@ class TlsVars(_Strict):
     upstream_rest_port: Port | None = None
     probe_address: Name | None = None
     restart_policy: RestartPolicy = "unless-stopped"
+    memory: MemoryLimit = "1g"
+    pids_limit: PidsLimit = 256
+    cpus: CpuLimit = 0
 
     @field_validator("rest_port")
     @classmethod
@@ -248,6 +329,27 @@ class TlsVars(_Strict):
         if rest_port and rest_port == info.data.get("port"):
             raise ValueError(f"ovms_tls_rest_port equals ovms_tls_port ({rest_port}): give REST its own port")
         return rest_port
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        """Docker publishes ports on an address only; a loose pattern let `999.1.1.1` or `:::` through."""
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IPv4 or IPv6 address: give one of the host's addresses "
+                "(0.0.0.0 or :: for all of them)"
+            ) from None
+        return value
+
+    @field_validator("max_body_size")
+    @classmethod
+    def _body_limited(cls, value: str) -> str:
+        """nginx reads client_max_body_size 0 as no limit at all."""
+        if int(value.rstrip("kKmMgG")) == 0:
+            raise ValueError(f"{value!r} is no limit for nginx: give a size of at least 1, e.g. 64m")
+        return value
 
 
 # prefix -> (model, role whose defaults/main.yml holds the defaults)

@@ -46,6 +46,16 @@ def _docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout
 
 
+def _connects_as(user: str, host: str, port: int) -> bool:
+    """Whether `user` on this machine can open a TCP connection to host:port (bash's /dev/tcp)."""
+    probe = ["runuser", "-u", user, "--", "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"]
+    return subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0
+
+
+def _output_rules() -> str:
+    return subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture
 def deployment(tmp_path):
     tag = f"ovms-e2e-{uuid.uuid4().hex[:6]}"
@@ -116,6 +126,11 @@ def test_deploy_status_redeploy_destroy(deployment):
     count = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(infer))
     assert count > 0, text
     assert "TensorFlowServing" not in text
+    # any other user of this machine is refused at that address (ovms_server_local_access: root)
+    if os.geteuid() == 0:
+        assert _connects_as("nobody", ip.strip(), 8000) is False
+        assert _connects_as("root", ip.strip(), 8000) is True
+        assert f"ovms-launcher local-access {tag}" in _output_rules()
 
     second = _launcher("deploy", *inventory, *extra, "--json")
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -125,6 +140,8 @@ def test_deploy_status_redeploy_destroy(deployment):
     assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr[-3000:]
     assert _docker("ps", "-aq", "--filter", f"name={tag}").split() == []
     assert _docker("network", "ls", "-q", "--filter", f"name={tag}").split() == []
+    if os.geteuid() == 0:
+        assert f"ovms-launcher local-access {tag}" not in _output_rules()
     assert (data / "server" / "models" / "person-detection" / "1" / "model.xml").is_file()
     assert detections.is_file() and detections.stat().st_size > 0
 

@@ -75,8 +75,11 @@ def free_port() -> int:
 
 
 class Nginx:
-    def __init__(self, binary: str, prefix: Path, pki: Path) -> None:
+    """nginx on a free loopback port. `conf` is formatted with prefix, port, pki and `fields`."""
+
+    def __init__(self, binary: str, prefix: Path, pki: Path, conf: str = NGINX_CONF, **fields: str) -> None:
         self.binary, self.prefix, self.pki = binary, prefix, pki
+        self.template, self.fields = conf, fields
         self.port = 0
         self.process: subprocess.Popen | None = None
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
@@ -92,9 +95,11 @@ class Nginx:
 
     def _start_once(self) -> bool:
         self.port = free_port()
-        self.conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port, pki=self.pki))
+        self.conf.write_text(
+            self.template.format(prefix=self.prefix, port=self.port, pki=self.pki, **self.fields)
+        )
         self.process = subprocess.Popen(
-            [self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-e", str(self.log)],
+            self.command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -113,6 +118,20 @@ class Nginx:
                 time.sleep(0.05)
         self.stop()
         pytest.fail(f"nginx did not listen on 127.0.0.1:{self.port}\n{self.log_text()}")
+
+    def command(self, *args: str) -> list[str]:
+        return [self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-e", str(self.log), *args]
+
+    def reload(self) -> None:
+        """`nginx -s reload` (certificates and CRL are read again); returns once the old worker exited,
+        so the next connection meets the new configuration."""
+        logged = len(self.log_text())
+        subprocess.run(self.command("-s", "reload"), check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 20
+        while "exited with code" not in self.log_text()[logged:]:
+            if time.monotonic() > deadline:
+                pytest.fail(f"nginx did not finish its reload\n{self.log_text()[logged:]}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,8 +1,9 @@
 """A profile's remote copy (`source: {type: url, sha256}`) on a real engine: fetched on the host from a
 loopback HTTP server the test runs, validated by the client image (`--check`), swapped in with the
 last good copy kept; a wrong sha256 fails the host and leaves the copy and the running client as
-they were. A git source is checked out at its pinned tag. Runs the ovms_client role alone (single mode, names
-of its own)."""
+they were; an archive holding a link is refused the same way. A git source is checked out at its pinned
+tag and refused when the tag does not resolve to the pinned commit or the source names a branch. Runs the
+ovms_client role alone (single mode, names of its own)."""
 
 from __future__ import annotations
 
@@ -164,8 +165,37 @@ def test_url_profile_is_verified_validated_and_swapped(tmp_path, served, names):
     swapped = _run(tmp_path, names, f"{base}/v2.tar.gz", sha2)
     assert swapped.returncode == 0, swapped.stdout[-4000:]
     assert (profiles / "cams" / "NOTE").read_text() == "two"
-    assert (profiles / "cams.previous" / "NOTE").read_text() == "one"
+    assert (profiles / ".previous" / "cams" / "NOTE").read_text() == "one"
     assert inspect(container)["Id"] != started["Id"]
+    # the copy is plain files the client's group may read, not the world (it may hold credentials)
+    assert oct((profiles / "cams" / "profile.yaml").stat().st_mode & 0o777) == "0o640"
+    assert oct((profiles / "cams").stat().st_mode & 0o777) == "0o750"
+
+
+def test_an_archive_holding_a_link_is_refused_and_nothing_escapes(tmp_path, served, names):
+    www, base = served
+    profiles = tmp_path / "client" / "profiles"
+    sha1 = _archive(www / "v1.tar.gz", "one")
+    assert _run(tmp_path, names, f"{base}/v1.tar.gz", sha1).returncode == 0
+    secret = tmp_path / "secret"
+    secret.write_text("key")
+    secret.chmod(0o600)
+
+    evil = www / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        for item in sorted(PROFILE.iterdir()):
+            tar.add(item, arcname=item.name)
+        link = tarfile.TarInfo("NOTE")
+        link.type = tarfile.SYMTYPE
+        link.linkname = str(secret)
+        tar.addfile(link)
+    refused = _run(tmp_path, names, f"{base}/evil.tar.gz", hashlib.sha256(evil.read_bytes()).hexdigest())
+    assert refused.returncode != 0
+    assert "refused, nothing was staged" in refused.stdout, refused.stdout[-4000:]
+    assert "link" in refused.stdout
+    assert (profiles / "cams" / "NOTE").read_text() == "one"
+    assert not (profiles / ".work" / "cams" / "staging").exists()
+    assert oct(secret.stat().st_mode & 0o777) == "0o600" and secret.read_text() == "key"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -188,7 +218,10 @@ def test_git_profile_is_checked_out_at_its_pinned_ref(tmp_path, names):
     (repo / "NOTE").write_text("unreleased")
     _git(repo, "commit", "-q", "-am", "later")
 
-    source = {"type": "git", "repo": str(repo), "version": "v1"}
+    tagged = _git(repo, "rev-parse", "v1^{commit}")
+    later = _git(repo, "rev-parse", "HEAD")
+
+    source = {"type": "git", "repo": f"file://{repo}", "version": "v1", "commit": tagged}
     first = _run_source(tmp_path, names, source)
     assert first.returncode == 0, first.stdout[-4000:]
     profiles = tmp_path / "client" / "profiles"
@@ -196,3 +229,15 @@ def test_git_profile_is_checked_out_at_its_pinned_ref(tmp_path, names):
     assert not (profiles / "cams" / ".git").exists()
     again = _run_source(tmp_path, names, source)
     assert again.returncode == 0 and _outcome(again.stdout, "Swap in the new copy") == "skipping"
+
+    # the tag no longer resolves to the reviewed commit: refused, the copy stays
+    moved = _run_source(tmp_path, names, {**source, "commit": later})
+    assert moved.returncode != 0 and "the ref moved" in moved.stdout, moved.stdout[-4000:]
+    assert (profiles / "cams" / "NOTE").read_text() == "v1"
+    # a branch without a pinned commit, or a repo git would read as an option: refused before any git
+    branch = _run_source(tmp_path, names, {"type": "git", "repo": f"file://{repo}", "version": "master"})
+    assert branch.returncode != 0 and "is not pinned safely" in branch.stdout, branch.stdout[-4000:]
+    option = _run_source(tmp_path, names, {**source, "repo": f"--upload-pack=touch {tmp_path}/pwned"})
+    assert option.returncode != 0 and "is not pinned safely" in option.stdout, option.stdout[-4000:]
+    assert not (tmp_path / "pwned").exists()
+    assert (profiles / "cams" / "NOTE").read_text() == "v1"

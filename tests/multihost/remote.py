@@ -125,8 +125,9 @@ def managed_objects(host: Host) -> dict[str, list[str]]:
     return {"containers": containers, "networks": networks}
 
 
-def tcp_connect(host: Host, address: str, port: int) -> str:
-    """From `host`: 'open', or the error a TCP connect to address:port gets (3 s bound)."""
+def tcp_connect(host: Host, address: str, port: int, user: str | None = None) -> str:
+    """From `host` (as `user`, else root): 'open', or the error a TCP connect to address:port gets
+    (3 s bound)."""
     code = (
         "import socket,sys\n"
         "try:\n"
@@ -134,7 +135,8 @@ def tcp_connect(host: Host, address: str, port: int) -> str:
         "except OSError as e:\n"
         "    print(type(e).__name__)\n"
     )
-    return host.ssh.run(["python3", "-c", code]).stdout.strip()
+    as_user = ["runuser", "-u", user, "--"] if user else []
+    return host.ssh.run([*as_user, "python3", "-c", code]).stdout.strip()
 
 
 def push_probe(host: Host, files: dict[str, Path]) -> None:

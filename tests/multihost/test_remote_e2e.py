@@ -172,6 +172,18 @@ def test_client_host_reaches_only_the_tls_port(remote: Remote):
     assert rm.tcp_connect(client, server_ip, TLS_PORT) == "open"
 
 
+def test_server_host_users_other_than_root_cannot_reach_ovms_around_the_proxy(remote: Remote):
+    """Any local user could connect to a container's address on a Docker bridge, internal or not:
+    the server role's OUTPUT rule (ovms_server_local_access: root) leaves that to root."""
+    remote.require_deployed()
+    server = remote.host(SERVER)
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    address = server.ssh.run(["docker", "inspect", "--format", template, SERVER_CONTAINER]).stdout.strip()
+    for port in OVMS_PORTS:
+        assert rm.tcp_connect(server, address, port) == "open"
+        assert rm.tcp_connect(server, address, port, user="nobody") == "ConnectionRefusedError"
+
+
 def test_tls_port_refuses_no_certificate_and_another_ca(remote: Remote):
     remote.require_deployed()
     other = remote.workdir / "other-ca"
@@ -302,3 +314,5 @@ def test_destroy_removes_the_deployment_from_every_host(remote: Remote):
     assert run.returncode == 0, run.describe()
     for host in remote.harness.hosts:
         assert rm.managed_objects(host) == {"containers": [], "networks": []}, host.name
+    rules = remote.host(SERVER).ssh.run(["iptables", "-S", "OUTPUT"]).stdout
+    assert "ovms-launcher local-access" not in rules, rules

@@ -315,6 +315,13 @@ def _as_folder(path: Path) -> None:
     (path / "inside").mkdir(parents=True)
 
 
+def _git_profile(**source: str) -> dict:
+    return {
+        "name": "person-detection",
+        "source": {"type": "git", "repo": "https://example.invalid/p.git", "version": "v1", **source},
+    }
+
+
 def _then(*steps: Callable[[], object], args: list[str] | None = None) -> list[str]:
     for step in steps:
         step()
@@ -430,6 +437,30 @@ CASES: dict[str, Case] = {
         "ovms_tls_rest_port",
         "ovms_tls_rest_port equals ovms_tls_port (9555)",
         "roles/ovms_tls_proxy/defaults/main.yml",
+    ),
+    "tls-bind-address-not-an-address": Case(
+        "local",
+        lambda s: _then(lambda: s.group_vars("all", ovms_tls_bind_address="0.0.0.0:9443")),
+        gv,
+        "ovms_tls_bind_address",
+        "'0.0.0.0:9443' is not an IPv4 or IPv6 address",
+        "roles/ovms_tls_proxy/defaults/main.yml",
+    ),
+    "tls-max-body-size-zero": Case(
+        "local",
+        lambda s: _then(lambda: s.group_vars("all", ovms_tls_max_body_size="0")),
+        gv,
+        "ovms_tls_max_body_size",
+        "'0' is no limit for nginx",
+        "roles/ovms_tls_proxy/defaults/main.yml",
+    ),
+    "client-memory-below-docker-minimum": Case(
+        "local",
+        lambda s: _then(lambda: s.group_vars("all", ovms_client_memory="1k")),
+        gv,
+        "ovms_client_memory",
+        "'1k' is below the 6m Docker accepts",
+        "roles/ovms_client/defaults/main.yml",
     ),
     # --- models (ovms_server_models entries against models/manifest.yaml) ---------------------------
     "model-not-in-manifest": Case(
@@ -565,15 +596,100 @@ CASES: dict[str, Case] = {
                 ovms_client_profiles=[
                     {
                         "name": "person-detection",
-                        "source": {"type": "git", "repo": "/srv/p.git", "version": "HEAD"},
+                        "source": {"type": "git", "repo": "file:///srv/p.git", "version": "HEAD"},
                     }
                 ],
             )
         ),
         gv,
         "ovms_client_profiles[0].source",
-        "version must pin a tag or a commit, not HEAD",
+        "version 'HEAD' does not pin the profile",
         "roles/ovms_client/defaults/main.yml",
+    ),
+    "profile-git-source-branch": Case(
+        "local",
+        lambda s: _then(lambda: s.group_vars("all", ovms_client_profiles=[_git_profile(version="main")])),
+        gv,
+        "ovms_client_profiles[0].source",
+        "version 'main' does not pin the profile: whoever controls a branch",
+        "roles/ovms_client/defaults/main.yml",
+    ),
+    "profile-git-source-option-repo": Case(
+        "local",
+        lambda s: _then(
+            lambda: s.group_vars(
+                "all", ovms_client_profiles=[_git_profile(repo="--upload-pack=touch /tmp/pwned")]
+            )
+        ),
+        gv,
+        "ovms_client_profiles[0].source.repo",
+        "never starting with '-' (git would read it as an option)",
+        "roles/ovms_client/defaults/main.yml",
+    ),
+    "profile-holds-a-link": Case(
+        "local",
+        lambda s: _then(lambda: (s.profile() / "notes.txt").symlink_to(s.root / "certs" / "ca" / "ca.key")),
+        prof("notes.txt"),
+        "notes.txt",
+        "is a symbolic link (to ",
+        "replace the link with a copy of the file it names",
+    ),
+    "profile-holds-a-fifo": Case(
+        "local",
+        lambda s: _then(
+            lambda: (s.profile() / "extra").mkdir(), lambda: _fifo(s.profile() / "extra" / "pipe")
+        ),
+        prof("extra/pipe"),
+        "pipe",
+        "is a FIFO; a profile holds regular files and folders only",
+        "remove it from the profile folder",
+    ),
+    # --- data folders, names and values the hosts would act on ----------------------------------
+    "data-dir-root": Case(
+        "local",
+        lambda s: _then(lambda: s.host_vars("localhost", ovms_server_data_dir="/")),
+        hv("localhost"),
+        "ovms_server_data_dir",
+        "'/' is the root folder",
+        "give it a folder of its own",
+    ),
+    "data-dir-dotdot": Case(
+        "local",
+        lambda s: _then(lambda: s.host_vars("localhost", ovms_client_data_dir=f"{s.root}/data/../../../etc")),
+        hv("localhost"),
+        "ovms_client_data_dir",
+        "has a '..' part",
+        "give it a folder of its own",
+    ),
+    "data-dir-system-folder": Case(
+        "local",
+        lambda s: _then(lambda: s.host_vars("localhost", ovms_server_data_dir="/var/lib")),
+        hv("localhost"),
+        "ovms_server_data_dir",
+        "is the system folder /var/lib",
+        "give it a folder of its own",
+    ),
+    "host-named-launcher": Case(
+        "local",
+        lambda s: _then(
+            lambda: s.edit_hosts(
+                lambda d: d["all"]["children"]["ovms_clients"]["hosts"].update({"launcher": None})
+            )
+        ),
+        lambda s: str(s.inventory),
+        "launcher",
+        'a host is named "launcher": it would receive the controller\'s own client certificate',
+        "rename the host in the inventory",
+    ),
+    "image-with-a-space": Case(
+        "local",
+        lambda s: _then(
+            lambda: s.group_vars("all", ovms_server_image="openvino/model_server:2026.4.1 --privileged")
+        ),
+        gv,
+        "ovms_server_image",
+        "should match pattern",
+        "roles/ovms_server/defaults/main.yml",
     ),
     # --- certificates (remote mode) -----------------------------------------------------------------
     "missing-ca": Case(
@@ -724,3 +840,22 @@ def test_bad_input_exits_2_names_file_key_fix_and_touches_nothing(name, tmp_path
     assert not site.runs.exists() or not any(site.runs.iterdir()), "a run folder was created"
     assert not any(d.exists() for d in site.data), "a data folder of the inventory was created"
     assert before == after, f"containers changed:\nbefore {sorted(before)}\nafter {sorted(after)}"
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "words"), [("/", "'/' is the root folder"), ("/var/lib/../lib", "has a '..' part")]
+)
+def test_destroy_purge_refuses_an_unsafe_data_folder_before_running(data_dir, words, tmp_path):
+    """`destroy --purge` deletes the data folders: an inventory naming / (or a system folder, or a
+    path with ..) exits 2 before any playbook runs, whatever the profiles or certificates."""
+    site = local_site(tmp_path)
+    site.host_vars("localhost", ovms_client_data_dir=data_dir)
+    before = containers()
+    result = launcher(site, "destroy", "-i", str(site.inventory), "--purge", "--yes")
+    assert result.returncode == 2, result.describe()
+    one_line = " ".join(result.text.split())
+    assert "ovms_client_data_dir" in one_line and words in one_line, result.describe()
+    assert str(site.inventory / "host_vars" / "localhost.yml") in result.text
+    assert any("give it a folder of its own" in fix for fix in result.fixes), result.describe()
+    assert not site.runs.exists() or not any(site.runs.iterdir()), "a run folder was created"
+    assert before == containers()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from launcher.validate import validate
@@ -52,7 +53,11 @@ def test_url_and_git_sources_are_fetched_on_the_host_not_looked_up_here(tmp_path
         },
         {
             "name": "from-git",
-            "source": {"type": "git", "repo": GIT, "version": "v1.2"},
+            "source": {"type": "git", "repo": GIT, "version": "v1.2", "commit": "a" * 40},
+        },
+        {
+            "name": "by-commit",
+            "source": {"type": "git", "repo": "git@example.com:p.git", "version": "b" * 40},
         },
     ]
     assert _problems(_remote(tmp_path, {"ovms_client_profiles": profiles})) == []
@@ -74,10 +79,24 @@ def test_a_url_source_needs_a_sha256_and_http_or_https(tmp_path):
     assert all(p.file.endswith("hosts.yml") and p.hosts == ("cam",) for p in problems)
 
 
-def test_a_git_source_must_be_pinned(tmp_path):
-    profiles = [{"name": "a", "source": {"type": "git", "repo": GIT, "version": "HEAD"}}]
+@pytest.mark.parametrize(
+    ("source", "key", "words"),
+    [
+        ({"version": "HEAD"}, "source", "version 'HEAD' does not pin the profile"),
+        ({"version": "main"}, "source", "whoever controls a branch"),
+        ({"version": "v1", "commit": "abc"}, "source.commit", "full 40-character commit id"),
+        ({"version": "-v1", "commit": "a" * 40}, "source.version", "a commit id or a tag name"),
+        ({"repo": "--upload-pack=touch x", "commit": "a" * 40}, "source.repo", "never starting with '-'"),
+        ({"repo": "-oProxyCommand=x@h:p", "commit": "a" * 40}, "source.repo", "never starting with '-'"),
+        ({"repo": "/srv/p.git", "commit": "a" * 40}, "source.repo", "file:///"),
+        ({"repo": "ext::sh -c x", "commit": "a" * 40}, "source.repo", "https://"),
+    ],
+)
+def test_a_git_source_must_be_pinned_and_inert(tmp_path, source, key, words):
+    profiles = [{"name": "a", "source": {"type": "git", "repo": GIT, "version": "v1", **source}}]
     (problem,) = _problems(_remote(tmp_path, {"ovms_client_profiles": profiles}))
-    assert "pin a tag or a commit" in problem.message
+    assert problem.key == f"ovms_client_profiles[0].{key}"
+    assert words in problem.message
 
 
 def test_a_profile_path_is_a_controller_folder_not_a_url(tmp_path):

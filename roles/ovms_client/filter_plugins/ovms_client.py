@@ -14,6 +14,33 @@ def ovms_client_instances(profiles: list[dict]) -> list[str]:
     ]
 
 
+def ovms_client_instance_containers(service: dict, profile: dict, prefix: str, data_dir: str) -> list[dict]:
+    """The container specs of a profile's instances (roles/ovms_common/tasks/container.yml): `service`
+    with, for instance n, its name <prefix>-<profile>-<n>, its own results folder at /results and
+    its profile and instance labels."""
+    specs = []
+    for n in range(1, int(profile.get("instances", 1)) + 1):
+        results = {
+            "type": "bind",
+            "source": f"{data_dir}/results/{profile['name']}-{n}",
+            "target": "/results",
+        }
+        labels = {
+            **service.get("labels", {}),
+            "ovms-launcher.profile": profile["name"],
+            "ovms-launcher.instance": str(n),
+        }
+        specs.append(
+            {
+                **service,
+                "name": f"{prefix}-{profile['name']}-{n}",
+                "mounts": [*service.get("mounts", []), results],
+                "labels": labels,
+            }
+        )
+    return specs
+
+
 def ovms_client_instance_name(labels: dict) -> str:
     """<profile>-<instance> of a client container, from its labels (its results folder name)."""
     return f"{labels.get('ovms-launcher.profile', 'unknown')}-{labels.get('ovms-launcher.instance', '1')}"
@@ -68,6 +95,7 @@ class FilterModule:
         return {
             "ovms_client_instances": ovms_client_instances,
             "ovms_client_instance_name": ovms_client_instance_name,
+            "ovms_client_instance_containers": ovms_client_instance_containers,
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
             "ovms_client_own": ovms_client_own,

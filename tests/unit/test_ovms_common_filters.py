@@ -1,0 +1,62 @@
+"""The ovms_common role's rules (filter plugins every role and the launcher apply)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from launcher.validate.safety import COMMON_ROLE, unsafe_dir
+
+
+def _filters():
+    spec = importlib.util.spec_from_file_location(
+        "ovms_common_t", COMMON_ROLE / "filter_plugins" / "ovms_common.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/", "root folder"),
+        ("//", "root folder"),
+        ("/var/lib/../..", "'..'"),
+        ("var/lib/ovms", "not an absolute path"),
+        ("", "not an absolute path"),
+        ("/etc", "system folder /etc"),
+        ("/usr/", "system folder /usr"),
+        ("/var/lib", "system folder /var/lib"),
+        ("/var/lib/docker", "system folder /var/lib/docker"),
+    ],
+)
+def test_unsafe_data_dirs_are_named_with_the_reason(path, words):
+    assert words in unsafe_dir(path)
+
+
+@pytest.mark.parametrize("path", ["/var/lib/ovms-launcher/server", "/srv/ovms/client", "/tmp/ovms-test/x"])
+def test_folders_of_their_own_are_accepted(path):
+    assert unsafe_dir(path) == ""
+
+
+def test_local_access_rules_are_read_from_iptables_output():
+    filters = _filters()
+    ours = '-m owner ! --uid-owner 0 -m comment --comment "ovms-launcher local-access {}" -j REJECT'
+    output = "\n".join(
+        [
+            "-P OUTPUT ACCEPT",
+            f"-A OUTPUT -o br-0123456789ab {ours.format('net-a')} --reject-with icmp-port-unreachable",
+            '-A OUTPUT -o br-ba9876543210 -m comment --comment "someone else" -j ACCEPT',
+            f"-A OUTPUT -o br-ffffffffffff {ours.format('net-b')}",
+            '-A OUTPUT -m comment --comment "unbalanced',
+        ]
+    )
+    assert filters.ovms_local_access_rules(output) == [
+        {"network": "net-a", "interface": "br-0123456789ab"},
+        {"network": "net-b", "interface": "br-ffffffffffff"},
+    ]
+    assert filters.ovms_local_access_comment("net-a") == "ovms-launcher local-access net-a"
+    assert filters.ovms_local_access_rules("") == []
