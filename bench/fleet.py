@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.fleet [--smoke] [--sizes 1,2,4,8] [--trials N]
 
-The hosts are the [remote] test harness's (tests/multihost): Docker-in-Docker machines with their own
+The hosts are the [remote] test harness's (testbed/): Docker-in-Docker machines with their own
 engines, reached over SSH, images loaded the air-gapped way before the clock starts. A fleet of N:
   N = 1   the OVMS server and one client on host1 (single-system mode)
   N ≥ 2   the server behind its mTLS proxy on host1, one client on each of host2 … hostN
@@ -27,12 +27,9 @@ from typing import Any
 from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks
-from launcher.paths import PROJECT_ROOT, cache_dir
-
-sys.path.insert(0, str(PROJECT_ROOT / "tests"))  # the harness lives with the tests it was built for
-
-from multihost import remote
-from multihost.harness import Harness
+from launcher.paths import cache_dir
+from testbed import remote
+from testbed.harness import Harness
 
 NAME = "fleet"
 MODEL = PROFILE = "person-detection"

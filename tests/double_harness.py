@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dockerutil
 import requests
+
+from testbed import dockerutil
 
 IMAGE = os.environ.get("OVMS_DOUBLE_IMAGE", "ovms-launcher/ovms-double:dev")
 GRPC_PORT = 9000

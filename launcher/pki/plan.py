@@ -71,8 +71,8 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
         )
     if CONTROLLER_CLIENT in inventory.hosts:
         raise LauncherError(
-            f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client certificate '
-            f"and key (clients/{CONTROLLER_CLIENT}/, which `launcher status` uses)",
+            f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client '
+            f"certificate and key (clients/{CONTROLLER_CLIENT}/, which `launcher status` uses)",
             file=label,
             key=CONTROLLER_CLIENT,
             fix="rename the host in the inventory (keep its address in ansible_host)",

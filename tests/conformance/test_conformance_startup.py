@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-import dockerutil
 import numpy as np
 import pytest
 import requests
 from conformance_support import PERSON, PERSON_INPUT, TFS_RELEASE, server_client, write_config
 from double_harness import IMAGE, local_mode
 from tritonclient.utils import InferenceServerException
+
+from testbed import dockerutil
 
 pytestmark = pytest.mark.own_server
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import dockerutil
 import pytest
 import requests
 from double_harness import copy_model, local_mode
 
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
+from testbed import dockerutil
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dockerutil import docker, engine_available, image_exists, inspect
 from double_harness import free_port
 
 from bench.taskprofile import latest_run, run_events
+from testbed.dockerutil import docker, engine_available, image_exists, inspect
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dockerutil import docker, engine_available, image_exists, inspect
+
+from testbed.dockerutil import docker, engine_available, image_exists, inspect
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

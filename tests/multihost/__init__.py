@@ -1,1 +1,1 @@
-"""The multi-host test harness: Docker-in-Docker "hosts" reached by Ansible over SSH (docs/testing.md)."""
+"""The multi-host tests: fixtures (conftest.py) and tests on the harness of testbed/ (docs/testing.md)."""

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerutil import engine_available, image_exists
 
 from launcher.paths import cache_dir
-from multihost.harness import Harness
-from multihost.hostimage import BASE_IMAGE
+from testbed.dockerutil import engine_available, image_exists
+from testbed.harness import Harness
+from testbed.hostimage import BASE_IMAGE
 
 N_HOSTS = 3
 # The topology: one server, two clients, each on its own host.

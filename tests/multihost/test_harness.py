@@ -9,15 +9,15 @@ import os
 from pathlib import Path
 
 import ansible_runner
-from dockerutil import logs
 
 from launcher.paths import PROJECT_ROOT
 from launcher.runner.execute import runner_envvars
-from multihost.archives import CLIENT_IMAGES, SERVER_IMAGES
 from multihost.conftest import LAYOUT
-from multihost.keys import generate_key_pair
-from multihost.remote import HttpServer, tcp_connect
-from multihost.ssh import SshTarget
+from testbed.archives import CLIENT_IMAGES, SERVER_IMAGES
+from testbed.dockerutil import logs
+from testbed.keys import generate_key_pair
+from testbed.remote import HttpServer, tcp_connect
+from testbed.ssh import SshTarget
 
 
 def test_every_host_answers_ansible_ping_over_ssh_with_the_key(multihost, tmp_path):

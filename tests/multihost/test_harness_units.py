@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from launcher.inventory import load_inventory
-from multihost import harness
-from multihost.hostimage import CONTEXT, fingerprint
-from multihost.inventory import build_inventory, write_inventory
-from multihost.keys import generate_key_pair
+from testbed import harness
+from testbed.hostimage import CONTEXT, fingerprint
+from testbed.inventory import build_inventory, write_inventory
+from testbed.keys import generate_key_pair
 
 ADDRESSES = {"host1": "10.200.0.11", "host2": "10.200.0.12", "host3": "10.200.0.13"}
 LAYOUT = {"ovms_servers": ["host1"], "ovms_clients": ["host2", "host3"]}

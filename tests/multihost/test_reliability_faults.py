@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from multihost import faults
-from multihost import remote as rm
 from multihost.conftest import LAYOUT
-from multihost.harness import Harness, Host
-from multihost.launcher_cli import Launcher
+from testbed import faults
+from testbed import remote as rm
+from testbed.harness import Harness, Host
+from testbed.launcher_cli import Launcher
 
 pytestmark = [pytest.mark.reliability]
 

@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 
 from launcher.paths import cache_dir
-from multihost import modelcache, netfault
-from multihost import remote as rm
 from multihost.conftest import LAYOUT
-from multihost.harness import Harness, Host
-from multihost.launcher_cli import Launcher, LauncherRun
+from testbed import modelcache, netfault
+from testbed import remote as rm
+from testbed.harness import Harness, Host
+from testbed.launcher_cli import Launcher, LauncherRun
 
 pytestmark = [pytest.mark.reliability]
 

@@ -28,9 +28,6 @@ import pytest
 import yaml
 
 from launcher.paths import PROJECT_ROOT
-from multihost import remote as rm
-from multihost.harness import Host
-from multihost.launcher_cli import LauncherRun
 from multihost.test_remote_e2e import (  # noqa: F401  (`remote` is a fixture, requested by name)
     CLIENT1,
     CLIENT2,
@@ -42,6 +39,9 @@ from multihost.test_remote_e2e import (  # noqa: F401  (`remote` is a fixture, r
     Remote,
     remote,
 )
+from testbed import remote as rm
+from testbed.harness import Host
+from testbed.launcher_cli import LauncherRun
 
 pytestmark = [pytest.mark.reliability]
 

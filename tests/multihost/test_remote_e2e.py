@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from launcher.paths import PROJECT_ROOT
-from multihost import remote as rm
 from multihost.conftest import LAYOUT
-from multihost.harness import Harness
-from multihost.launcher_cli import Launcher, LauncherRun
+from testbed import remote as rm
+from testbed.harness import Harness
+from testbed.launcher_cli import Launcher, LauncherRun
 
 PROXY_ROLE = PROJECT_ROOT / "roles" / "ovms_tls_proxy"
 pytestmark = pytest.mark.xfail(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import fleet
-from multihost.harness import Harness
+from testbed.harness import Harness
 
 
 @pytest.mark.slow

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dockerutil import docker, engine_available
 from double_harness import free_port
 
 from launcher.paths import PROJECT_ROOT
@@ -48,6 +47,7 @@ from launcher.pki.keys import DEFAULT_KEY_TYPE, generate_key, private_key_pem
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.names import typed_san
 from launcher.pki.store import load_certificate, load_state
+from testbed.dockerutil import docker, engine_available
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

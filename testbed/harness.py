@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockerutil import TEST_LABEL, DockerError, docker
-
-from multihost import archives
-from multihost.hostimage import HOST_IMAGE, ensure_host_image
-from multihost.inventory import build_inventory, write_inventory
-from multihost.keys import KeyPair, generate_key_pair
-from multihost.ssh import SshTarget
+from testbed import archives
+from testbed.dockerutil import TEST_LABEL, DockerError, docker
+from testbed.hostimage import HOST_IMAGE, ensure_host_image
+from testbed.inventory import build_inventory, write_inventory
+from testbed.keys import KeyPair, generate_key_pair
+from testbed.ssh import SshTarget
 
 SUBNET_ENV = "OVMS_TEST_MULTIHOST_SUBNET"
 DEFAULT_SUBNET = "10.200.0.0/24"

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from launcher.paths import cache_dir
-from multihost.harness import Host
-from multihost.launcher_cli import Launcher
+from testbed.harness import Host
+from testbed.launcher_cli import Launcher
 
 CLIENT_DATA = "/var/lib/ovms-launcher/client"
 MODEL = PROFILE = "person-detection"

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from multihost.ssh import SshError, SshTarget
+from testbed.ssh import SshError, SshTarget
 
 REMOTE_DIR = "/var/tmp/ovms-images"
 SERVER_IMAGES = ("ovms-double", "tls-proxy")

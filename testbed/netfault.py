@@ -8,9 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dockerutil import DockerError, docker
-
-from multihost.harness import Harness, Host
+from testbed.dockerutil import DockerError, docker
+from testbed.harness import Harness, Host
 
 BACK_TIMEOUT_S = 60.0
 

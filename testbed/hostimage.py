@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from dockerutil import TEST_LABEL, DockerError, docker
+from testbed.dockerutil import TEST_LABEL, DockerError, docker
 
 HOST_IMAGE = "ovms-launcher-test/host:dev"
 BASE_IMAGE = "ovms-launcher/base:bookworm"

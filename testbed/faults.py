@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from multihost.harness import Host
+from testbed.harness import Host
 
 # --- containers ----------------------------------------------------------------------------------
 

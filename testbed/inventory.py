@@ -62,7 +62,7 @@ def build_inventory(
 
 def write_inventory(path: Path, inventory: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# Written by the multi-host test harness (tests/multihost/inventory.py).\n"
+    text = "# Written by the multi-host test harness (testbed/inventory.py).\n"
     text += yaml.safe_dump(dict(inventory), sort_keys=False, default_flow_style=False)
     path.write_text(text, encoding="utf-8")
     return path

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multihost.archives import launcher_bin
+from testbed.archives import launcher_bin
 
 COMMAND_TIMEOUT_S = 600
 
