@@ -74,6 +74,9 @@ class Inventory:
     hosts: Mapping[str, InventoryHost]
     servers: tuple[OvmsServer, ...]
     clients: tuple[InventoryHost, ...]
+    # ansible-core's InventoryManager the hosts were read from: host patterns (`--limit`) are matched
+    # by it, as ansible-playbook matches them (launcher.validate.options.check_limit)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     def host(self, name: str) -> InventoryHost:
         try:
@@ -143,6 +146,15 @@ def _capture_ansible_display(report: _ParseReport) -> Iterator[None]:
         display.warning = original_warning  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def ansible_warnings_kept() -> Iterator[list[str]]:
+    """Ansible's display warnings (e.g. "Could not match supplied host pattern") are collected in the
+    list yielded instead of printed: the launcher reports such problems in its own words."""
+    report = _ParseReport()
+    with _capture_ansible_display(report):
+        yield report.warnings
+
+
 def _manager_class() -> type:
     from ansible.inventory.manager import InventoryManager, display
 
@@ -206,7 +218,7 @@ def load_inventory(sources: Sequence[str | Path]) -> Inventory:
         raise LauncherError(f"ansible-core cannot load the inventory: {exc}", file=broken or label) from exc
     servers = tuple(h for h in hosts.values() if isinstance(h, OvmsServer))
     clients = tuple(h for h in hosts.values() if CLIENTS_GROUP in h.groups)
-    return Inventory(sources=paths, hosts=hosts, servers=servers, clients=clients)
+    return Inventory(sources=paths, hosts=hosts, servers=servers, clients=clients, manager=manager)
 
 
 def _broken_vars_file(paths: Sequence[Path]) -> Path | None:

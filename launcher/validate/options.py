@@ -7,15 +7,13 @@ skipped) and runs nothing at all for an unknown tag: both are typing mistakes, r
 from __future__ import annotations
 
 import difflib
-import fnmatch
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from launcher.inventory import Inventory
+from launcher.inventory import Inventory, ansible_warnings_kept, load_inventory
 from launcher.validate.problems import Problem
 from launcher.validate.variables import templated
 
@@ -23,7 +21,6 @@ LIMIT = "--limit"
 TAGS = "--tags"
 # Tags Ansible itself knows, whatever the playbooks say.
 SPECIAL_TAGS = ("all", "always", "never", "tagged", "untagged")
-_SUBSCRIPT = re.compile(r"^(?P<base>.+?)\[(?P<start>-?[0-9]+)(?::(?P<end>-?[0-9]*))?\]$")
 
 
 def _close(name: str, choices: Iterable[str]) -> str:
@@ -37,106 +34,94 @@ def _split(pattern: str) -> list[str]:
     return [str(p) for p in split_host_pattern(pattern)]
 
 
-def _matches(term: str, inventory: Inventory) -> set[str] | None:
-    """Hosts a single --limit term names (Ansible's rules: all, host, group, fnmatch, ~regex, group[i]);
-    None when the term names nothing."""
-    hosts = inventory.hosts
-    groups: dict[str, set[str]] = {}
-    for host in hosts.values():
-        for group in host.groups:
-            groups.setdefault(group, set()).add(host.name)
-    if term in ("all", "*"):
-        return set(hosts)
-    subscript = _SUBSCRIPT.match(term)
-    if subscript and subscript["base"] in groups:
-        members = sorted(groups[subscript["base"]])
-        start = int(subscript["start"])
-        end = subscript["end"]
-        if end is None:
-            chosen = members[start : start + 1] if -len(members) <= start < len(members) else []
-        else:
-            chosen = members[start : (int(end) + 1 if end not in ("", "-1") else None)]
-        return set(chosen) or None
-    if term.startswith("~"):
-        try:
-            regex = re.compile(term[1:])
-        except re.error:
-            return None
-        found = {h for h in hosts if regex.match(h)}
-        for group, members in groups.items():
-            if regex.match(group):
-                found |= members
-        return found or None
-    if any(c in term for c in "*?["):
-        found = {h for h in hosts if fnmatch.fnmatchcase(h, term)}
-        for group, members in groups.items():
-            if fnmatch.fnmatchcase(group, term):
-                found |= members
-        return found or None
-    if term in groups:
-        return set(groups[term])
-    if term in hosts:
-        return {term}
-    return None
+def _host_list(path: str) -> list[str]:
+    """The patterns of a `@FILE` term, one a line, read as ansible-core's InventoryManager.subset reads
+    them (the path as given, relative to the working directory; blank lines skipped)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [line.strip() for line in text.split("\n") if line.strip()]
 
 
-def _from_file(term: str) -> Iterator[str]:
-    path = Path(term[1:]).expanduser()
-    text = path.read_text(encoding="utf-8")
-    yield from (line.strip() for line in text.splitlines() if line.strip())
+def _unknown(inventory: Inventory, term: str, names: Sequence[str]) -> Problem:
+    return Problem(
+        inventory.source_label,
+        LIMIT,
+        f"{term!r} matches no host or group of the inventory",
+        f"{_close(term, names)}use host or group names of the inventory: {', '.join(names)}",
+    )
+
+
+def _refused(inventory: Inventory, term: str, exc: Exception) -> Problem:
+    message = " ".join(str(getattr(exc, "message", None) or exc).split())
+    return Problem(
+        inventory.source_label,
+        LIMIT,
+        f"ansible-core refuses {term!r}: {message}",
+        "use host or group names, wildcards (web*), ~regex, or group[i] and group[i:j] within the group",
+    )
 
 
 def check_limit(inventory: Inventory, pattern: str | None) -> tuple[set[str] | None, list[Problem]]:
-    """The hosts `--limit PATTERN` selects (None: every host), and the terms that name no host."""
+    """The hosts `--limit PATTERN` selects (None: every host), and the terms that name no host.
+
+    ansible-core's InventoryManager matches the pattern (its `subset`, as ansible-playbook applies
+    --limit): all, host and group names, wildcards, ~regex, group[i:j], `!` and `&`, @FILE. Each term
+    is also matched on its own, so one that names nothing is reported by name (Ansible only warns
+    and skips it); Ansible's warnings are kept out of the output.
+    """
     if pattern is None or not pattern.strip():
         return None, []
+    from ansible.errors import AnsibleError
+
+    manager = inventory.manager
+    if manager is None:  # an Inventory made by hand: read its sources again
+        manager = load_inventory(inventory.sources).manager
     problems: list[Problem] = []
     names = sorted(set(inventory.hosts) | {g for h in inventory.hosts.values() for g in h.groups})
-    selected: set[str] = set()
-    required: list[set[str]] = []
-    excluded: set[str] = set()
+    terms: list[str] = []
     for raw in _split(pattern):
-        op, term = (raw[0], raw[1:]) if raw[:1] in ("!", "&") else ("", raw)
-        if term.startswith("@"):
+        if raw.startswith("@"):
             try:
-                found: set[str] | None = set()
-                for line in _from_file(term):
-                    found = (found or set()) | (_matches(line, inventory) or set())
+                terms += _host_list(raw[1:])
             except (OSError, UnicodeDecodeError) as exc:
                 problems.append(
                     Problem(
-                        term[1:],
+                        raw[1:],
                         LIMIT,
                         f"cannot read the host list file: {getattr(exc, 'strerror', None) or exc}",
                         "pass an existing file with one host name per line, or host names",
                     )
                 )
-                continue
-        else:
-            found = _matches(term, inventory)
-        if not found:
+        elif raw[1:].startswith("@") and raw[:1] in ("!", "&"):
             problems.append(
                 Problem(
                     inventory.source_label,
                     LIMIT,
-                    f"{term!r} matches no host or group of the inventory",
-                    f"{_close(term, names)}use host or group names of the inventory: {', '.join(names)}",
+                    f"{raw!r}: Ansible reads a host list file only as a term of its own (@FILE)",
+                    f"write the {raw[0]} in front of each line of {raw[2:]} instead",
                 )
             )
-            continue
-        if op == "!":
-            excluded |= found
-        elif op == "&":
-            required.append(found)
         else:
-            selected |= found
-    if problems:
-        return None, problems
-    if not selected and (required or excluded):
-        selected = set(inventory.hosts)
-    for group in required:
-        selected &= group
-    selected -= excluded
+            terms.append(raw)
+    with ansible_warnings_kept():
+        for term in terms:
+            bare = term[1:] if term[:1] in ("!", "&") else term
+            try:
+                found = manager.get_hosts(bare, ignore_limits=True, ignore_restrictions=True)
+            except AnsibleError as exc:
+                problems.append(_refused(inventory, bare, exc))
+                continue
+            # only the inventory's hosts count: ansible matches a `localhost` it lacks to an implicit one
+            if not {host.name for host in found} & set(inventory.hosts):
+                problems.append(_unknown(inventory, bare, names))
+        if problems:
+            return None, problems
+        try:
+            manager.subset(pattern)
+            selected = {str(host.name) for host in manager.get_hosts("all")} & set(inventory.hosts)
+        except AnsibleError as exc:
+            return None, [_refused(inventory, pattern, exc)]
+        finally:
+            manager.subset(None)
     if not selected:
         problems.append(
             Problem(
