@@ -546,7 +546,7 @@ CASES: dict[str, Case] = {
         lambda s: _then(
             lambda: _write(
                 s.profile() / "profile.env",
-                (s.profile() / "profile.env").read_text().replace("CLIENT_STREAMS=1", "CLIENT_STREAMS=many"),
+                (s.profile() / "profile.env").read_text() + "CLIENT_STREAMS=many\n",
             )
         ),
         prof("profile.env"),

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+
+import yaml
+
+# What a profile writes to its results folder: the keys of `outputs` in profile.yaml that name the
+# files or switch detections off, with the client's defaults (client/profile.py OutputsSpec). No
+# CLIENT_* variable (client/profile.py ENV_OVERRIDES) sets one of them, so neither profile.env nor the
+# container's environment changes them: profile.yaml alone decides. tests/unit/test_profiles_shipped.py
+# holds this table, that fact and the rules below against the client's own code.
+OUTPUT_DEFAULTS = {"detections": True, "detections_file": "detections.jsonl", "stats_file": "stats.jsonl"}
+# client/profile.py FileName: a plain file name, never a path
+_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+# the strings pydantic reads as a bool (lax mode), as the client does
+_TRUE = {"1", "on", "t", "true", "y", "yes"}
+_FALSE = {"0", "off", "f", "false", "n", "no"}
 
 
 def ovms_client_instances(profiles: list[dict]) -> list[str]:
@@ -90,6 +106,79 @@ def ovms_client_own(containers: list[dict], prefix: str) -> list[dict]:
     ]
 
 
+def _as_bool(value: object) -> bool | None:
+    """The bool the client reads from a YAML value (pydantic's lax rules), None for what it refuses."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    return None
+
+
+def ovms_client_outputs(profile_yaml: str | None) -> dict:
+    """The result files of a profile, from the text of its profile.yaml: `detections` (bool),
+    `detections_file`, `stats_file`, and `first_results`, the file a working client writes to first
+    (its detections, or its stats when detections are off). A key that is missing, or a value the
+    client would refuse (it then never runs), keeps the client's default: a name that is not a plain
+    file name is never used, so no path built from it leaves the instance's results folder."""
+    try:
+        data = yaml.safe_load(profile_yaml or "")
+    except yaml.YAMLError:
+        data = None
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    outputs = outputs if isinstance(outputs, dict) else {}
+    result: dict = dict(OUTPUT_DEFAULTS)
+    detections = _as_bool(outputs.get("detections", True))
+    if detections is not None:
+        result["detections"] = detections
+    for key in ("detections_file", "stats_file"):
+        name = outputs.get(key)
+        if isinstance(name, str) and _FILE_NAME.match(name) and name not in (".", ".."):
+            result[key] = name
+    result["first_results"] = result["detections_file"] if result["detections"] else result["stats_file"]
+    return result
+
+
+def _slurped(result: dict) -> str | None:
+    content = result.get("content")
+    return base64.b64decode(content).decode("utf-8", errors="replace") if content else None
+
+
+def ovms_client_verify_files(copies: list[dict]) -> list[dict]:
+    """{instance, file} for each instance of each profile, `file` the one whose first line shows the
+    client works (ovms_client_outputs `first_results`), from the results of verify.yml's slurp of each
+    profile's deployed profile.yaml (looping over ovms_client_profiles). Skipped results are left
+    out; a copy that could not be read is an error naming the profile."""
+    files = []
+    for result in copies:
+        if result.get("skipped"):
+            continue
+        profile = result[result.get("ansible_loop_var", "item")]
+        text = _slurped(result)
+        if text is None:
+            raise ValueError(
+                f"profile {profile['name']}: its deployed profile.yaml could not be read "
+                f"({result.get('msg') or 'no content'})"
+            )
+        first = ovms_client_outputs(text)["first_results"]
+        files.extend({"instance": name, "file": first} for name in ovms_client_instances([profile]))
+    return files
+
+
+def ovms_client_status_files(copies: list[dict]) -> dict[str, str]:
+    """<profile>-<n> -> the name of its stats file, from the results of status.yml's slurp of each
+    client container's deployed profile.yaml (looping over the containers' labels). A copy that could
+    not be read (gone meanwhile) gives the default name: status only reads, it never fails."""
+    return {
+        ovms_client_instance_name(result[result.get("ansible_loop_var", "item")]): ovms_client_outputs(
+            _slurped(result)
+        )["stats_file"]
+        for result in copies
+    }
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -99,4 +188,7 @@ class FilterModule:
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
             "ovms_client_own": ovms_client_own,
+            "ovms_client_outputs": ovms_client_outputs,
+            "ovms_client_verify_files": ovms_client_verify_files,
+            "ovms_client_status_files": ovms_client_status_files,
         }
