@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from launcher.console import make_console
 from launcher.errors import LauncherError
-from launcher.inventory import load_inventory
+from launcher.inventory import Inventory, load_inventory
 from launcher.paths import PROJECT_ROOT
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.renew import ServerRenewal, due_server_certificates, renew_server_certificates
@@ -32,11 +32,10 @@ from launcher.validate.variables import RoleDefaults, check_host
 
 
 def proxy_servers(
-    inventories: Sequence[Path], extravars: Mapping[str, Any], limit: str | None = None
+    inventory: Inventory, extravars: Mapping[str, Any], limit: str | None = None
 ) -> dict[Path, list[str]]:
     """PKI folder -> the servers of this run (`--limit`) that run the mTLS proxy and take their
     certificates from it."""
-    inventory = load_inventory(inventories)
     if not inventory.servers:
         return {}
     origins = VarOrigins(inventory.sources, extravars)
@@ -52,7 +51,7 @@ def proxy_servers(
 
 
 def renew_before_deploy(
-    inventories: Sequence[Path],
+    inventory: Inventory | Sequence[Path],
     extravars: Mapping[str, Any],
     *,
     limit: str | None = None,
@@ -60,10 +59,12 @@ def renew_before_deploy(
     json_output: bool = False,
     now: datetime | None = None,
 ) -> list[ServerRenewal]:
-    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each."""
+    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each.
+    `inventory`: loaded already (`launcher deploy` validates the same one next), or its paths."""
     now = now or datetime.now(UTC)
     try:
-        by_root = proxy_servers(inventories, extravars, limit)
+        loaded = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
+        by_root = proxy_servers(loaded, extravars, limit)
     except LauncherError:
         return []  # the validation reports the inventory's problem
     renewals: list[ServerRenewal] = []

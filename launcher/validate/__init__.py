@@ -1,7 +1,7 @@
 """Pre-run validation of inventories, role variables, profiles and the models manifest.
 
 `validate(inventories, extravars)` loads the inventory with ansible-core (launcher.inventory), checks
-every host's `ovms_*` variables against the roles' schema and across hosts, and returns *all*
+every host's `ovms_*` variables against the roles' argument specs and across hosts, and returns *all*
 problems, each naming the file, the key and a fix. Nothing runs on any host.
 """
 
@@ -123,15 +123,17 @@ def validate(
     limit: str | None = None,
     tags: str | None = None,
     playbook: Path = PROJECT_ROOT / "playbooks" / "deploy.yml",
+    inventory: Inventory | None = None,
 ) -> ValidationReport:
     """Every problem found in the inventories (with extra vars applied) before anything runs.
 
     `certificates`: also check what the mTLS hosts would receive (launcher/validate/tls.py), as
     `deploy` and `validate` do. `limit` / `tags`: the run's --limit and --tags (launcher/validate/options.py).
+    `inventory`: the inventories already loaded (by `launcher deploy`, which renews certificates first).
     """
     extravars = dict(extravars or {})
     try:
-        inventory = load_inventory(inventories)
+        inventory = inventory if inventory is not None else load_inventory(inventories)
     except LauncherError as exc:
         label = ", ".join(str(i) for i in inventories)
         problem = from_error(exc, default_file=label)

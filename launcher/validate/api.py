@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from launcher.validate.crosschecks import ProfileInfo
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
-from launcher.validate.schema import ServerVars
 from launcher.validate.variables import HostVars
 from ovms_double.release import Release, ReleaseError
 
@@ -79,7 +78,7 @@ def check_api_support(
         if not tfs or checked is None:
             continue
         server_vars = checked.get("ovms_server_")
-        if not isinstance(server_vars, ServerVars) or "ovms_server_image" in checked.deferred:
+        if server_vars is None or "ovms_server_image" in checked.deferred:
             continue
         image = server_vars.image or ""
         if image not in releases:

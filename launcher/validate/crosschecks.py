@@ -15,8 +15,8 @@ from launcher.errors import LauncherError
 from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
-from launcher.validate.schema import ClientVars, ServerVars
 from launcher.validate.variables import HostVars
+from launcher.validate.view import View
 
 MANUAL = "manual"
 
@@ -39,6 +39,16 @@ def _close(name: str, choices: Sequence[str]) -> str:
     return f"did you mean {' or '.join(close)}? " if close else ""
 
 
+def port_number(entry: Any) -> int:
+    """A prechecks_ports entry: a port number, or {port, variable}."""
+    return int(entry["port"] if isinstance(entry, Mapping) else entry)
+
+
+def remote(profile: View) -> bool:
+    """A profile fetched by the client host (url or git source), not pushed from the controller."""
+    return profile.source is not None and profile.source.type != "local"
+
+
 def machine_of(vars_: HostVars) -> str:
     """Hosts on one machine share a Docker engine: local connections, or one address."""
     host = vars_.host
@@ -59,7 +69,7 @@ def resolve_servers(
         cvars = checked.get("ovms_client_")
         if "ovms_client_server" in checked.deferred:
             continue
-        wanted = cvars.server if isinstance(cvars, ClientVars) else None
+        wanted = cvars.server if cvars is not None else None
         if wanted is None:
             if names:
                 assigned[client.name] = names[0]
@@ -81,11 +91,11 @@ def resolve_servers(
 
 def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
     problems: list[Problem] = []
-    by_machine: dict[str, list[tuple[str, ServerVars]]] = {}
+    by_machine: dict[str, list[tuple[str, View]]] = {}
     for name, checked in hosts.items():
         host = checked.host
         server = checked.get("ovms_server_")
-        if SERVERS_GROUP in host.groups and isinstance(server, ServerVars):
+        if SERVERS_GROUP in host.groups and server is not None:
             if server.grpc_port == server.rest_port:
                 problems.append(
                     Problem(
@@ -99,7 +109,7 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
             by_machine.setdefault(machine_of(checked), []).append((name, server))
         pre = checked.get("prechecks_")  # roles/prechecks reads prechecks_* (no ovms_ prefix)
         if pre is not None:
-            twice = sorted(p for p, n in Counter(pre.ports).items() if n > 1)
+            twice = sorted(p for p, n in Counter(map(port_number, pre.ports)).items() if n > 1)
             if twice:
                 problems.append(
                     Problem(
@@ -111,7 +121,7 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
                     )
                 )
         client = checked.get("ovms_client_")
-        if CLIENTS_GROUP in host.groups and isinstance(client, ClientVars):
+        if CLIENTS_GROUP in host.groups and client is not None:
             dup = sorted(n for n, c in Counter(p.name for p in client.profiles).items() if c > 1)
             if dup:
                 problems.append(
@@ -150,7 +160,7 @@ def _client_container_clashes(hosts: Mapping[str, HostVars], origins: VarOrigins
     seen: dict[tuple[str, str, str], str] = {}
     for name, checked in hosts.items():
         client = checked.get("ovms_client_")
-        if CLIENTS_GROUP not in checked.host.groups or not isinstance(client, ClientVars):
+        if CLIENTS_GROUP not in checked.host.groups or client is None:
             continue
         for profile in client.profiles:
             ident = (machine_of(checked), client.container_prefix, profile.name)
@@ -180,7 +190,7 @@ class ProfileInfo:
     api: str = "kserve"
 
 
-def _client_environ(client: ClientVars) -> dict[str, str]:
+def _client_environ(client: View) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in client.env.items()}
 
 
@@ -242,7 +252,7 @@ def check_profiles(
     for name, checked in hosts.items():
         host = checked.host
         client = checked.get("ovms_client_")
-        if CLIENTS_GROUP not in host.groups or not isinstance(client, ClientVars):
+        if CLIENTS_GROUP not in host.groups or client is None:
             continue
         if "ovms_client_env" in checked.deferred:
             environ: dict[str, str] = {}
@@ -250,7 +260,7 @@ def check_profiles(
             environ = _client_environ(client)
         root = Path(client.profiles_src) if client.profiles_src else profiles_dir
         for index, ref in enumerate(client.profiles):
-            if ref.remote:
+            if remote(ref):
                 continue  # fetched and validated on the client host (roles/ovms_client remote_profile.yml)
             directory = Path(ref.path) if ref.path else root / ref.name
             if not directory.is_dir():
@@ -333,7 +343,7 @@ def check_models(
     for name, checked in hosts.items():
         host = checked.host
         server = checked.get("ovms_server_")
-        if SERVERS_GROUP not in host.groups or not isinstance(server, ServerVars):
+        if SERVERS_GROUP not in host.groups or server is None:
             continue
         served[name] = {m.name: m for m in server.models}
         if manifest_versions is None:

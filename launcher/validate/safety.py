@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import Any
 
 import yaml
 
@@ -23,7 +22,7 @@ from launcher.validate.problems import Problem
 from launcher.validate.variables import HostVars
 
 COMMON_ROLE = PROJECT_ROOT / "roles" / "ovms_common"
-# the data folders a host's variables give (variable -> field of its prefix's model)
+# the data folders a host's variables give (variable -> its prefix and option name, as read from its View)
 DATA_DIRS = {
     "ovms_server_data_dir": ("ovms_server_", "data_dir"),
     "ovms_client_data_dir": ("ovms_client_", "data_dir"),
@@ -52,8 +51,8 @@ def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[
     problems: list[Problem] = []
     for name, checked in hosts.items():
         for variable, (prefix, field) in DATA_DIRS.items():
-            model: Any = checked.get(prefix)
-            value = getattr(model, field, None) if model is not None else None
+            view = checked.get(prefix)
+            value = getattr(view, field) if view is not None else None
             if value is None or variable in checked.deferred:
                 continue
             why = unsafe_dir(value)

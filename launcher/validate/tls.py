@@ -33,8 +33,8 @@ from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_di
 from launcher.pki.names import san_set, san_text, typed_san
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
-from launcher.validate.schema import TlsVars
 from launcher.validate.variables import HostVars
+from launcher.validate.view import View
 
 _CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
 _WILDCARD = ("0.0.0.0", "::")
@@ -52,9 +52,9 @@ class TlsPlan:
         return bool(self.servers or self.clients)
 
 
-def _tls(checked: HostVars | None) -> TlsVars | None:
-    tls = checked.get("ovms_tls_") if checked is not None else None
-    return tls if isinstance(tls, TlsVars) else None
+def _tls(checked: HostVars | None) -> View | None:
+    """The host's valid ovms_tls_* variables (None when one is invalid: reported already)."""
+    return checked.get("ovms_tls_") if checked is not None else None
 
 
 def _enabled(checked: HostVars | None) -> bool:

@@ -1,20 +1,28 @@
-"""Per-host role variables: known names, types (pydantic), with the file each one comes from."""
+"""Per-host role variables: known names, types and rules, with the file each one comes from.
+
+The contract is the roles' own (launcher/validate/specs.py): the merged `main` argument specs of the
+roles, checked by ansible-core's validator (launcher/validate/argspec.py) and the rules a spec cannot
+express (launcher/validate/rules.py). Each finding becomes a Problem naming the file that sets the
+variable, its full key, and a fix naming the role's defaults file and the default value.
+"""
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from launcher.inventory import InventoryHost
+from launcher.validate import argspec
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
-from launcher.validate.schema import ROLE_VARS, field_names, known_variables, prefix_of
+from launcher.validate.specs import PREFIXES, ROLES, RoleSpecs, load_yaml, prefix_of, role_of
+from launcher.validate.view import View
 
 
 def templated(value: Any) -> bool:
@@ -30,24 +38,25 @@ def templated(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class RoleDefaults:
-    """The role variables of `roles/*/defaults/main.yml`: all names, and the values that are not
-    templated (a templated default, e.g. "the first server", is computed by the role at run time)."""
+    """The role variables of `roles/*/defaults/main.yml`: all names, the values that are not
+    templated (a templated default, e.g. "the first server", is computed by the role at run time), the
+    file of each, and the roles' merged argument specs."""
 
     names: frozenset[str] = frozenset()
     values: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    specs: RoleSpecs = field(default_factory=RoleSpecs)
 
     @classmethod
     def load(cls, roles_dir: Path) -> RoleDefaults:
         names: set[str] = set()
         values: dict[str, Any] = {}
         files: dict[str, str] = {}
-        for _, role in ROLE_VARS.values():
+        # ovms_common holds the deployment-wide names every role uses (server container, networks,
+        # data folders, TLS port...); each role's own defaults come after it
+        for role in ROLES:
             path = roles_dir / role / "defaults" / "main.yml"
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
-                continue
+            data = load_yaml(path)
             if not isinstance(data, dict):
                 continue
             for key, value in data.items():
@@ -57,56 +66,25 @@ class RoleDefaults:
                 files[key] = str(path)
                 if not templated(value):
                     values[key] = value
-        return cls(frozenset(names), values, files)
+        return cls(frozenset(names), values, files, RoleSpecs.load(roles_dir))
+
+    def known(self) -> list[str]:
+        return sorted(set(self.specs.options) | self.names)
 
 
 @dataclass
 class HostVars:
-    """One host's checked role variables: a pydantic model per prefix (None when invalid)."""
+    """One host's checked role variables: a read-only View per prefix (None when one is invalid),
+    the names left to Ansible (templated), and the merged values as given."""
 
     host: InventoryHost
-    models: dict[str, BaseModel | None] = field(default_factory=dict)
+    views: dict[str, View | None] = field(default_factory=dict)
     deferred: set[str] = field(default_factory=set)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def get(self, prefix: str) -> Any:
-        return self.models.get(prefix)
-
-
-def _loc_key(variable: str, loc: tuple[int | str, ...]) -> str:
-    text = variable
-    previous: int | str | None = None
-    for part in loc[1:]:
-        if previous == "source" and part in _SOURCE_TAGS:  # the tagged union's branch, not a key
-            previous = part
-            continue
-        previous = part
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif isinstance(part, str) and (part.startswith("function-") or "[" in part or part in _TYPE_TAGS):
-            continue
-        else:
-            text += f".{part}"
-    return text
-
-
-_SOURCE_TAGS = {"local", "url", "git"}
-_TYPE_TAGS = {"str", "int", "float", "bool", "list[int]", "dict[str,union[str,list[int]]]", "literal['auto']"}
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "is required but missing"
-    if kind == "extra_forbidden":
-        return "is not a known key"
-    text = str(error["msg"])
-    if text.startswith("Value error, "):
-        text = text[len("Value error, ") :]
-    got = error.get("input")
-    if not isinstance(got, dict | list) and kind not in ("missing",) and repr(got) not in text:
-        text += f" (got {got!r})"
-    return text
+        """The View of `prefix` ("ovms_server_"...): `.grpc_port`, `.models[0].name`; None if invalid."""
+        return self.views.get(prefix)
 
 
 def _unknown(variable: str, known: list[str]) -> tuple[str, str]:
@@ -118,12 +96,37 @@ def _unknown(variable: str, known: list[str]) -> tuple[str, str]:
     return "unknown variable", f"remove it or use one of: {', '.join(same_role)}"
 
 
-def _type_fix(variable: str, role: str, defaults: RoleDefaults) -> str:
-    text = f"see roles/{role}/defaults/main.yml and its meta/argument_specs.yml"
-    if variable in defaults.values:
-        shown = yaml.safe_dump({variable: defaults.values[variable]}, default_flow_style=True).strip()
-        text += f"; the default is {shown.strip('{}')}"
-    return text
+def _description(option: Mapping[str, Any] | None) -> str:
+    text = option.get("description", "") if option else ""
+    if isinstance(text, list):
+        text = " ".join(str(t) for t in text)
+    return " ".join(str(text).split()).rstrip(".")
+
+
+def _fix(issue: argspec.Issue, variable: str, defaults: RoleDefaults) -> str:
+    """What to do: the hint, what the option is (a nested one), the role files, the default value."""
+    specs = defaults.specs
+    owner = specs.owners.get(variable) or role_of(variable) or "ovms_common"
+    user = role_of(variable) or owner
+    parts = [issue.hint] if issue.hint else []
+    if issue.path != variable and (described := _description(specs.option(issue.path))):
+        parts.append(f"{issue.path}: {described}")
+    see = f"see roles/{owner}/defaults/main.yml and its meta/argument_specs.yml"
+    if owner != user:
+        see += f" (deployment-wide names: roles/{user}/defaults/main.yml points there)"
+    parts.append(see)
+    if issue.key == variable and variable in defaults.values:
+        parts.append(f"the default is {variable}: {_flow(defaults.values[variable])}")
+    return "; ".join(parts)
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML: `9000`, `/var/lib/x`, `[]`, `{GPU: [/dev/dri]}`, `''`."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
+    return text.removesuffix("...").strip()
+
+
+_VARIABLE = re.compile(r"^[^.\[]+")
 
 
 def check_host(
@@ -132,10 +135,12 @@ def check_host(
     defaults: RoleDefaults,
     origins: VarOrigins,
 ) -> tuple[HostVars, list[Problem]]:
-    """Unknown names and type errors of one host's `ovms_*` role variables."""
+    """Unknown names, types and rules of one host's role variables (values from its inventory and
+    the extra vars over the roles' defaults); templated values are left to Ansible."""
     problems: list[Problem] = []
-    known = sorted(set(known_variables()) | defaults.names)
-    merged: dict[str, Any] = {k: v for k, v in defaults.values.items()}
+    specs = defaults.specs
+    known = defaults.known()
+    merged: dict[str, Any] = dict(defaults.values)
     from_defaults = set(merged)
     for source in (host.vars, extravars):
         for key, value in source.items():
@@ -149,34 +154,34 @@ def check_host(
         return origins.find(key, host.name, host.groups)
 
     result = HostVars(host=host, raw=merged)
+    given: dict[str, Any] = {}
     for key in sorted(merged):
+        value = merged[key]
         if key not in known:
             message, fix = _unknown(key, known)
             problems.append(Problem(where(key), key, message, fix, (host.name,)))
-    for prefix, (model, _role) in ROLE_VARS.items():
-        data: dict[str, Any] = {}
-        names = field_names(model)
-        for key, value in merged.items():
-            name = key[len(prefix) :]
-            if not key.startswith(prefix) or name not in names:
-                continue
-            if templated(value):
-                result.deferred.add(key)
-                continue
-            data[name] = value
-        try:
-            result.models[prefix] = model.model_validate(data)
-        except ValidationError as exc:
-            result.models[prefix] = None
-            for error in exc.errors():
-                variable = prefix + str(error["loc"][0]) if error["loc"] else prefix
-                problems.append(
-                    Problem(
-                        where(variable),
-                        _loc_key(variable, tuple(error["loc"])),
-                        _message(error),
-                        _type_fix(variable, _role, defaults),
-                        (host.name,),
-                    )
-                )
+        elif key not in specs.options:
+            continue  # a default without a spec: the agreement test (tests/unit/test_validate_schema.py)
+        elif templated(value):
+            result.deferred.add(key)
+        else:
+            given[key] = value
+    validated, issues = argspec.check(specs.options, given)
+    invalid: set[str] = set()
+    for issue in issues:
+        match = _VARIABLE.match(issue.key)
+        variable = match.group(0) if match else issue.key
+        invalid.add(prefix_of(variable) or "")
+        problems.append(
+            Problem(where(variable), issue.key, issue.message, _fix(issue, variable, defaults), (host.name,))
+        )
+    for prefix in PREFIXES:
+        if prefix in invalid:
+            result.views[prefix] = None
+            continue
+        names = [k for k in specs.options if k.startswith(prefix)]
+        result.views[prefix] = View(
+            {k[len(prefix) :]: validated.get(k) for k in names},
+            {k[len(prefix) :]: specs.options[k] for k in names},
+        )
     return result, problems
