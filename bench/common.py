@@ -251,10 +251,17 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "proxy_added_jpeg_over_raw", "<=", 0.4, "latency the mTLS proxy adds to a JPEG frame ÷ to a raw one"
     ),
-    Target("warm_redeploy_s", "<=", 15.0, "warm re-deploy, nothing changed"),
+    Target("warm_redeploy_s", "<=", 6.0, "warm re-deploy, nothing changed"),
     Target("warm_redeploy_changed", "<=", 0, "tasks changed by the warm re-deploy"),
     Target("cold_over_compose", "<=", 2.5, "cold launcher deploy ÷ docker-compose up to AVAILABLE"),
+    Target("cli_help_s", "<=", 0.3, "wall seconds of `launcher --help` (the CLI's start-up)"),
     Target("fleet8_over_fleet1", "<=", 2.0, "deploy of 8 hosts ÷ 1 host"),
+    Target(
+        "controller_cpu_s_per_host",
+        "<=",
+        1.0,
+        "controller CPU-seconds per added client host (slope over 1/2/4/8)",
+    ),
 )
 
 

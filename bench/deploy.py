@@ -10,7 +10,9 @@ Per trial, interleaved so every ratio compares like with like:
            folder and config.json placed before the clock starts) until the model is AVAILABLE; the
            time to the client's first detections is recorded too
 The deployment is isolated from anything else on the machine (its own container names, network and data
-folders in a temp dir) and removed at the end. Targets: warm ≤ 15 s with 0 changed, cold ÷ compose ≤ 2.5.
+folders in a temp dir) and removed at the end. Before the trials, `launcher --help` is timed CLI_HELP_RUNS
+times (the CLI's start-up: what every command pays before it does anything).
+Targets: warm ≤ 15 s with 0 changed, cold ÷ compose ≤ 2.5, `launcher --help` ≤ 0.3 s.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import requests
 from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
-from bench.taskprofile import latest_run, slowest_tasks
+from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
 from launcher.paths import PROJECT_ROOT, cache_dir
 from launcher.runner.strategy import STRATEGY_ENV
 
@@ -43,6 +45,7 @@ DOUBLE = "ovms-launcher/ovms-double:dev"
 COMPOSE_FILE = PROJECT_ROOT / "bench" / "compose" / "docker-compose.yml"
 AVAILABLE_TIMEOUT_S = 180.0
 CLIENT_UID = 5002
+CLI_HELP_RUNS = 11
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ def launcher_trial(site: Site, compare_linear: bool) -> dict[str, Any]:
         **linear,
         "cold_slowest_tasks": slowest_tasks(cold_run) if cold_run else [],
         "warm_slowest_tasks": slowest_tasks(warm_run) if warm_run else [],
+        "cold_task_count": max(tasks_per_host(cold_run).values(), default=0) if cold_run else None,
+        "warm_task_count": max(tasks_per_host(warm_run).values(), default=0) if warm_run else None,
         "cold_s": round(cold.measured.wall_s, 2),
         "cold_changed": cold.changed,
         "cold_cpu_s": round(cold.measured.cpu_s, 2),
@@ -217,6 +222,24 @@ def launcher_trial(site: Site, compare_linear: bool) -> dict[str, Any]:
         "warm_cpu_s": round(warm.measured.cpu_s, 2),
         "warm_peak_rss_mib": round(warm.measured.peak_rss_mib, 1),
     }
+
+
+def cli_help_times(runs: int = CLI_HELP_RUNS) -> list[float]:
+    """Wall seconds of `launcher --help`, `runs` times, each a fresh interpreter as a user's shell
+    starts it; one untimed run first, so byte-code compilation and a cold page cache are not counted."""
+    from bench.launch import LAUNCHER
+
+    def once() -> float:
+        started = time.perf_counter()
+        done = subprocess.run([LAUNCHER, "--help"], capture_output=True, text=True, check=False,
+                              timeout=60, cwd=PROJECT_ROOT)  # fmt: skip
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0 or "Commands:" not in done.stdout:
+            raise BenchError(f"`launcher --help` failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+        return elapsed
+
+    once()
+    return [round(once(), 4) for _ in range(runs)]
 
 
 def cleanup(site: Site) -> None:
@@ -237,6 +260,8 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
     site = make_site()
     rows: list[dict[str, Any]] = []
     calibration_before = calibrate()
+    cli_help = cli_help_times()
+    print(f"[deploy] launcher --help: {json.dumps(spread(cli_help))} s", flush=True)
     try:
         for trial in range(1, trials + 1):
             print(f"[deploy] trial {trial}/{trials}: launcher cold + warm …", flush=True)
@@ -251,6 +276,8 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
         cleanup(site)
     noise = machine_noise(calibration_before, calibrate())
     ratios = {
+        # first, so the deploy's own ratios are still the last lines printed
+        "cli_help_s": round(median(cli_help), 3),
         "warm_redeploy_s": round(median([r["warm_s"] for r in rows]), 2),
         "warm_redeploy_changed": max(r["warm_changed"] for r in rows),
         # measured in the same trials: the speed-up of the Mitogen strategy over Ansible's linear
@@ -262,6 +289,7 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
         "cold_over_compose": round(median([r["cold_over_compose"] for r in rows]), 3),
     }
     per_trial = {
+        "cli_help_s": cli_help,  # per run of `launcher --help`
         "warm_redeploy_s": [r["warm_s"] for r in rows],
         "warm_redeploy_changed": [r["warm_changed"] for r in rows],
         "warm_linear_over_mitogen": [r["warm_linear_s"] / r["warm_s"] for r in rows if "warm_linear_s" in r],
@@ -274,6 +302,7 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
         row.pop("cold_slowest_tasks", None)
         row.pop("warm_slowest_tasks", None)
     raw = {
+        "cli_help_runs_s": cli_help,
         "trials": rows,
         "profile_last_trial": profile,
         "median": {
@@ -289,12 +318,15 @@ def run(trials: int, smoke: bool) -> dict[str, Any]:
                 "warm_peak_rss_mib",
                 "warm_linear_s",
                 "warm_linear_cpu_s",
+                "cold_task_count",
+                "warm_task_count",
             )
             if all(key in r for r in rows)
         },
     }
     params = {
         "trials": trials,
+        "cli_help_runs": CLI_HELP_RUNS,
         "site_tag": site.tag,
         "compose_project": site.compose_project,
         "server_image": DOUBLE,
@@ -328,15 +360,16 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     med = result["raw"]["median"]
     ratios = result["ratios"]
     lines = [
-        "| step | median s | controller CPU s | controller peak MiB |",
-        "| --- | ---: | ---: | ---: |",
-        f"| `launcher deploy`, cold | {med['cold_s']} | {med['cold_cpu_s']} | {med['cold_peak_rss_mib']} |",
+        "| step | median s | controller CPU s | controller peak MiB | tasks on the host |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| `launcher deploy`, cold | {med['cold_s']} | {med['cold_cpu_s']} | {med['cold_peak_rss_mib']} "
+        f"| {med.get('cold_task_count', '-')} |",
         f"| `launcher deploy`, warm (changed = {ratios['warm_redeploy_changed']}) | {med['warm_s']} | "
-        f"{med['warm_cpu_s']} | {med['warm_peak_rss_mib']} |",
+        f"{med['warm_cpu_s']} | {med['warm_peak_rss_mib']} | {med.get('warm_task_count', '-')} |",
         *(
             [
                 f"| `launcher deploy`, warm, Ansible's `linear` strategy | {med['warm_linear_s']} | "
-                f"{med['warm_linear_cpu_s']} | |"
+                f"{med['warm_linear_cpu_s']} | | |"
             ]
             if "warm_linear_s" in med
             else []
@@ -347,6 +380,16 @@ def render(result: dict[str, Any], figdir: Path) -> str:
         f"`warm_redeploy_s` = **{ratios['warm_redeploy_s']}**, `warm_redeploy_changed` = "
         f"**{ratios['warm_redeploy_changed']}**, `cold_over_compose` = **{ratios['cold_over_compose']}** "
         f"(median of the per-trial ratios; {result['params']['trials']} trials).",
+        *(
+            [
+                "",
+                f"`cli_help_s` = **{ratios['cli_help_s']}**: wall seconds of `launcher --help` (median of "
+                f"{len(result['raw']['cli_help_runs_s'])} runs, "
+                f"{min(result['raw']['cli_help_runs_s'])}..{max(result['raw']['cli_help_runs_s'])}).",
+            ]
+            if "cli_help_s" in ratios
+            else []
+        ),
         "",
         f"![single-host deploy](benchmarks/{png.name})",
         "",

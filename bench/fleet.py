@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
-from bench.taskprofile import latest_run, slowest_tasks
+from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
 from launcher.paths import cache_dir
 from testbed import remote
 from testbed.harness import Harness
@@ -92,6 +92,7 @@ def deploy_once(fleet: Fleet, size: int) -> dict[str, Any]:
         "cpu_s": round(deploy.measured.cpu_s, 2),
         "peak_rss_mib": round(deploy.measured.peak_rss_mib, 1),
         "changed": deploy.changed,
+        "tasks_per_host": max(tasks_per_host(run).values(), default=0) if run else None,
         "slowest_tasks": slowest_tasks(run, top=5) if run else [],
     }
 
@@ -118,6 +119,15 @@ def measure(harness: Harness, workdir: Path, sizes: Sequence[int], trials: int) 
     return rows
 
 
+def cpu_slope(points: Sequence[tuple[int, float]]) -> float:
+    """Least-squares slope of (hosts, controller CPU seconds): the CPU each added host costs."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+
+
 def summarise(
     rows: list[dict[str, Any]], sizes: Sequence[int]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -125,7 +135,8 @@ def summarise(
     per_size = {
         str(size): {
             key: round(median([r[key] for r in rows if r["size"] == size]), 2)
-            for key in ("seconds", "cpu_s", "peak_rss_mib")
+            for key in ("seconds", "cpu_s", "peak_rss_mib", "tasks_per_host")
+            if all(r.get(key) is not None for r in rows if r["size"] == size)
         }
         for size in sizes
     }
@@ -136,8 +147,17 @@ def summarise(
         if 1 in by_size and largest in by_size:
             per_trial.append(by_size[largest] / by_size[1])
     ratio = round(median(per_trial), 3) if per_trial else None
+    # controller CPU-seconds per added host: the least-squares slope of CPU over the sizes, per trial
+    slopes = []
+    for trial in sorted({r["trial"] for r in rows}):
+        points = [(r["size"], r["cpu_s"]) for r in rows if r["trial"] == trial]
+        if len({size for size, _ in points}) >= 2:
+            slopes.append(cpu_slope(points))
     ratios = {f"fleet{largest}_over_fleet1": ratio}
     spreads = {f"fleet{largest}_over_fleet1": spread(per_trial)}
+    if slopes:
+        ratios["controller_cpu_s_per_host"] = round(median(slopes), 2)
+        spreads["controller_cpu_s_per_host"] = spread(slopes)
     last = max(r["trial"] for r in rows)
     profile = {str(r["size"]): r["slowest_tasks"] for r in rows if r["trial"] == last}
     for row in rows:
@@ -185,15 +205,18 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     )  # fmt: skip
     key = f"fleet{max(sizes)}_over_fleet1"
     rows = [
-        "| hosts | median s | controller CPU s | controller peak MiB |",
-        "| ---: | ---: | ---: | ---: |",
+        "| hosts | median s | controller CPU s | controller peak MiB | tasks per host |",
+        "| ---: | ---: | ---: | ---: | ---: |",
         *[
-            f"| {s} | {per[str(s)]['seconds']} | {per[str(s)]['cpu_s']} | {per[str(s)]['peak_rss_mib']} |"
+            f"| {s} | {per[str(s)]['seconds']} | {per[str(s)]['cpu_s']} | {per[str(s)]['peak_rss_mib']} "
+            f"| {per[str(s)].get('tasks_per_host', '-')} |"
             for s in sizes
         ],
         "",
         f"`{key}` = **{result['ratios'].get(key)}** (median of the per-trial ratios; "
-        f"{result['params']['trials']} trials).",
+        f"{result['params']['trials']} trials); `controller_cpu_s_per_host` = "
+        f"**{result['ratios'].get('controller_cpu_s_per_host')}** (the controller's CPU-seconds per added "
+        "host: least-squares slope over the sizes, median of the trials).",
         "",
         f"![fleet deploy](benchmarks/{png.name})",
         "",

@@ -49,3 +49,14 @@ def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
                          "host": data.get("host", "")})  # fmt: skip
     rows.sort(key=lambda r: r["seconds"], reverse=True)
     return rows[:top]
+
+
+def tasks_per_host(run_dir: Path) -> dict[str, int]:
+    """How many task results each host had in a run (ok, changed, skipped or failed): the controller
+    pays a round trip for nearly each of them, so this is the count a deploy's speed follows."""
+    counts: dict[str, int] = {}
+    for event in run_events(run_dir):
+        if event.get("event") in _END_EVENTS:
+            host = (event.get("event_data") or {}).get("host", "")
+            counts[host] = counts.get(host, 0) + 1
+    return counts
