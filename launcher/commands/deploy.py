@@ -191,19 +191,26 @@ def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...],
 def deploy(**options: Any) -> None:
     """Renew due server certificates, validate, then deploy servers and clients (playbooks/deploy.yml)."""
     extravars = parse_extra_vars(options["extra_vars"])
-    renew_before_deploy(
-        _inventories(options["inventories"]),
-        extravars,
-        limit=options.get("limit"),
-        dry_run=bool(options.get("check")),
-        json_output=options["json_output"],
-    )
+    inventories = _inventories(options["inventories"])
+    try:
+        inventory: Inventory | None = load_inventory(inventories)
+    except LauncherError:
+        inventory = None  # the validation below reports it, naming the file
+    if inventory is not None:
+        renew_before_deploy(
+            inventory,
+            extravars,
+            limit=options.get("limit"),
+            dry_run=bool(options.get("check")),
+            json_output=options["json_output"],
+        )
     report = _validated(
-        _inventories(options["inventories"]),
+        inventories,
         extravars,
         options["json_output"],
         limit=options.get("limit"),
         tags=options.get("tags"),
+        inventory=inventory,
     )
     if not options["json_output"]:
         make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
@@ -256,6 +263,3 @@ def status(**options: Any) -> None:
     inventory = _load_only(_inventories(options["inventories"]))
     _checked_options(inventory, "status", options)
     _run("status", options, extravars, detailed=True, inventory=inventory)
-
-
-COMMANDS: list[click.Command] = [deploy, destroy, status, validate_command]

@@ -37,8 +37,9 @@ def _role_name(role: str) -> str:
     return role.replace("/", ".").rsplit(".", 1)[-1]
 
 
-# Plays whose name wins over the role of their tasks: "Verify" runs the client role's verify tasks.
-PLAY_FIRST: frozenset[str] = frozenset({"verify"})
+# Plays whose name wins over the role of their tasks: "Verify" runs the client role's verify tasks,
+# the prechecks and destroy plays run each role's precheck.yml / absent.yml.
+PLAY_FIRST: frozenset[str] = frozenset({"prechecks", "verify", "destroy"})
 
 
 def _play_stage(event_data: Mapping[str, Any]) -> str | None:

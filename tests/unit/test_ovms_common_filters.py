@@ -40,23 +40,3 @@ def test_unsafe_data_dirs_are_named_with_the_reason(path, words):
 @pytest.mark.parametrize("path", ["/var/lib/ovms-launcher/server", "/srv/ovms/client", "/tmp/ovms-test/x"])
 def test_folders_of_their_own_are_accepted(path):
     assert unsafe_dir(path) == ""
-
-
-def test_local_access_rules_are_read_from_iptables_output():
-    filters = _filters()
-    ours = '-m owner ! --uid-owner 0 -m comment --comment "ovms-launcher local-access {}" -j REJECT'
-    output = "\n".join(
-        [
-            "-P OUTPUT ACCEPT",
-            f"-A OUTPUT -o br-0123456789ab {ours.format('net-a')} --reject-with icmp-port-unreachable",
-            '-A OUTPUT -o br-ba9876543210 -m comment --comment "someone else" -j ACCEPT',
-            f"-A OUTPUT -o br-ffffffffffff {ours.format('net-b')}",
-            '-A OUTPUT -m comment --comment "unbalanced',
-        ]
-    )
-    assert filters.ovms_local_access_rules(output) == [
-        {"network": "net-a", "interface": "br-0123456789ab"},
-        {"network": "net-b", "interface": "br-ffffffffffff"},
-    ]
-    assert filters.ovms_local_access_comment("net-a") == "ovms-launcher local-access net-a"
-    assert filters.ovms_local_access_rules("") == []

@@ -52,4 +52,9 @@ def test_mismatches_report_a_missing_file_and_nothing_for_intact_ones():
 
 def test_plugin_file_is_where_the_role_loads_it():
     assert Path(filters.__file__).parent.name == "filter_plugins"
-    assert set(filters.FilterModule().filters()) == {"ovms_models_parse_sums", "ovms_models_mismatches"}
+    assert set(filters.FilterModule().filters()) == {
+        "ovms_models_parse_sums",
+        "ovms_models_mismatches",
+        "ovms_models_stale",
+        "ovms_models_dirs",
+    }

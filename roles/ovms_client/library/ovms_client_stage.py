@@ -24,7 +24,7 @@ description:
     device, a FIFO), has an absolute name or a C(..) part, or when the source holds more than
     O(max_files) files or O(max_bytes) bytes.
   - The members are then written by this module, never by an unpacker, into the empty O(dest)
-    (created), with this module's owner, group and modes: files O(file_mode), folders O(dir_mode).
+    (created), with this module's owner, group and modes (files O(file_mode), folders O(dir_mode)).
     Nothing of the archive's owners, modes or times is kept, and no link is ever followed
     (C(O_NOFOLLOW), C(O_EXCL)).
   - Works with the Python 3.11 of Debian 12 (whose C(tarfile) may lack extraction filters).

@@ -1,16 +1,11 @@
-"""Rules every role applies to what an inventory gives it; the launcher imports this file too, so each
-rule is written once (launcher/validate/safety.py)."""
+"""Rules every role applies, written once: the launcher imports this file too (launcher/validate/
+safety.py, launcher/validate/tls.py)."""
 
 from __future__ import annotations
 
 import posixpath
-import re
-import shlex
-from collections.abc import Sequence
-
-# The comment that names our OUTPUT rules (roles/ovms_server/tasks/local_access.yml): one per network.
-LOCAL_ACCESS_COMMENT = "ovms-launcher local-access {network}"
-_COMMENT = re.compile(r"^ovms-launcher local-access (\S+)$")
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def ovms_unsafe_dir(path: object, system_dirs: Sequence[str]) -> str:
@@ -35,32 +30,84 @@ def ovms_unsafe_dir(path: object, system_dirs: Sequence[str]) -> str:
     return ""
 
 
-def ovms_local_access_rules(lines: object) -> list[dict[str, str]]:
-    """Our rules among `iptables -S OUTPUT` lines: [{network, interface}] (the interface is the
-    network's bridge when the rule was written; a recreated network has a new bridge)."""
-    rules = []
-    for line in str(lines or "").splitlines():
-        try:
-            words = shlex.split(line)
-        except ValueError:
-            continue
-        if words[:2] != ["-A", "OUTPUT"] or "--comment" not in words or "-o" not in words:
-            continue
-        comment = words[words.index("--comment") + 1] if words.index("--comment") + 1 < len(words) else ""
-        match = _COMMENT.match(comment)
-        if match and words.index("-o") + 1 < len(words):
-            rules.append({"network": match.group(1), "interface": words[words.index("-o") + 1]})
-    return rules
+def ovms_unsafe_dirs(folders: Sequence[Mapping[str, str]], system_dirs: Sequence[str]) -> list[str]:
+    """'<variable>: <why>' for each {path, variable} that cannot be a data folder (ovms_unsafe_dir)."""
+    return [
+        f"{folder.get('variable', 'data folder')}: {why}"
+        for folder in folders
+        if (why := ovms_unsafe_dir(folder.get("path"), system_dirs))
+    ]
 
 
-def ovms_local_access_comment(network: str) -> str:
-    return LOCAL_ACCESS_COMMENT.format(network=network)
+def tls_plan(
+    servers: Sequence[str],
+    clients: Mapping[str, str],
+    enabled: Mapping[str, bool],
+    forced: Mapping[str, bool | None],
+) -> dict[str, Any]:
+    """The one rule of remote (mTLS) mode, for the roles (filter `ovms_tls_plan`) and the launcher
+    (launcher/validate/tls.py imports this function).
+
+    `servers`: the hosts of ovms_servers; `clients`: each client host -> the server it uses;
+    `enabled`: hosts that set ovms_tls_enabled; `forced`: servers whose ovms_tls_proxy_enabled is set.
+    A server runs the mTLS proxy when forced so, else when it sets ovms_tls_enabled or one of its
+    clients is another host or sets ovms_tls_enabled. A client dials over mTLS when it sets
+    ovms_tls_enabled, when its server is another host or sets it, or when its server runs the proxy.
+    Returns {servers: [servers running the proxy], clients: {client: server} of mTLS clients}."""
+    clients_of: dict[str, list[str]] = {}
+    for client, server in clients.items():
+        clients_of.setdefault(server, []).append(client)
+
+    def proxy(server: str) -> bool:
+        if forced.get(server) is not None:
+            return bool(forced[server])
+        return bool(enabled.get(server)) or any(
+            c != server or bool(enabled.get(c)) for c in clients_of.get(server, [])
+        )
+
+    proxied = [s for s in servers if proxy(s)]
+    tls_clients = {
+        c: s for c, s in clients.items() if enabled.get(c) or c != s or enabled.get(s) or s in proxied
+    }
+    return {"servers": proxied, "clients": tls_clients}
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def ovms_tls_plan(
+    groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], host: str | None = None
+) -> dict[str, Any]:
+    """tls_plan() of the play's inventory: `groups | ovms_tls_plan(hostvars, inventory_hostname)`.
+    Reads what the inventory and extra vars set (ovms_client_server, ovms_tls_enabled,
+    ovms_tls_proxy_enabled); a client without ovms_client_server uses the first server, as
+    roles/ovms_client does. `host`, when it is in neither group (a role run on its own, e.g. by
+    Molecule), is its own server and client."""
+    servers = list(groups.get("ovms_servers", []))
+    client_hosts = list(groups.get("ovms_clients", []))
+    if host is not None and host not in servers and host not in client_hosts:
+        servers.append(host)
+        client_hosts.append(host)
+    clients: dict[str, str] = {}
+    for client in client_hosts:
+        chosen = hostvars[client].get("ovms_client_server")
+        clients[client] = str(chosen) if chosen else (servers[0] if servers else client)
+    hosts = dict.fromkeys([*servers, *clients])
+    enabled = {h: _flag(hostvars[h].get("ovms_tls_enabled", False)) for h in hosts}
+    forced: dict[str, bool | None] = {}
+    for server in servers:
+        value = hostvars[server].get("ovms_tls_proxy_enabled")
+        forced[server] = None if value is None or value == "" else _flag(value)
+    return tls_plan(servers, clients, enabled, forced)
 
 
 class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_unsafe_dir": ovms_unsafe_dir,
-            "ovms_local_access_rules": ovms_local_access_rules,
-            "ovms_local_access_comment": ovms_local_access_comment,
+            "ovms_unsafe_dirs": ovms_unsafe_dirs,
+            "ovms_tls_plan": ovms_tls_plan,
         }

@@ -39,9 +39,30 @@ def ovms_models_mismatches(results: list[dict]) -> list[str]:
     return problems
 
 
+def ovms_models_stale(prepared: list[dict], server_sums: dict[str, str]) -> list[dict]:
+    """The prepared versions ({name, version, src, sums}) whose checksums.sha256 on the server is
+    missing or differs: the ones to copy."""
+    return [
+        entry
+        for entry in prepared or []
+        if (server_sums or {}).get(f"{entry['name']}/{entry['version']}", "").strip() != entry["sums"].strip()
+    ]
+
+
+def ovms_models_dirs(prepared: list[dict], models_dir: str, present: list[str]) -> list[str]:
+    """The version folders on the server once the prepared versions are placed: those it had, and
+    <models_dir>/<name>/<version> of every prepared one."""
+    placed = {
+        f"{models_dir}/{e['name']}/{e['version']}" for e in prepared or [] if e.get("version") is not None
+    }
+    return sorted(set(present or []) | placed)
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_models_parse_sums": ovms_models_parse_sums,
             "ovms_models_mismatches": ovms_models_mismatches,
+            "ovms_models_stale": ovms_models_stale,
+            "ovms_models_dirs": ovms_models_dirs,
         }

@@ -92,10 +92,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     src, dest = module.params["src"], module.params["dest"]
+    if module.check_mode:  # a dry run copied nothing into src: it would be put in place
+        module.exit_json(changed=True, previous=None)
     if not Path(src).is_dir():
         module.fail_json(msg=f"{src}: the verified folder is missing; nothing was changed in {dest}")
-    if module.check_mode:
-        module.exit_json(changed=True, previous=None)
     try:
         method, previous = swap(src, dest)
     except OSError as exc:
