@@ -38,6 +38,7 @@ from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
 from launcher.paths import PROJECT_ROOT, cache_dir
 from launcher.runner.strategy import STRATEGY_ENV
+from testbed.isolation import write_isolation
 
 NAME = "deploy"
 MODEL = "person-detection"
@@ -84,17 +85,7 @@ def make_site() -> Site:
     tag = f"ovms-bench-{uuid.uuid4().hex[:6]}"
     root = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
     root.chmod(0o755)
-    override = root / "override"
-    (override / "group_vars").mkdir(parents=True)
-    (override / "hosts.yml").write_text("all: {}\n")
-    (override / "group_vars" / "all.yml").write_text(
-        f"ovms_server_data_dir: {root}/launcher/server\n"
-        f"ovms_server_network: {tag}\n"
-        f"ovms_server_container_name: {tag}-server\n"
-        f"ovms_client_data_dir: {root}/launcher/client\n"
-        f"ovms_client_network: {tag}\n"
-        f"ovms_client_container_prefix: {tag}-client\n"
-    )
+    write_isolation(root / "override", tag, root / "launcher")
     return Site(tag, root)
 
 

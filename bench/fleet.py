@@ -205,7 +205,7 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     )  # fmt: skip
     key = f"fleet{max(sizes)}_over_fleet1"
     rows = [
-        "| hosts | median s | controller CPU s | controller peak MiB | tasks per host |",
+        "| hosts | median s | controller CPU s | controller peak MiB | tasks on the busiest host |",
         "| ---: | ---: | ---: | ---: | ---: |",
         *[
             f"| {s} | {per[str(s)]['seconds']} | {per[str(s)]['cpu_s']} | {per[str(s)]['peak_rss_mib']} "

@@ -86,6 +86,21 @@ FPS_TOLERANCE = 0.98  # a stream "keeps 15 FPS" at >= 14.7 measured (pacing jitt
 STARTUP_ALLOWANCE_S = 90.0
 FIRST_RESULT_TIMEOUT_S = 90.0
 
+# the ratios of this benchmark, in the order they are printed and stored
+RATIO_ORDER = (
+    "mtls_pipelined_over_inprocess",
+    "pipelined_over_sync",
+    "proxy_added_p50_ms",
+    "wire_raw_over_jpeg",
+    "proxy_added_jpeg_over_raw",
+    "density_mtls_over_inprocess",
+    "density_inprocess",
+    "density_mtls",
+    "link50_density_jpeg_over_raw",
+    "link50_density_raw",
+    "link50_density_jpeg",
+)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -546,21 +561,7 @@ def measure(plan: Plan) -> Measured:
         }.items():
             ratios[key] = searches[name].best
             spreads[key] = dict(searches[name].bounds())
-        # the order the ratios are printed and stored in
-        order = [
-            "mtls_pipelined_over_inprocess",
-            "pipelined_over_sync",
-            "proxy_added_p50_ms",
-            "wire_raw_over_jpeg",
-            "proxy_added_jpeg_over_raw",
-            "density_mtls_over_inprocess",
-            "density_inprocess",
-            "density_mtls",
-            "link50_density_jpeg_over_raw",
-            "link50_density_raw",
-            "link50_density_jpeg",
-        ]
-        ratios = {key: ratios[key] for key in order}
+        ratios = {key: ratios[key] for key in RATIO_ORDER}
         raw = {
             "paths": paths,
             "density": {

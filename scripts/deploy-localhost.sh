@@ -27,7 +27,7 @@ launcher deploy -i inventories/localhost -e "ovms_server_image=$server_image" "$
 results=/var/lib/ovms-launcher/client/results
 cat <<EOM
 
-Deployed. Where to look:
+Deployed. Where to look (the shipped profiles' file names; a profile's outputs may rename them):
   detections (JSON lines):  $results/<profile>-<n>/detections.jsonl
   stats (FPS, latency):     $results/<profile>-<n>/stats.jsonl
   annotated snapshots:      $results/<profile>-<n>/snapshots/*.jpg

@@ -18,19 +18,7 @@ from launcher.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-RATIO_KEYS = [
-    "mtls_pipelined_over_inprocess",
-    "pipelined_over_sync",
-    "proxy_added_p50_ms",
-    "wire_raw_over_jpeg",
-    "proxy_added_jpeg_over_raw",
-    "density_mtls_over_inprocess",
-    "density_inprocess",
-    "density_mtls",
-    "link50_density_jpeg_over_raw",
-    "link50_density_raw",
-    "link50_density_jpeg",
-]
+RATIO_KEYS = list(inference.RATIO_ORDER)
 # ratios that may come out None in one round: the proxy's raw latency difference can be within noise
 MAY_BE_NONE = {"proxy_added_jpeg_over_raw"}
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from launcher.paths import PROJECT_ROOT
+from testbed.isolation import write_isolation
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -59,17 +60,7 @@ def _output_rules() -> str:
 @pytest.fixture
 def deployment(tmp_path):
     tag = f"ovms-e2e-{uuid.uuid4().hex[:6]}"
-    override = tmp_path / "override"
-    (override / "group_vars").mkdir(parents=True)
-    (override / "hosts.yml").write_text("all: {}\n")
-    (override / "group_vars" / "all.yml").write_text(
-        f"ovms_server_data_dir: {tmp_path}/server\n"
-        f"ovms_server_network: {tag}\n"
-        f"ovms_server_container_name: {tag}-server\n"
-        f"ovms_client_data_dir: {tmp_path}/client\n"
-        f"ovms_client_network: {tag}\n"
-        f"ovms_client_container_prefix: {tag}-client\n"
-    )
+    override = write_isolation(tmp_path / "override", tag, tmp_path)
     inventory = ["-i", str(PROJECT_ROOT / "inventories" / "localhost"), "-i", str(override)]
     yield tag, inventory, tmp_path
     _launcher("destroy", *inventory, "--yes")

@@ -25,6 +25,7 @@ import pytest
 
 from launcher.paths import PROJECT_ROOT
 from testbed.dockerutil import docker
+from testbed.isolation import write_isolation
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -64,18 +65,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("roles")
     tag = f"ovms-roles-{uuid.uuid4().hex[:6]}"
-    override = root / "override"
-    (override / "group_vars").mkdir(parents=True)
-    (override / "hosts.yml").write_text("all: {}\n")
-    (override / "group_vars" / "all.yml").write_text(
-        f"ovms_server_data_dir: {root}/data/server\n"
-        f"ovms_server_network: {tag}\n"
-        f"ovms_server_container_name: {tag}-server\n"
-        f"ovms_client_data_dir: {root}/data/client\n"
-        f"ovms_client_network: {tag}\n"
-        f"ovms_client_container_prefix: {tag}-client\n"
-        f"ovms_server_image: {DOUBLE}\n"
-    )
+    override = write_isolation(root / "override", tag, root / "data", ovms_server_image=DOUBLE)
     inventory = ["-i", str(PROJECT_ROOT / "inventories" / "localhost"), "-i", str(override)]
     site = Site(tag, root, inventory)
     try:

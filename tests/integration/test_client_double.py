@@ -27,6 +27,7 @@ from double_harness import copy_model, local_mode
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
 from testbed import dockerutil
+from testbed.nginx import conf_template
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -308,19 +309,8 @@ def test_two_profiles_with_different_models_side_by_side(double, client_runner):
 
 # --- TLS: nginx terminating mutual TLS in front of the double (the project's remote setup) ---------
 
-NGINX_GRPC_CONF = """\
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+NGINX_GRPC_CONF = conf_template(
+    """\
     client_body_buffer_size 4m;
     upstream ovms {{ server {upstream}; keepalive 16; }}
     server {{
@@ -333,8 +323,8 @@ http {{
         grpc_buffer_size 1m;
         location / {{ grpc_pass grpc://ovms; }}
     }}
-}}
 """
+)
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ renamed client's stats are missing from the summary.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -24,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from double_harness import DoubleFactory, copy_model, local_mode
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
 from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists
+from testbed.http import serve_folder
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -133,16 +131,8 @@ def served(work: Path) -> Iterator[tuple[Path, str]]:
     """A folder served over HTTP on 127.0.0.1 (stopped at teardown) and its base URL."""
     root = work / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serve_folder(root) as base:
+        yield root, base
 
 
 @pytest.fixture(scope="module")

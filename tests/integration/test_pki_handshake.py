@@ -28,22 +28,13 @@ from launcher.pki.keys import KeyType, generate_key, private_key_pem
 from launcher.pki.names import typed_san
 from launcher.pki.plan import client_spec, server_spec
 from launcher.pki.store import load_state
+from testbed.nginx import conf_template
 
 pytestmark = pytest.mark.nginx
 
-NGINX_CONF = """\
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+NGINX_CONF = conf_template(
+    access_log="{prefix}/access.log",
+    http="""\
     server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {pki}/servers/localhost/server.pem;
@@ -55,8 +46,8 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         location / {{ return 200 "hello $ssl_client_s_dn\\n"; }}
     }}
-}}
-"""
+""",
+)
 
 
 def nginx_binary() -> str:

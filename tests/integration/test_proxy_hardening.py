@@ -31,6 +31,7 @@ from test_pki_handshake import Nginx, nginx_binary
 from bench import inference_setup
 from launcher.pki import GenerateOptions, KeyType, Kind, PkiLayout, generate, revoke
 from launcher.pki.plan import client_spec, server_spec
+from testbed.nginx import conf_template
 
 pytestmark = pytest.mark.nginx
 
@@ -44,19 +45,8 @@ AEAD_TLS12 = {
     "ECDHE-RSA-CHACHA20-POLY1305",
 }
 
-SITE_CONF = """\
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+SITE_CONF = conf_template(
+    """\
 {site}
     server {{
         listen 127.0.0.1:{port} ssl;
@@ -66,22 +56,10 @@ http {{
             proxy_read_timeout 60s;
         }}
     }}
-}}
 """
+)
 
-WHOLE_SITE_CONF = """\
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-{site}
-}}
-"""
+WHOLE_SITE_CONF = conf_template("{site}\n")
 
 
 def render_site(tmp: Path, **changed: object) -> str:

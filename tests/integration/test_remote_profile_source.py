@@ -7,15 +7,12 @@ ovms_client role alone (single mode, names of its own)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import os
 import subprocess
 import sys
 import tarfile
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 import yaml
 
 from testbed.dockerutil import docker, engine_available, image_exists, inspect
+from testbed.http import serve_folder
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -54,16 +52,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A directory served over HTTP on 127.0.0.1 (stopped at teardown) and its base URL."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serve_folder(root) as base:
+        yield root, base
 
 
 @pytest.fixture
