@@ -1,11 +1,12 @@
-"""Model states and metrics of a remote OVMS through its mTLS proxy, for `launcher status` (controller).
+"""Model reachability and metrics of a remote OVMS through its mTLS proxy, for `launcher status` (controller).
 
 `python -m launcher.probe --address HOST:PORT --ca CA --cert CERT --key KEY --model NAME ...
 [--metrics-interval S]` prints one JSON object:
 `{"models": {name: {version: state}}, "errors": {name: message}, "metrics": [{"t": …, "text": …}, …]}`.
 It dials the proxy's TLS port with the controller's own client certificate (`certs/clients/launcher/`,
 issued by `launcher certs generate -i INV`): KServe v2 gRPC ModelMetadata per model (the versions a
-server serves are AVAILABLE; OVMS 2026.3 and later have no TFS status call), and two reads of
+server serves are AVAILABLE; `launcher status` takes every version's state from /v1/config on the
+server's host and uses this call to prove each model answers over mTLS), and two reads of
 `/metrics` S seconds apart, which the proxy passes to OVMS's REST port (nothing else of that API).
 The role turns the two reads into rates (`ovms_metrics_summary`). Exit status: 0 when every model
 answered, 1 otherwise (the JSON still says what was found).
