@@ -9,6 +9,8 @@ import pytest
 # --- OVMS server double (owner: double helper) ---------------------------------------------------
 from double_harness import DoubleFactory
 
+import launcher  # noqa: F401  (before any test module imports grpc: it turns gRPC's fork handlers off)
+
 
 @pytest.fixture
 def ovms_double() -> Iterator[DoubleFactory]:
