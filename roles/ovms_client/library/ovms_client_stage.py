@@ -8,9 +8,10 @@ import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -237,6 +238,9 @@ def stage(
         raise
 
 
+Chunks = Callable[[Member, Any], Iterator[bytes]]  # one file's bytes, from its member and source entry
+
+
 def _stage(
     src: str,
     dest: str,
@@ -247,45 +251,45 @@ def _stage(
     max_files: int,
     max_bytes: int,
 ) -> list[str]:
-    if Path(src).is_dir() and not Path(src).is_symlink():
-        members = list(tree_members(src, exclude))
-        check([m for m, _ in members], max_files, max_bytes)
+    def write(members: Iterable[tuple[Member, Any]], chunks: Chunks) -> list[str]:
+        """Check every member first, then write them in order; `chunks` yields one file's bytes."""
+        kept = [(m, info) for m, info in members if m.name.split("/")[0] not in exclude]
+        check([m for m, _ in kept], max_files, max_bytes)
         writer = Writer(dest, group, file_mode, dir_mode)
-        for member, path in members:
+        for member, info in kept:
             if member.is_dir:
                 writer.folder(member.name)
             else:
-                with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
-                    writer.file(member.name, _read(handle))
-        return [m.name for m, _ in members if not m.is_dir]
+                writer.file(member.name, chunks(member, info))
+        return [m.name for m, _ in kept if not m.is_dir]
+
+    if Path(src).is_dir() and not Path(src).is_symlink():
+        return write(tree_members(src, exclude), _tree_chunks)
     if zipfile.is_zipfile(src):
-        with zipfile.ZipFile(src) as archive:
-            zipped = [(m, i) for m, i in zip_members(archive) if m.name.split("/")[0] not in exclude]
-            check([m for m, _ in zipped], max_files, max_bytes)
-            writer = Writer(dest, group, file_mode, dir_mode)
-            for member, info in zipped:
-                if member.is_dir:
-                    writer.folder(member.name)
-                else:
-                    with archive.open(info) as handle:
-                        writer.file(member.name, _limited(_read(handle), member))
-            return [m.name for m, _ in zipped if not m.is_dir]
+        with zipfile.ZipFile(src) as zipped:
+
+            def zip_chunks(member: Member, info: zipfile.ZipInfo) -> Iterator[bytes]:
+                with zipped.open(info) as handle:
+                    yield from _limited(_read(handle), member)
+
+            return write(zip_members(zipped), zip_chunks)
     try:
-        archive = tarfile.open(src)  # noqa: SIM115 (closed below)
+        tarred = tarfile.open(src)  # noqa: SIM115 (closed below)
     except (tarfile.TarError, OSError) as exc:
         raise Refused(f"not a tar or zip archive ({exc})") from None
-    with archive:
-        tarred = [(m, i) for m, i in tar_members(archive) if m.name.split("/")[0] not in exclude]
-        check([m for m, _ in tarred], max_files, max_bytes)
-        writer = Writer(dest, group, file_mode, dir_mode)
-        for member, info in tarred:
-            if member.is_dir:
-                writer.folder(member.name)
-            else:
-                handle = archive.extractfile(info)
-                assert handle is not None  # a regular member always has data
-                writer.file(member.name, _limited(_read(handle), member))
-        return [m.name for m, _ in tarred if not m.is_dir]
+    with tarred:
+
+        def tar_chunks(member: Member, info: tarfile.TarInfo) -> Iterator[bytes]:
+            handle = tarred.extractfile(info)
+            assert handle is not None  # a regular member always has data
+            yield from _limited(_read(handle), member)
+
+        return write(tar_members(tarred), tar_chunks)
+
+
+def _tree_chunks(member: Member, path: str) -> Iterator[bytes]:
+    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
+        yield from _read(handle)
 
 
 def _limited(chunks: Iterator[bytes], member: Member) -> Iterator[bytes]:
