@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,16 +9,9 @@ from pathlib import Path
 from launcher.errors import ExternalError, LauncherError
 from launcher.images import docker_cli
 from launcher.images.specs import ImageSpec
+from launcher.models.fetch import sha256_file
 
 MANIFEST = "images.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _archive_name(spec: ImageSpec) -> str:
@@ -61,7 +53,7 @@ def save(specs: list[ImageSpec], folder: Path, say: Callable[[str], None]) -> li
             )
         target = folder / _archive_name(spec)
         old = previous.get(spec.name)
-        if old and old.get("id") == image and target.is_file() and _sha256(target) == old.get("sha256"):
+        if old and old.get("id") == image and target.is_file() and sha256_file(target) == old.get("sha256"):
             say(f"{spec.tag}: archive up to date")
             entries.append(old)
             continue
@@ -70,7 +62,7 @@ def save(specs: list[ImageSpec], folder: Path, say: Callable[[str], None]) -> li
         docker_cli.run(["save", "--output", str(part), spec.tag])
         part.replace(target)
         entries.append({"name": spec.name, "tag": spec.tag, "id": image, "file": target.name,
-                        "sha256": _sha256(target)})  # fmt: skip
+                        "sha256": sha256_file(target)})  # fmt: skip
         written.append(target)
     manifest = folder / MANIFEST
     tmp = manifest.with_name(MANIFEST + ".part")
@@ -91,7 +83,7 @@ def load(folder: Path, say: Callable[[str], None], names: list[str] | None = Non
         archive = folder / entry["file"]
         if not archive.is_file():
             raise LauncherError("archive missing", file=archive, fix="save the images again")
-        actual = _sha256(archive)
+        actual = sha256_file(archive)
         if actual != entry["sha256"]:
             raise LauncherError(
                 f"checksum mismatch: expected sha256 {entry['sha256']}, got {actual}",
