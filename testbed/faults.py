@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.harness import Host
+from testbed.remote import json_lines, parse_json_lines
 
 # --- containers ----------------------------------------------------------------------------------
 
@@ -181,26 +182,11 @@ def prefix_problem(host: Host, prefix: FilePrefix) -> str | None:
 def read_records(host: Host, path: str, offset: int = 0) -> list[dict[str, Any]]:
     """The complete JSON lines of `path` from byte `offset` (a line being written is left out)."""
     proc = host.ssh.run(f"tail -c +{offset + 1} {shlex.quote(path)}", check=False, timeout=60)
-    text = proc.stdout
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    records = []
-    for line in text.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return parse_json_lines(proc.stdout)
 
 
 def last_stats(host: Host, path: str) -> dict[str, Any] | None:
-    proc = host.ssh.run(f"tail -n 3 {shlex.quote(path)}", check=False)
-    records = []
-    for line in proc.stdout.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    records = json_lines(host, path, "3")
     return records[-1] if records else None
 
 

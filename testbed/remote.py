@@ -54,9 +54,14 @@ def results_dir(instance: str) -> str:
 def json_lines(host: Host, path: str, lines: str) -> list[dict[str, Any]]:
     """Complete JSON lines of a file on the host; `lines` as `tail -n` takes it ("50": the last 50,
     "+N": from line N on). A line still being written is skipped."""
-    proc = host.ssh.run(["tail", "-n", lines, path], check=False)
+    return parse_json_lines(host.ssh.run(["tail", "-n", lines, path], check=False).stdout)
+
+
+def parse_json_lines(text: str) -> list[dict[str, Any]]:
+    """The complete JSON lines of text: an unterminated last line (still being written) is left out,
+    and so is a line that does not parse."""
     records = []
-    for line in proc.stdout.splitlines():
+    for line in text[: text.rfind("\n") + 1].splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
