@@ -59,6 +59,21 @@ def client_spec(name: str, *, file: str | None = None) -> LeafSpec:
 CONTROLLER_CLIENT = "launcher"
 
 
+def controller_name_clash(inventory: Inventory) -> LauncherError | None:
+    """The error of an inventory with a host named like the controller's own client certificate
+    (such a host would receive its key), or None."""
+    if CONTROLLER_CLIENT not in inventory.hosts:
+        return None
+    return LauncherError(
+        f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client '
+        f"certificate and key (clients/{CONTROLLER_CLIENT}/ of the certificates folder, which "
+        "`launcher status` uses)",
+        file=inventory.source_label,
+        key=CONTROLLER_CLIENT,
+        fix="rename the host in the inventory (keep its address in ansible_host)",
+    )
+
+
 def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
     """A server certificate per server, a client certificate per client, and the controller's own
     client certificate (`launcher`) whenever there is a server to query."""
@@ -69,14 +84,9 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
             file=label,
             fix="add the hosts under `ovms_servers:` / `ovms_clients:` (see inventories/example-remote/)",
         )
-    if CONTROLLER_CLIENT in inventory.hosts:
-        raise LauncherError(
-            f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client '
-            f"certificate and key (clients/{CONTROLLER_CLIENT}/, which `launcher status` uses)",
-            file=label,
-            key=CONTROLLER_CLIENT,
-            fix="rename the host in the inventory (keep its address in ansible_host)",
-        )
+    clash = controller_name_clash(inventory)
+    if clash is not None:
+        raise clash
     specs = [
         server_spec(s.name, [s.ansible_host, s.advertise_address], s.extra_sans, file=label)
         for s in inventory.servers

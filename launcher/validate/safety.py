@@ -8,20 +8,19 @@ itself; this module reads them from there, so the launcher reports the same prob
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 
 import yaml
 
 from launcher.inventory import Inventory
-from launcher.paths import PROJECT_ROOT
-from launcher.pki.plan import CONTROLLER_CLIENT
+from launcher.pki.plan import CONTROLLER_CLIENT, controller_name_clash
+from launcher.validate import common_role
+from launcher.validate.common_role import COMMON_ROLE
 from launcher.validate.origins import VarOrigins
-from launcher.validate.problems import Problem
+from launcher.validate.problems import Problem, from_error
 from launcher.validate.variables import HostVars
 
-COMMON_ROLE = PROJECT_ROOT / "roles" / "ovms_common"
 # the data folders a host's variables give (variable -> its prefix and option name, as read from its View)
 DATA_DIRS = {
     "ovms_server_data_dir": ("ovms_server_", "data_dir"),
@@ -31,20 +30,14 @@ DATA_DIRS = {
 
 
 @cache
-def _rule() -> tuple[Callable[[object, Sequence[str]], str], tuple[str, ...]]:
-    path = COMMON_ROLE / "filter_plugins" / "ovms_common.py"
-    spec = importlib.util.spec_from_file_location("ovms_common_filters", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _system_dirs() -> tuple[str, ...]:
     defaults = yaml.safe_load((COMMON_ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    return module.ovms_unsafe_dir, tuple(defaults["ovms_common_system_dirs"])
+    return tuple(defaults["ovms_common_system_dirs"])
 
 
 def unsafe_dir(path: object) -> str:
     """Why `path` cannot be a data folder ('' when it can), by the ovms_common role's rule."""
-    rule, system_dirs = _rule()
-    return rule(path, system_dirs)
+    return str(common_role.filters().ovms_unsafe_dir(path, _system_dirs()))
 
 
 def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
@@ -71,15 +64,5 @@ def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[
 
 def check_host_names(inventory: Inventory) -> list[Problem]:
     """A host named like the controller's client certificate would receive its key."""
-    return [
-        Problem(
-            inventory.source_label,
-            CONTROLLER_CLIENT,
-            f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client '
-            f"certificate and key (certs/clients/{CONTROLLER_CLIENT}/, which `launcher status` uses)",
-            "rename the host in the inventory (keep its address in ansible_host)",
-            (CONTROLLER_CLIENT,),
-        )
-        for host in inventory.hosts.values()
-        if host.name == CONTROLLER_CLIENT
-    ]
+    clash = controller_name_clash(inventory)
+    return [] if clash is None else [from_error(clash, hosts=(CONTROLLER_CLIENT,))]

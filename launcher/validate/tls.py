@@ -1,6 +1,7 @@
 """Remote (mTLS) mode before the run: who uses TLS, the certificates they would get, the proxies' ports.
 
-Which hosts use TLS mirrors the roles' computed defaults: a server runs the proxy
+Which hosts use TLS is the roles' own rule (`tls_plan` in roles/ovms_common/filter_plugins), run here
+on the inventory's checked values: a server runs the proxy
 (`ovms_tls_proxy_enabled`, roles/ovms_tls_proxy) when `ovms_tls_enabled` is set on it, or when a
 client of it is another inventory host or sets `ovms_tls_enabled`; a client dials over mTLS
 (`ovms_client_tls`, roles/ovms_client) when it sets `ovms_tls_enabled`, when its server is another
@@ -26,11 +27,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from launcher.inventory import CLIENTS_GROUP, Inventory, OvmsServer
+from launcher.inventory import Inventory, OvmsServer
 from launcher.pki.inspection import leaf_sans
 from launcher.pki.keys import key_matches, load_private_key
 from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir
 from launcher.pki.names import san_set, san_text, typed_san
+from launcher.validate import common_role
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
 from launcher.validate.variables import HostVars
@@ -63,27 +65,18 @@ def _enabled(checked: HostVars | None) -> bool:
 
 
 def tls_plan(inventory: Inventory, hosts: Mapping[str, HostVars], assigned: Mapping[str, str]) -> TlsPlan:
-    clients_of: dict[str, list[str]] = {}
-    for client, server in assigned.items():
-        clients_of.setdefault(server, []).append(client)
-
-    def proxy(server: str) -> bool:
+    """The ovms_common role's remote-mode rule (`tls_plan` of its filter plugin, which the roles run
+    as `ovms_tls_plan`) applied to the hosts' checked values; a value the launcher cannot resolve
+    (a template: deferred) counts as unset, as before a run nothing else can be known of it."""
+    servers = [s.name for s in inventory.servers]
+    forced: dict[str, bool | None] = {}
+    for server in servers:
         tls = _tls(hosts.get(server))
-        forced = tls.proxy_enabled if tls is not None else None
-        if forced is not None and "ovms_tls_proxy_enabled" not in hosts[server].deferred:
-            return forced
-        return _enabled(hosts.get(server)) or any(
-            c != server or _enabled(hosts.get(c)) for c in clients_of.get(server, [])
-        )
-
-    servers = frozenset(s.name for s in inventory.servers if proxy(s.name))
-    clients = {
-        c: s
-        for c, s in assigned.items()
-        if CLIENTS_GROUP in inventory.hosts[c].groups
-        and (_enabled(hosts.get(c)) or c != s or _enabled(hosts.get(s)) or s in servers)
-    }
-    return TlsPlan(servers, clients)
+        deferred = "ovms_tls_proxy_enabled" in hosts[server].deferred if server in hosts else True
+        forced[server] = None if tls is None or deferred else tls.proxy_enabled
+    enabled = {h: _enabled(hosts.get(h)) for h in dict.fromkeys([*servers, *assigned])}
+    plan = common_role.filters().tls_plan(servers, dict(assigned), enabled, forced)
+    return TlsPlan(frozenset(plan["servers"]), plan["clients"])
 
 
 def certs_root(checked: HostVars) -> tuple[Path, str]:
