@@ -28,7 +28,7 @@ from launcher.validate.crosschecks import resolve_servers
 from launcher.validate.options import check_limit
 from launcher.validate.origins import VarOrigins
 from launcher.validate.tls import certs_root, tls_plan
-from launcher.validate.variables import RoleDefaults, check_host
+from launcher.validate.variables import RoleDefaults, check_hosts
 
 
 def proxy_servers(
@@ -40,7 +40,7 @@ def proxy_servers(
         return {}
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(PROJECT_ROOT / "roles")
-    hosts = {h.name: check_host(h, extravars, defaults, origins)[0] for h in inventory.hosts.values()}
+    hosts, _ = check_hosts(inventory, extravars, defaults, origins)
     assigned, _ = resolve_servers(inventory, hosts, origins)
     selected, _ = check_limit(inventory, limit)
     by_root: dict[Path, list[str]] = {}

@@ -31,7 +31,7 @@ from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
 from launcher.validate.safety import check_data_dirs, check_host_names
 from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
-from launcher.validate.variables import HostVars, RoleDefaults, check_host
+from launcher.validate.variables import RoleDefaults, check_hosts
 
 __all__ = ["Problem", "ValidationReport", "validate", "validate_for_destroy"]
 
@@ -103,12 +103,7 @@ def validate_for_destroy(
     extravars = dict(extravars or {})
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
-    problems: list[Problem] = []
-    hosts: dict[str, HostVars] = {}
-    for host in inventory.hosts.values():
-        checked, host_problems = check_host(host, extravars, defaults, origins)
-        hosts[host.name] = checked
-        problems += host_problems
+    hosts, problems = check_hosts(inventory, extravars, defaults, origins)
     return merge_hosts(problems + check_data_dirs(hosts, origins))
 
 
@@ -144,12 +139,8 @@ def validate(
         return ValidationReport([problem])
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
-    problems = check_groups(inventory) + check_host_names(inventory)
-    hosts: dict[str, HostVars] = {}
-    for host in inventory.hosts.values():
-        checked, host_problems = check_host(host, extravars, defaults, origins)
-        hosts[host.name] = checked
-        problems += host_problems
+    hosts, host_problems = check_hosts(inventory, extravars, defaults, origins)
+    problems = check_groups(inventory) + check_host_names(inventory) + host_problems
     assigned, more = resolve_servers(inventory, hosts, origins)
     problems += more
     problems += check_ports_and_names(hosts, origins)

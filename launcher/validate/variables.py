@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from launcher.inventory import InventoryHost
+from launcher.inventory import Inventory, InventoryHost
 from launcher.validate import argspec
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
@@ -127,6 +127,18 @@ def _flow(value: Any) -> str:
 
 
 _VARIABLE = re.compile(r"^[^.\[]+")
+
+
+def check_hosts(
+    inventory: Inventory, extravars: Mapping[str, Any], defaults: RoleDefaults, origins: VarOrigins
+) -> tuple[dict[str, HostVars], list[Problem]]:
+    """check_host() of every inventory host: name -> its checked variables, and all their problems."""
+    hosts: dict[str, HostVars] = {}
+    problems: list[Problem] = []
+    for host in inventory.hosts.values():
+        hosts[host.name], host_problems = check_host(host, extravars, defaults, origins)
+        problems += host_problems
+    return hosts, problems
 
 
 def check_host(
