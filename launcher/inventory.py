@@ -76,7 +76,7 @@ class Inventory:
     clients: tuple[InventoryHost, ...]
     # ansible-core's InventoryManager the hosts were read from: host patterns (`--limit`) are matched
     # by it, as ansible-playbook matches them (launcher.validate.options.check_limit)
-    manager: Any = field(default=None, repr=False, compare=False)
+    manager: Any = field(repr=False, compare=False)
 
     def host(self, name: str) -> InventoryHost:
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from launcher.inventory import Inventory, ansible_warnings_kept, load_inventory
+from launcher.inventory import Inventory, ansible_warnings_kept
 from launcher.validate.problems import Problem
 from launcher.validate.variables import templated
 
@@ -73,8 +73,6 @@ def check_limit(inventory: Inventory, pattern: str | None) -> tuple[set[str] | N
     from ansible.errors import AnsibleError
 
     manager = inventory.manager
-    if manager is None:  # an Inventory made by hand: read its sources again
-        manager = load_inventory(inventory.sources).manager
     problems: list[Problem] = []
     names = sorted(set(inventory.hosts) | {g for h in inventory.hosts.values() for g in h.groups})
     terms: list[str] = []

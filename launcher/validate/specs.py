@@ -90,12 +90,6 @@ def nested(option: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def child_path(path: str, option: Mapping[str, Any], name: str) -> str:
-    """`ovms_server_models` + entry option `name` -> `ovms_server_models[].name`."""
-    base = f"{path}[]" if option.get("type") == "list" else path
-    return f"{base}.{name}"
-
-
 def walk(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every option path of a spec with its option: `v`, `v[].name`, `v[].source.url`, ..."""
     for name, option in options.items():
