@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+
 from launcher.errors import LauncherError
 from launcher.pki.authority import Authority, LeafSpec, cert_pem, create_authority
 from launcher.pki.crl import DEFAULT_CRL_DAYS, crl_path_for, refresh_crl, write_trust_files
@@ -18,7 +20,7 @@ from launcher.pki.files import (
     exclusive,
     write_atomic,
 )
-from launcher.pki.inspection import inspect_leaf
+from launcher.pki.inspection import inspect_leaf, leaf_sans
 from launcher.pki.keys import DEFAULT_KEY_TYPE, KeyType, generate_key, key_type_of, private_key_pem
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.lifetimes import (
@@ -29,7 +31,7 @@ from launcher.pki.lifetimes import (
     DEFAULT_SERVER_RENEW_WITHIN,
     Lifetimes,
 )
-from launcher.pki.names import san_set, validate_host_name
+from launcher.pki.names import SanName, san_set, validate_host_name
 from launcher.pki.permissions import ModeFix, fix_key_modes
 from launcher.pki.store import CaState, load_state
 
@@ -139,6 +141,24 @@ def issue_leaf(
     write_atomic(key_path, private_key_pem(key), PRIVATE_FILE_MODE)
     write_atomic(cert_path, cert_pem(cert), PUBLIC_FILE_MODE)
     return [key_path, cert_path]
+
+
+def reissue_leaf(
+    layout: PkiLayout,
+    authority: Authority,
+    kind: Kind,
+    name: str,
+    old: x509.Certificate,
+    *,
+    key_type: KeyType | None,
+    now: datetime,
+    days: int,
+) -> list[Path]:
+    """Issue the leaf (kind, name) again with `authority`: the same names (SANs) as `old`, a new key of
+    `key_type` (None: the type of `old`'s key)."""
+    sans = tuple(n for n in leaf_sans(old) if isinstance(n, SanName))  # type: ignore[arg-type]
+    chosen = key_type or key_type_of(old.public_key()) or DEFAULT_KEY_TYPE
+    return issue_leaf(layout, authority, LeafSpec(kind, name, sans), chosen, now=now, days=days)
 
 
 @exclusive

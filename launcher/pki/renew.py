@@ -14,14 +14,11 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 
 from launcher.errors import LauncherError
-from launcher.pki.authority import LeafSpec
 from launcher.pki.files import exclusive
-from launcher.pki.generate import issue_leaf
-from launcher.pki.inspection import leaf_sans
-from launcher.pki.keys import DEFAULT_KEY_TYPE, key_type_of
+from launcher.pki.generate import reissue_leaf
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.lifetimes import DEFAULT_SERVER_RENEW_WITHIN, issued_days
-from launcher.pki.names import SanName, validate_host_name
+from launcher.pki.names import validate_host_name
 from launcher.pki.store import load_certificate, load_state
 
 
@@ -112,11 +109,8 @@ def renew_server_certificates(
         issuer = state.issuer_of(cert)
         if issuer is None or issuer.cert.not_valid_after_utc <= now:
             continue  # validation refuses it, naming the fix (`certs generate` or `certs rotate`)
-        sans = tuple(n for n in leaf_sans(cert) if isinstance(n, SanName))  # type: ignore[arg-type]
-        key_type = key_type_of(cert.public_key()) or DEFAULT_KEY_TYPE
         lifetime = days if days is not None else max(1, round(issued_days(cert)))
-        spec = LeafSpec(Kind.SERVER, name, sans)
-        issue_leaf(layout, issuer, spec, key_type, now=now, days=lifetime)
+        reissue_leaf(layout, issuer, Kind.SERVER, name, cert, key_type=None, now=now, days=lifetime)
         new = load_certificate(layout.leaf_cert(Kind.SERVER, name))
         renewed.append(ServerRenewal(name, cert.not_valid_after_utc, new.not_valid_after_utc))
     return renewed

@@ -16,14 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from launcher.errors import LauncherError
-from launcher.pki.authority import LeafSpec, create_authority
+from launcher.pki.authority import create_authority
 from launcher.pki.crl import refresh_crl, write_trust_files
 from launcher.pki.files import PUBLIC_FILE_MODE, ensure_dir, exclusive, write_atomic
-from launcher.pki.generate import GenerateOptions, LeafAction, issue_leaf, save_authority
-from launcher.pki.inspection import leaf_sans
+from launcher.pki.generate import GenerateOptions, LeafAction, reissue_leaf, save_authority
 from launcher.pki.keys import KeyType, key_type_of
 from launcher.pki.layout import Kind, PkiLayout
-from launcher.pki.names import SanName
 from launcher.pki.store import load_certificate, load_state
 
 
@@ -101,14 +99,8 @@ def reissue(
     result = RotateResult(step="reissue")
     for kind, name in leaves_of_previous(layout):
         cert = load_certificate(layout.leaf_cert(kind, name))
-        sans: tuple[SanName, ...] = tuple(
-            n
-            for n in leaf_sans(cert)
-            if isinstance(n, SanName)  # type: ignore[arg-type]
-        )
-        key_type = options.key_type or key_type_of(cert.public_key()) or KeyType.ECDSA_P256
         days = options.lifetimes.days(kind)
-        issue_leaf(layout, state.current, LeafSpec(kind, name, sans), key_type, now=now, days=days)
+        reissue_leaf(layout, state.current, kind, name, cert, key_type=options.key_type, now=now, days=days)
         result.leaves.append(LeafAction(kind, name, "reissued", ("issued by the previous CA",)))
     return result
 
