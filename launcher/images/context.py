@@ -19,7 +19,8 @@ def context_dir(spec: ImageSpec) -> Path:
 
 
 def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
-    """Lay out images/<name>/*, the declared sources and the wheels in a fresh context folder."""
+    """Lay out images/<name>/*, the declared sources, the generated files and the wheels in a fresh
+    context folder."""
     if not spec.dockerfile.is_file():
         raise LauncherError("Dockerfile missing", file=spec.dockerfile, fix="restore it from git")
     ctx = context_dir(spec)
@@ -35,6 +36,8 @@ def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
                 fix="restore it from git",
             )
         shutil.copytree(source, ctx / dest, ignore=_IGNORE)
+    for dest, make in spec.generated.items():
+        shutil.copy(make(), ctx / dest)
     wheels = ctx / "wheels"
     wheels.mkdir(exist_ok=True)
     if wheelhouse is not None:

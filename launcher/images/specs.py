@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,9 @@ class ImageSpec:
     public_base: str
     # sources copied into the build context: context-relative name -> path in the repository
     sources: dict[str, str] = field(default_factory=dict)
+    # files made outside the repository and copied into the build context: context-relative name ->
+    # a function that makes (or finds up to date) the file and returns its path; called at each build
+    generated: dict[str, Callable[[], Path]] = field(default_factory=dict)
     # whether images/<name>/requirements.txt feeds a wheelhouse
     python: bool = True
     # labels the build adds (besides the fingerprint and the image name)
@@ -43,6 +47,13 @@ class ImageSpec:
     @property
     def requirements(self) -> Path | None:
         return self.directory / "requirements.txt" if self.python else None
+
+
+def _sample_photo() -> Path:
+    """The astronaut photo, sha256-checked from the scikit-image wheel (the camera's sample)."""
+    from launcher.media import ensure_sample_media  # OpenCV and friends only when an image needs it
+
+    return ensure_sample_media().photo
 
 
 IMAGES: dict[str, ImageSpec] = {
@@ -65,6 +76,13 @@ IMAGES: dict[str, ImageSpec] = {
             name="tls-proxy",
             tag="ovms-launcher/tls-proxy:dev",
             public_base="debian:bookworm-slim",
+            python=False,
+        ),
+        ImageSpec(
+            name="camera-sim",
+            tag="ovms-launcher/camera-sim:dev",
+            public_base="debian:bookworm-slim",
+            generated={"astronaut.png": _sample_photo},
             python=False,
         ),
     )
