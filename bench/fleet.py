@@ -27,6 +27,7 @@ from typing import Any
 from bench.common import calibrate, conclude, machine_noise, median, spread, stop_on_sigterm, write_result
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
+from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP
 from launcher.paths import cache_dir
 from testbed import remote
 from testbed.harness import Harness
@@ -40,8 +41,8 @@ DEFAULT_SUBNET = "10.199.0.0/24"
 
 def layout(size: int) -> dict[str, list[str]]:
     if size == 1:
-        return {"ovms_servers": ["host1"], "ovms_clients": ["host1"]}
-    return {"ovms_servers": ["host1"], "ovms_clients": [f"host{i}" for i in range(2, size + 1)]}
+        return {SERVERS_GROUP: ["host1"], CLIENTS_GROUP: ["host1"]}
+    return {SERVERS_GROUP: ["host1"], CLIENTS_GROUP: [f"host{i}" for i in range(2, size + 1)]}
 
 
 @dataclass
@@ -71,7 +72,7 @@ def load_images(harness: Harness, sizes: Sequence[int], archive_dir: Path) -> No
     """Every host the sizes use gets the images its roles need (host1 also the client's, for N = 1)."""
     largest = max(sizes)
     clients = [f"host{i}" for i in range(2, largest + 1)] + (["host1"] if 1 in sizes else [])
-    harness.load_images(archive_dir, {"ovms_servers": ["host1"], "ovms_clients": clients})
+    harness.load_images(archive_dir, {SERVERS_GROUP: ["host1"], CLIENTS_GROUP: clients})
 
 
 def deploy_once(fleet: Fleet, size: int) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Ansible inventories, read by ansible-core itself (InventoryManager, DataLoader, VariableManager).
 
 Files or directories, several at once, with group_vars/ and host_vars/ applied exactly as
-ansible-playbook applies them. The launcher's own groups are `ovms_servers` and `ovms_clients`.
-Host variables the launcher reads:
+ansible-playbook applies them. The launcher's own groups (servers, clients, cameras) are named once,
+in playbooks/vars/groups.yml, which the playbooks read too (`load_groups`). Host variables the launcher
+reads:
 
 - `ansible_host`: the address Ansible connects to (default: the inventory name);
 - `ovms_advertise_address`: the address clients dial on a server (default: `ansible_host`);
@@ -16,13 +17,58 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from launcher.errors import LauncherError
+from launcher.paths import PROJECT_ROOT
 
-SERVERS_GROUP = "ovms_servers"
-CLIENTS_GROUP = "ovms_clients"
+# role -> inventory group, the one list the playbooks read with `vars_files` (key `ovms_groups`)
+GROUPS_FILE = PROJECT_ROOT / "playbooks" / "vars" / "groups.yml"
+GROUPS_KEY = "ovms_groups"
+_GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@cache
+def load_groups(path: Path = GROUPS_FILE) -> dict[str, str]:
+    """The launcher's inventory groups by role, in the playbooks' order ({"servers": <group name>,
+    "clients": ..., "cameras": ...}), read from playbooks/vars/groups.yml."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise LauncherError(f"cannot read the launcher's groups: {exc}", file=path) from exc
+    groups = data.get(GROUPS_KEY) if isinstance(data, dict) else None
+    if not isinstance(groups, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _GROUP_NAME.match(v) for k, v in groups.items()
+    ):
+        raise LauncherError(
+            "must map each role to an inventory group name",
+            file=path,
+            key=GROUPS_KEY,
+            fix="write it as `ovms_groups: {servers: GROUP, clients: GROUP, cameras: GROUP}`",
+        )
+    missing = {"servers", "clients", "cameras"} - set(groups)
+    if missing:
+        raise LauncherError(
+            f"has no group for {', '.join(sorted(missing))}", file=path, key=GROUPS_KEY, fix="add it"
+        )
+    return dict(groups)
+
+
+GROUPS = load_groups()
+SERVERS_GROUP = GROUPS["servers"]
+CLIENTS_GROUP = GROUPS["clients"]
+CAMERAS_GROUP = GROUPS["cameras"]
+
+
+def group_list(roles: Sequence[str] | None = None) -> str:
+    """Group names of `roles` (default: every group) for messages: "A, B or C"."""
+    names = [GROUPS[r] for r in roles] if roles is not None else list(GROUPS.values())
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
 
 # Variables the VariableManager adds by itself; not part of what the inventory says about a host.
 _MAGIC_VARS = frozenset(
@@ -74,6 +120,7 @@ class Inventory:
     hosts: Mapping[str, InventoryHost]
     servers: tuple[OvmsServer, ...]
     clients: tuple[InventoryHost, ...]
+    cameras: tuple[InventoryHost, ...]
     # ansible-core's InventoryManager the hosts were read from: host patterns (`--limit`) are matched
     # by it, as ansible-playbook matches them (launcher.validate.options.check_limit)
     manager: Any = field(repr=False, compare=False)
@@ -88,6 +135,11 @@ class Inventory:
 
     def group(self, name: str) -> list[InventoryHost]:
         return [h for h in self.hosts.values() if name in h.groups]
+
+    def members(self) -> list[InventoryHost]:
+        """The hosts of any of the launcher's groups (playbooks/vars/groups.yml): those a run touches."""
+        wanted = set(GROUPS.values())
+        return [h for h in self.hosts.values() if wanted.intersection(h.groups)]
 
     @property
     def source_label(self) -> str:
@@ -218,7 +270,10 @@ def load_inventory(sources: Sequence[str | Path]) -> Inventory:
         raise LauncherError(f"ansible-core cannot load the inventory: {exc}", file=broken or label) from exc
     servers = tuple(h for h in hosts.values() if isinstance(h, OvmsServer))
     clients = tuple(h for h in hosts.values() if CLIENTS_GROUP in h.groups)
-    return Inventory(sources=paths, hosts=hosts, servers=servers, clients=clients, manager=manager)
+    cameras = tuple(h for h in hosts.values() if CAMERAS_GROUP in h.groups)
+    return Inventory(
+        sources=paths, hosts=hosts, servers=servers, clients=clients, cameras=cameras, manager=manager
+    )
 
 
 def _broken_vars_file(paths: Sequence[Path]) -> Path | None:

@@ -19,6 +19,9 @@ from testbed.ssh import SshError, SshTarget
 REMOTE_DIR = "/var/tmp/ovms-images"
 SERVER_IMAGES = ("ovms-double", "tls-proxy")
 CLIENT_IMAGES = ("client",)
+CAMERA_IMAGES = ("camera-sim",)
+# the images each of the launcher's groups needs, by role (playbooks/vars/groups.yml names the groups)
+IMAGES_BY_ROLE = {"servers": SERVER_IMAGES, "clients": CLIENT_IMAGES, "cameras": CAMERA_IMAGES}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from launcher.inventory import load_groups
 from testbed import archives
 from testbed.dockerutil import TEST_LABEL, DockerError, docker
 from testbed.hostimage import HOST_IMAGE, ensure_host_image
@@ -249,9 +250,11 @@ class Harness:
         self, archive_dir: Path, layout: Mapping[str, Sequence[str]]
     ) -> list[archives.LoadResult]:
         """Save the product images on the controller (cached) and load on each host what its groups
-        need: servers ovms-double and tls-proxy, clients the client image."""
+        need (archives.IMAGES_BY_ROLE): servers ovms-double and tls-proxy, clients the client image,
+        cameras the camera simulator."""
         needs: dict[str, list[str]] = {}
-        per_group = {"ovms_servers": archives.SERVER_IMAGES, "ovms_clients": archives.CLIENT_IMAGES}
+        groups = load_groups()
+        per_group = {groups[role]: images for role, images in archives.IMAGES_BY_ROLE.items()}
         for group, images in per_group.items():
             for name in layout.get(group, ()):
                 needs.setdefault(name, [])

@@ -8,7 +8,10 @@ from typing import Any
 
 import yaml
 
-GROUPS = ("ovms_servers", "ovms_clients")
+from launcher.inventory import load_groups
+
+# the launcher's groups (playbooks/vars/groups.yml), in the playbooks' order
+GROUPS = tuple(load_groups().values())
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
 
@@ -32,7 +35,7 @@ def build_inventory(
     host_vars: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The inventory as data: every host under `all` with its connection vars (plus host_vars), the
-    groups of `layout` (e.g. {"ovms_servers": ["host1"], "ovms_clients": ["host2", "host3"]}) and
+    groups of `layout` (group name -> hosts, e.g. servers ["host1"], clients ["host2", "host3"]) and
     `group_vars` per group name ("all" for every host)."""
     unknown_groups = set(layout) - set(GROUPS)
     if unknown_groups:

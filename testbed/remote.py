@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP
 from launcher.paths import cache_dir
 from testbed.harness import Host
 from testbed.launcher_cli import Launcher
@@ -28,7 +29,7 @@ def group_vars(media_dir: Path, client_env: dict[str, str] | None = None) -> dic
     }
     if client_env:
         clients["ovms_client_env"] = dict(client_env)
-    return {"ovms_servers": {"ovms_server_models": [{"name": MODEL}]}, "ovms_clients": clients}
+    return {SERVERS_GROUP: {"ovms_server_models": [{"name": MODEL}]}, CLIENTS_GROUP: clients}
 
 
 PROBE_DIR = "/root/mh-probe"

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from launcher.console import make_console
 from launcher.errors import LauncherError
-from launcher.inventory import Inventory, load_inventory
+from launcher.inventory import Inventory, group_list, load_inventory
 from launcher.paths import PROJECT_ROOT
 from launcher.pki.deploy_renewal import renew_before_deploy
 from launcher.runner import RunRequest, execute, parse_extra_vars
@@ -117,11 +117,11 @@ def _validated(
 
 
 def _load_only(inventories: tuple[Path, ...]) -> Inventory:
-    """destroy/status need a readable inventory with servers, not valid profiles."""
+    """destroy/status need a readable inventory with hosts in the launcher's groups, not valid profiles."""
     inventory = load_inventory(inventories)
-    if not inventory.servers and not inventory.clients:
+    if not inventory.members():
         raise LauncherError(
-            "no host in ovms_servers or ovms_clients",
+            f"no host in {group_list()}",
             file=inventory.source_label,
             fix="pass the inventory you deployed with (-i)",
         )
@@ -141,11 +141,11 @@ def _checked_options(inventory: Inventory, action: str, options: dict[str, Any])
 
 
 def _forks(inventory: Inventory | None) -> int | None:
-    """One fork per host of the launcher's groups: every host runs at once (at least 1)."""
+    """One fork per host of the launcher's groups (playbooks/vars/groups.yml): every host runs at once (at
+    least 1)."""
     if inventory is None:
         return None
-    names = {h.name for h in inventory.servers} | {h.name for h in inventory.clients}
-    return max(1, len(names))
+    return max(1, len(inventory.members()))
 
 
 def _run(

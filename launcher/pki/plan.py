@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from launcher.errors import LauncherError
-from launcher.inventory import Inventory
+from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory, group_list
 from launcher.pki.authority import LeafSpec
 from launcher.pki.layout import Kind
 from launcher.pki.names import SanName, parse_san, typed_san, unique_sans, validate_host_name
@@ -80,9 +80,10 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
     label = inventory.source_label
     if not inventory.servers and not inventory.clients:
         raise LauncherError(
-            "the inventory has no hosts in the groups ovms_servers or ovms_clients",
+            f"the inventory has no hosts in the groups {group_list(['servers', 'clients'])}",
             file=label,
-            fix="add the hosts under `ovms_servers:` / `ovms_clients:` (see inventories/example-remote/)",
+            fix=f"add the hosts under `{SERVERS_GROUP}:` / `{CLIENTS_GROUP}:` "
+            "(see inventories/example-remote/)",
         )
     clash = controller_name_clash(inventory)
     if clash is not None:

@@ -11,6 +11,7 @@ ROLE_STAGES: dict[str, str] = {
     "ovms_models": "models",
     "ovms_server": "server",
     "ovms_tls_proxy": "server",
+    "ovms_camera": "camera",
     "ovms_client": "client",
 }
 
@@ -19,6 +20,7 @@ PLAY_STAGES: tuple[str, ...] = (
     "prechecks",
     "models",
     "server",
+    "camera",
     "client",
     "verify",
     "summary",

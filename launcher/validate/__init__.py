@@ -59,7 +59,8 @@ class ValidationReport:
             profiles = ", ".join(p.name for p in self.profiles.get(client, []))
             parts.append(f"{client} -> {self.assignments.get(client, '?')} ({profiles})")
         clients = ", ".join(parts) or "none"
-        return f"servers: {servers}; clients: {clients}"
+        cameras = ", ".join(h.name for h in self.inventory.cameras)
+        return f"servers: {servers}; clients: {clients}" + (f"; cameras: {cameras}" if cameras else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class ValidationReport:
             "warnings": [p.to_dict() for p in self.warnings],
             "servers": [s.name for s in self.inventory.servers] if self.inventory else [],
             "clients": dict(self.assignments),
+            "cameras": [h.name for h in self.inventory.cameras] if self.inventory else [],
             "deferred": {h: sorted(v) for h, v in self.deferred.items() if v},
         }
 

@@ -18,7 +18,6 @@ from launcher.validate.problems import Problem
 from launcher.validate.variables import HostVars
 from ovms_double.release import Release, ReleaseError
 
-SERVERS_GROUP = "ovms_servers"
 _TAG = re.compile(r"^(\d{4}\.\d+(?:\.\d+)?)(?:-[A-Za-z0-9._-]+)?$")
 
 LabelReader = Callable[[str], Mapping[str, str]]

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import LauncherError
-from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory
+from launcher.inventory import CAMERAS_GROUP, CLIENTS_GROUP, SERVERS_GROUP, Inventory
+from launcher.validate import common_role
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
 from launcher.validate.variables import HostVars
@@ -134,6 +135,7 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
                     )
                 )
     problems += _client_container_clashes(hosts, origins)
+    problems += _camera_checks(hosts, origins)
     for servers in by_machine.values():
         seen: dict[str, str] = {}
         for name, server in servers:
@@ -151,6 +153,64 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
                     )
                 )
             seen.setdefault(server.container_name, name)
+    return problems
+
+
+def _camera_streams(name: str, checked: HostVars, origins: VarOrigins) -> list[Problem]:
+    """Each stream name once, each file in the media folder (the camera role's own check)."""
+    if {"ovms_camera_streams", "ovms_camera_media_dir"} & checked.deferred:
+        return []
+    rules = common_role.role_filters("ovms_camera")
+    found = rules.streams_findings(
+        checked.raw.get("ovms_camera_streams"), checked.raw.get("ovms_camera_media_dir")
+    )
+    where = origins.find("ovms_camera_streams", name, checked.host.groups)
+    fix = "give each stream its own name, and put its file in ovms_camera_media_dir (see roles/ovms_camera)"
+    return [Problem(where, key, message, fix, (name,)) for key, message in found]
+
+
+def _camera_checks(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
+    """Each camera's streams; camera hosts on one machine share its Docker engine: their containers and
+    published ports clash."""
+    problems: list[Problem] = []
+    names: dict[tuple[str, str], str] = {}
+    ports: dict[str, list[tuple[str, int, str]]] = {}  # machine -> (bind address, port, host)
+    for name, checked in hosts.items():
+        camera = checked.get("ovms_camera_")
+        if CAMERAS_GROUP not in checked.host.groups or camera is None:
+            continue
+        problems += _camera_streams(name, checked, origins)
+        groups, machine = checked.host.groups, machine_of(checked)
+        if "ovms_camera_container_name" not in checked.deferred:
+            other = names.setdefault((machine, camera.container_name), name)
+            if other != name:
+                problems.append(
+                    Problem(
+                        origins.find("ovms_camera_container_name", name, groups),
+                        "ovms_camera_container_name",
+                        f"{camera.container_name!r} is also the camera container of {other} "
+                        "on the same machine",
+                        "give each camera on one machine its own ovms_camera_container_name",
+                        (name,),
+                    )
+                )
+        if {"ovms_camera_port", "ovms_camera_bind_address"} & checked.deferred:
+            continue
+        for bind, port, other in ports.get(machine, []):
+            wildcard = bind in ("0.0.0.0", "::") or camera.bind_address in ("0.0.0.0", "::")
+            if port == camera.port and (bind == camera.bind_address or wildcard):
+                problems.append(
+                    Problem(
+                        origins.find("ovms_camera_port", name, groups),
+                        "ovms_camera_port",
+                        f"port {port} is also published by the camera of {other} on the same machine",
+                        "give each camera on one machine its own ovms_camera_port "
+                        "(or its own ovms_camera_bind_address)",
+                        (name,),
+                    )
+                )
+                break
+        ports.setdefault(machine, []).append((camera.bind_address, camera.port, name))
     return problems
 
 

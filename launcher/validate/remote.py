@@ -53,7 +53,7 @@ def check_models_stay_on_servers(inventory: Inventory, origins: VarOrigins) -> l
                     key,
                     f"{host.name} is a client host: models stay on the servers, a client gets no models "
                     "path or source",
-                    f"remove {key} from {host.name}; set it on the server host(s) (ovms_servers) instead",
+                    f"remove {key} from {host.name}; set it on the server host(s) ({SERVERS_GROUP}) instead",
                     (host.name,),
                 )
             )

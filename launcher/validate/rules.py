@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from launcher.paths import PROJECT_ROOT
+from launcher.validate import common_role
 from launcher.validate.specs import load_yaml
 
 # (key below the option: "" for the option itself, "[2]" for a list item, ".GPU[0]" inside a mapping; message)
@@ -384,6 +385,20 @@ def _path_only_local(value: Mapping[str, Any], _: Mapping[str, Any]) -> list[Fin
     return []
 
 
+# --- ovms_camera: the role's own rules (its filter plugin, which its tasks/validate.yml asserts) -----
+
+
+def _camera(check: str) -> Simple:
+    """A check of the camera role's filter plugin (`<check>_problem`) on one value."""
+    return lambda value: getattr(common_role.role_filters("ovms_camera"), f"{check}_problem")(value)
+
+
+def _camera_password(value: Any, _: Mapping[str, Any]) -> list[Finding]:
+    """The message never shows the value."""
+    message = _camera("password")(value)
+    return [("", message)] if message else []
+
+
 # --- other variables ------------------------------------------------------------------------------
 
 
@@ -424,6 +439,12 @@ def _device_paths(value: Mapping[str, Any], siblings: Mapping[str, Any]) -> list
         if isinstance(paths, list)
         for s, m in each(absolute)(paths, siblings)
     ]
+
+
+def _camera_credentials(value: Any, _: Mapping[str, Any]) -> list[Finding]:
+    """The ovms_client role's own check; its messages name keys, never a value (they are passwords)."""
+    problems = common_role.role_filters("ovms_client").ovms_client_credentials_problems(value)
+    return [("", problem) for problem in problems]
 
 
 def _rules() -> list[Rule]:
@@ -491,6 +512,7 @@ def _rules() -> list[Rule]:
         Rule("ovms_client_network", simple(*NAME)),
         Rule("ovms_client_env", values(scalar)),
         Rule("ovms_client_media_dir", simple(_media_dir)),
+        Rule("ovms_client_camera_credentials", _camera_credentials),
         Rule("ovms_client_memory", simple(*MEMORY)),
         Rule("ovms_client_pids_limit", simple(at_least(0))),
         Rule("ovms_client_cpus", simple(at_least(0))),
@@ -530,6 +552,25 @@ def _rules() -> list[Rule]:
         Rule("ovms_tls_memory", simple(*MEMORY)),
         Rule("ovms_tls_pids_limit", simple(at_least(0))),
         Rule("ovms_tls_cpus", simple(at_least(0))),
+        # roles/ovms_camera (its container name and data folder are deployment-wide: roles/ovms_common)
+        Rule("ovms_camera_container_name", simple(*CONTAINER)),
+        Rule("ovms_camera_data_dir", simple(absolute)),
+        Rule("ovms_camera_image", simple(*IMAGE)),
+        Rule("ovms_camera_bind_address", simple(_camera("bind_address"))),
+        Rule("ovms_camera_port", simple(_camera("port"))),
+        # each name once, each file in the media folder: launcher/validate/crosschecks.py check_cameras
+        Rule("ovms_camera_streams[].name", simple(_camera("name"))),
+        Rule("ovms_camera_streams[].file", simple(_camera("file"))),
+        Rule("ovms_camera_streams[].fps", simple(_camera("fps"))),
+        Rule("ovms_camera_media_dir", simple(_media_dir)),
+        Rule("ovms_camera_credentials.username", simple(_camera("username"))),
+        Rule("ovms_camera_credentials.password", _camera_password),
+        Rule("ovms_camera_network", simple(*NAME)),
+        Rule("ovms_camera_memory", simple(*MEMORY)),
+        Rule("ovms_camera_pids_limit", simple(at_least(0))),
+        Rule("ovms_camera_cpus", simple(at_least(0))),
+        Rule("ovms_camera_tmpfs_size", simple(*SIZE)),
+        Rule("ovms_camera_start_timeout", simple(at_least(0))),
     ]
 
 

@@ -26,6 +26,7 @@ DATA_DIRS = {
     "ovms_server_data_dir": ("ovms_server_", "data_dir"),
     "ovms_client_data_dir": ("ovms_client_", "data_dir"),
     "ovms_models_dir": ("ovms_models_", "dir"),
+    "ovms_camera_data_dir": ("ovms_camera_", "data_dir"),
 }
 
 
@@ -55,7 +56,8 @@ def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[
                         origins.find(variable, name, checked.host.groups),
                         variable,
                         f"{why}: a deploy chowns inside it and `launcher destroy --purge` deletes it",
-                        "give it a folder of its own, e.g. /var/lib/ovms-launcher/server or …/client",
+                        "give it a folder of its own, e.g. /var/lib/ovms-launcher/server, …/client "
+                        "or …/camera",
                         (name,),
                     )
                 )

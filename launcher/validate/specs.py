@@ -19,7 +19,15 @@ from typing import Any
 import yaml
 
 # ovms_common first: the deployment-wide names, which the other roles use without specifying them again
-ROLES = ("ovms_common", "ovms_server", "ovms_models", "ovms_client", "prechecks", "ovms_tls_proxy")
+ROLES = (
+    "ovms_common",
+    "ovms_server",
+    "ovms_models",
+    "ovms_client",
+    "prechecks",
+    "ovms_tls_proxy",
+    "ovms_camera",
+)
 ENTRY_POINT = "main"
 
 # variable prefix -> the role that reads those variables (named in fixes, even when a name is
@@ -30,6 +38,7 @@ PREFIXES: dict[str, str] = {
     "ovms_client_": "ovms_client",
     "prechecks_": "prechecks",
     "ovms_tls_": "ovms_tls_proxy",
+    "ovms_camera_": "ovms_camera",
     "ovms_common_": "ovms_common",
     "ovms_destroy_": "ovms_common",
 }
