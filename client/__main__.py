@@ -1,8 +1,9 @@
-"""`python -m client --profile DIR [--duration S] [--max-frames N] [--sync] [--check]`."""
+"""`python -m client --profile DIR [--duration S] [--max-frames N] [--sync] [--check [--json]]`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from .app import RunOptions, configure_logging, run
 from .errors import ClientError
-from .profile import load_profile
+from .profile import DeviceInput, load_profile
+from .sources import describe_input
 
 
 def _positive_float(text: str) -> float:
@@ -41,13 +43,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check", action="store_true", help="only validate the profile, then exit (0 valid, 2 invalid)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --check: print one JSON object {name, devices, inputs} (camera URLs masked)",
+    )
+    args = parser.parse_args(argv)
+    if args.json and not args.check:
+        parser.error("--json goes with --check")
+    return args
 
 
-def check_profile(directory: Path, environ: Mapping[str, str]) -> int:
-    """Validate a profile folder without connecting anywhere (the deploy's remote-copy check)."""
+def check_profile(directory: Path, environ: Mapping[str, str], as_json: bool = False) -> int:
+    """Validate a profile folder without connecting anywhere (the deploy's remote-copy check).
+
+    With `as_json`, one line: {"name", "devices": the /dev/videoN its inputs read (after profile.env
+    and environment overrides; what the deployment passes into the container), "inputs": each input
+    described, camera credentials masked}."""
     loaded = load_profile(directory, environ=environ)
-    print(f"profile ok: {loaded.name} ({loaded.file})", flush=True)
+    if not as_json:
+        print(f"profile ok: {loaded.name} ({loaded.file})", flush=True)
+        return 0
+    inputs = loaded.profile.inputs
+    devices = list(dict.fromkeys(i.path for i in inputs if isinstance(i, DeviceInput)))
+    report = {"name": loaded.name, "devices": devices, "inputs": [describe_input(i, loaded) for i in inputs]}
+    print(json.dumps(report), flush=True)
     return 0
 
 
@@ -57,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(os.environ.get("CLIENT_LOG_LEVEL", "INFO").upper())
     try:
         if args.check:
-            return check_profile(args.profile, os.environ)
+            return check_profile(args.profile, os.environ, as_json=args.json)
         return run(options, os.environ)
     except ClientError as exc:
         print(f"error: {exc.render()}", file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from .backoff import Backoff
+from .credentials import CameraCredentials, load_camera_credentials
 from .decoders import make_decoder
 from .health import ServerGate
 from .pipeline import StreamConfig, StreamWorker
@@ -62,7 +63,10 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
     sync = options.sync or profile.pipeline.mode == "sync"
     window = 1 if sync else profile.pipeline.max_in_flight
 
-    sources = _open_sources(loaded)
+    credentials = (
+        load_camera_credentials(deployment.camera_credentials) if deployment.camera_credentials else None
+    )
+    sources = _open_sources(loaded, credentials)
     stop = threading.Event()
     _install_signal_handlers(stop)
     timer = None
@@ -140,10 +144,12 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             ]
             for worker in workers:
                 worker.start()
-            _report_until_done(workers, stats, stats_file, stop, loaded, outputs.stats_interval_s, gate)
+            _report_until_done(
+                workers, stats, stats_file, stop, loaded, outputs.stats_interval_s, gate, sources
+            )
             for worker in workers:
                 worker.join()
-        _emit_stats(stats, stats_file, loaded, gate, final=True)
+        _emit_stats(stats, stats_file, loaded, gate, sources, final=True)
         failures = [w.failure for w in workers if w.failure is not None]
         return 1 if failures else 0
     finally:
@@ -157,14 +163,15 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             stats_file.close()
 
 
-def _open_sources(loaded: LoadedProfile) -> list[FrameSource]:
-    """One source per stream; streams cycle through the inputs (3 streams over 1 input: 3 readers)."""
+def _open_sources(loaded: LoadedProfile, credentials: CameraCredentials | None = None) -> list[FrameSource]:
+    """One source per stream; streams cycle through the inputs (3 streams over 1 input: 3 readers).
+    The profile has at least as many streams as inputs, so every input is read."""
     inputs = loaded.profile.inputs
     sources: list[FrameSource] = []
     try:
         for stream in range(loaded.profile.streams):
             index = stream % len(inputs)
-            source = make_source(inputs[index], index, loaded)
+            source = make_source(inputs[index], index, loaded, credentials)
             source.open()
             sources.append(source)
             log.info("stream %d: %s", stream, source.description)
@@ -198,6 +205,7 @@ def _report_until_done(
     loaded: LoadedProfile,
     interval_s: float,
     gate: ServerGate,
+    sources: list[FrameSource],
 ) -> None:
     next_report = time.monotonic() + interval_s
     while any(w.is_alive() for w in workers):
@@ -205,7 +213,7 @@ def _report_until_done(
             stop.set()
         now = time.monotonic()
         if now >= next_report:
-            _emit_stats(stats, stats_file, loaded, gate)
+            _emit_stats(stats, stats_file, loaded, gate, sources)
             next_report = now + interval_s
         alive = [w for w in workers if w.is_alive()]
         if alive:
@@ -213,9 +221,14 @@ def _report_until_done(
 
 
 def _emit_stats(
-    stats: Stats, stats_file: JsonLines, loaded: LoadedProfile, gate: ServerGate, final: bool = False
+    stats: Stats,
+    stats_file: JsonLines,
+    loaded: LoadedProfile,
+    gate: ServerGate,
+    sources: list[FrameSource],
+    final: bool = False,
 ) -> None:
-    line = stats.snapshot()
+    line = stats.snapshot([source.status() for source in sources])
     line["profile"] = loaded.name
     line["model"] = loaded.profile.model.name
     line["server"] = "up" if gate.up else "down"
@@ -228,7 +241,8 @@ def _emit_stats(
     print(
         f"stats profile={line['profile']} fps={line['fps']:.1f} p50_ms={p50} p95_ms={p95} "
         f"in_flight={line['in_flight']} frames={line['frames']} dropped={line['dropped']} "
-        f"errors={line['errors']} server={line['server']}" + (" final" if final else ""),
+        f"errors={line['errors']} server={line['server']} reconnects={line['reconnects']} "
+        f"stalls={line['stalls']}" + (" final" if final else ""),
         flush=True,
     )
     log.debug("stats %s", json.dumps(line))

@@ -11,7 +11,14 @@ from .errors import ClientError
 _KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 # Settings the deployment owns; a profile never sets them.
-DEPLOYMENT_VARIABLES = ("OVMS_ADDRESS", "OVMS_TLS_CA", "OVMS_TLS_CERT", "OVMS_TLS_KEY", "OVMS_RESULTS_DIR")
+DEPLOYMENT_VARIABLES = (
+    "OVMS_ADDRESS",
+    "OVMS_TLS_CA",
+    "OVMS_TLS_CERT",
+    "OVMS_TLS_KEY",
+    "OVMS_RESULTS_DIR",
+    "OVMS_CAMERA_CREDENTIALS",
+)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
+from .urls import redact_url
 
 PROFILE_FILE = "profile.yaml"
 ENV_FILE = "profile.env"
@@ -145,10 +156,43 @@ class VideoInput(_Strict):
     loop: bool = True
 
 
+def _url_has_host(url: str) -> str:
+    """A camera URL must name a host (and a valid port); the message never repeats the URL, which may
+    hold a password."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ValueError(
+            "the URL cannot be read (a bad port or host); percent-encode @ : / in credentials"
+        ) from None
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    if "@" in parts.path + parts.query + parts.fragment:
+        # a raw / ? or # in a password cuts the URL in the wrong place (FFmpeg would dial the wrong host)
+        raise ValueError("'@' after the host; percent-encode @ : / ? # in credentials (%40 %3A %2F %3F %23)")
+    return url
+
+
 class RtspInput(_Strict):
     type: Literal["rtsp"]
     url: str = Field(pattern=r"^rtsps?://\S+$")
     transport: Literal["tcp", "udp"] = "tcp"
+    stall_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+
+    _url = field_validator("url")(_url_has_host)
+
+
+class HttpInput(_Strict):
+    """An http(s):// camera or stream: MJPEG (multipart/x-mixed-replace), HLS, anything FFmpeg reads."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://\S+$")
+    stall_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+
+    _url = field_validator("url")(_url_has_host)
 
 
 class DeviceInput(_Strict):
@@ -167,16 +211,19 @@ class ImagesInput(_Strict):
 
 
 InputSource = Annotated[
-    Union[VideoInput, RtspInput, DeviceInput, ImagesInput],  # noqa: UP007 (discriminated union)
+    Union[VideoInput, RtspInput, HttpInput, DeviceInput, ImagesInput],  # noqa: UP007 (discriminated union)
     Field(discriminator="type"),
 ]
 
 
 def source_from_uri(uri: str, loop: bool | None = None) -> dict[str, Any]:
-    """The short form of an input: `rtsp://…`, `/dev/videoN`, a folder of images or a video file."""
+    """The short form of an input: `rtsp://…`, `http(s)://…`, `/dev/videoN`, a folder of images or a
+    video file."""
     uri = uri.strip()
     if re.match(r"^rtsps?://", uri):
         return {"type": "rtsp", "url": uri}
+    if re.match(r"^https?://", uri):
+        return {"type": "http", "url": uri}
     if re.match(r"^/dev/video[0-9]+$", uri):
         return {"type": "device", "path": uri}
     kind = "images" if uri.endswith("/") or Path(uri).is_dir() else "video"
@@ -210,6 +257,8 @@ class ResilienceSpec(_Strict):
     def _ordered(self) -> ResilienceSpec:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        if self.reopen_backoff_max_s < self.backoff_initial_s:
+            raise ValueError("reopen_backoff_max_s must be at least backoff_initial_s")
         return self
 
 
@@ -235,8 +284,10 @@ class Profile(_Strict):
     api: Literal["kserve", "tfs"] = "kserve"
     model: ModelSpec
     postprocess: Postprocess
-    inputs: list[InputSource] = Field(min_length=1)
-    streams: int = Field(default=1, ge=1, le=64)
+    inputs: list[InputSource] = Field(min_length=1, max_length=64)
+    # Streams follow the inputs: by default one per input; more cycle through them (stream i reads
+    # inputs[i mod len(inputs)]); fewer would leave inputs unread and are refused.
+    streams: int = Field(default=None, ge=1, le=64, validate_default=True)
     target_fps: float = Field(default=0.0, ge=0, description="per stream; 0 = as fast as possible")
     encoding: EncodingSpec = Field(default_factory=EncodingSpec)
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
@@ -248,6 +299,26 @@ class Profile(_Strict):
     def _short_inputs(cls, value: object) -> object:
         if isinstance(value, list):
             return [source_from_uri(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("streams", mode="before")
+    @classmethod
+    def _one_stream_per_input(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            inputs = info.data.get("inputs")
+            return len(inputs) if inputs else 1
+        return value
+
+    @field_validator("streams")
+    @classmethod
+    def _every_input_read(cls, value: int, info: ValidationInfo) -> int:
+        inputs = info.data.get("inputs")
+        if inputs and value < len(inputs):
+            raise PydanticCustomError(
+                "streams_below_inputs",
+                "{streams} stream(s) cannot read {inputs} inputs: every input needs a stream",
+                {"streams": value, "inputs": len(inputs)},
+            )
         return value
 
     @field_validator("encoding", mode="before")
@@ -427,7 +498,8 @@ def _collect_overrides(env_file: Path, environ: Mapping[str, str]) -> dict[str, 
                     "set by the deployment, never by a profile",
                     file=override.origin,
                     key=key,
-                    fix="remove the line; the deployment sets the server address, TLS files and results dir",
+                    fix="remove the line; the deployment sets the server address, TLS files, results dir "
+                    "and camera credentials",
                 )
             if key not in allowed:
                 raise ClientError(
@@ -459,22 +531,41 @@ def _translate(
         got = error.get("input")
         scalar = not isinstance(got, dict | list)
         if value_present and scalar and error["type"] not in ("missing", "extra_forbidden"):
-            message += f" (got {got!r})"
+            # a camera URL may hold a password: never repeat one unmasked
+            message += f" (got {redact_url(got) if isinstance(got, str) else got!r})"
+        if error["type"] == "streams_below_inputs" and "inputs" in applied_from:
+            origin = applied_from["inputs"]
+            message += f"; the inputs come from {origin.variable} ({origin.origin})"
         source = next(
             (o for target, o in applied_from.items() if key == target or key.startswith(target + "[")), None
         )
         if source is None and key.startswith("inputs["):
             loop = key.endswith(".loop")
             source = applied_from.get("inputs[*].loop") if loop else applied_from.get("inputs")
+        fix = _FIXES.get(error["type"], "").format(**error.get("ctx", {})) or None
         if source is not None:
-            problems.append((source.origin, source.variable, f"{message} (sets profile key {key})"))
+            problems.append((source.origin, source.variable, f"{message} (sets profile key {key})", fix))
         else:
-            problems.append((str(file), key, message))
+            problems.append((str(file), key, message, fix))
     if len(problems) == 1:
-        where, key, message = problems[0]
-        return ClientError(message, file=where, key=key)
-    body = "; ".join(f"{k}: {m}" for _, k, m in problems)
-    return ClientError(f"{len(problems)} problems: {body}", file=problems[0][0], key=problems[0][1])
+        where, key, message, fix = problems[0]
+        return ClientError(message, file=where, key=key, fix=fix)
+    body = "; ".join(f"{k}: {m}" for _, k, m, _ in problems)
+    fixes = [f for *_, f in problems if f]
+    return ClientError(
+        f"{len(problems)} problems: {body}",
+        file=problems[0][0],
+        key=problems[0][1],
+        fix="; ".join(fixes) or None,
+    )
+
+
+_FIXES = {
+    "streams_below_inputs": (
+        "remove `streams` (it defaults to one stream per input) or set it to {inputs} or more; "
+        "to read fewer inputs, remove them from `inputs` (or CLIENT_INPUT)"
+    ),
+}
 
 
 def _key_path(loc: tuple[int | str, ...], data: Any) -> tuple[str, bool]:
@@ -508,6 +599,7 @@ def _key_path(loc: tuple[int | str, ...], data: Any) -> tuple[str, bool]:
 
 _PATTERN_HELP = {
     r"^rtsps?://\S+$": "expected an rtsp:// or rtsps:// URL",
+    r"^https?://\S+$": "expected an http:// or https:// URL",
     r"^/dev/video[0-9]+$": "expected a video device path /dev/videoN",
     r"^[A-Za-z0-9._-]+$": "expected a plain file name (letters, digits, '.', '_', '-'; no '/')",
     r"^[A-Za-z0-9._-]*$": "expected letters, digits, '.', '_' or '-' only",
@@ -533,7 +625,10 @@ def _message(error: Mapping[str, Any]) -> str:
         return _PATTERN_HELP.get(pattern, f"expected text matching {pattern}")
     if kind in ("model_attributes_type", "dict_type"):
         if error["loc"][:1] == ("inputs",):
-            return "expected a mapping with a 'type' key or a source (file, folder, rtsp://…, /dev/videoN)"
+            return (
+                "expected a mapping with a 'type' key or a source (file, folder, rtsp://…, http(s)://…, "
+                "/dev/videoN)"
+            )
         return "expected a mapping of keys"
     text = str(error["msg"])
     if text.startswith("Value error, "):
@@ -546,14 +641,14 @@ def _allowed_keys(loc: tuple[int | str, ...], data: dict[str, Any]) -> list[str]
     model: Any = Profile
     node: Any = data
     for part in loc[:-1]:
-        if isinstance(model, type) and issubclass(model, BaseModel):
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        elif isinstance(model, type) and issubclass(model, BaseModel):
             info = model.model_fields.get(str(part))
             if info is None:
                 continue  # a union tag
             model = info.annotation
             node = node.get(part) if isinstance(node, dict) else None
-        elif isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
         model = _unwrap(model, node)
     model = _unwrap(model, node)
     if isinstance(model, type) and issubclass(model, BaseModel):
@@ -562,9 +657,12 @@ def _allowed_keys(loc: tuple[int | str, ...], data: dict[str, Any]) -> list[str]
 
 
 def _unwrap(annotation: Any, node: Any) -> Any:
-    """list[X] -> X, Annotated[Union[...]] -> the member chosen by the node's `type`."""
+    """list[X] -> X (once the node is an item, not the list), Annotated[Union[...]] -> the member
+    chosen by the node's `type`."""
     while True:
         origin = typing.get_origin(annotation)
+        if origin is list and isinstance(node, list):
+            return annotation  # the next part of the location is the index
         if origin is Annotated or origin is list:
             annotation = typing.get_args(annotation)[0]
         elif origin in (Union, types.UnionType):

@@ -1,4 +1,5 @@
-"""What the deployment sets in the environment: server address, TLS files, results directory."""
+"""What the deployment sets in the environment: server address, TLS files, results directory, the
+camera credentials file."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Deployment:
     address: str
     tls: TlsFiles | None
     results_dir: Path
+    # OVMS_CAMERA_CREDENTIALS: the JSON file of camera credentials (client/credentials.py)
+    camera_credentials: Path | None = None
 
 
 def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
@@ -46,7 +49,21 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
             key="OVMS_ADDRESS",
         )
     results = environ.get("OVMS_RESULTS_DIR", "").strip() or "results"
-    return Deployment(address, _tls(environ), Path(results))
+    return Deployment(address, _tls(environ), Path(results), _camera_credentials(environ))
+
+
+def _camera_credentials(environ: Mapping[str, str]) -> Path | None:
+    path = environ.get("OVMS_CAMERA_CREDENTIALS", "").strip()
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise ClientError(
+            f"file {path} does not exist or is not a file",
+            file=ENVIRONMENT,
+            key="OVMS_CAMERA_CREDENTIALS",
+            fix="mount the camera credentials file the deployment writes, or unset the variable",
+        )
+    return Path(path)
 
 
 def _tls(environ: Mapping[str, str]) -> TlsFiles | None:

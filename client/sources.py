@@ -1,32 +1,80 @@
-"""Frame sources: a video file (optionally looping), a folder of images, an RTSP URL, /dev/videoN.
+"""Frame sources: a video file (optionally looping), a folder of images, an RTSP or HTTP(S) camera,
+/dev/videoN.
 
-Files and folders are read on demand (the pipeline sets the pace). Live sources (RTSP, devices) are
-read by their own thread that keeps only the newest frame, so a slow consumer never builds latency,
-and that thread reopens a dropped stream with backoff."""
+Files and folders are read on demand (the pipeline sets the pace). Live sources (cameras) are read
+by their own thread that keeps only the newest frame, so a slow consumer never builds latency; the
+camera sets the pace and the profile's target_fps caps it. That thread tells a stall (the camera
+connected but silent for stall_timeout_s: FFmpeg's read timeout fires) from a drop (the stream ended
+or the connection closed: the read fails at once), reopens with backoff and counts both, and the
+reopens that brought frames back (`reconnects`).
+
+Camera URLs may carry credentials (from the profile, or inserted from OVMS_CAMERA_CREDENTIALS):
+that URL goes to OpenCV only; descriptions, logs and stats carry the masked one (client/urls.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from .backoff import Backoff
+from .credentials import CameraCredentials
 from .errors import SourceError
-from .profile import DeviceInput, ImagesInput, InputSource, LoadedProfile, RtspInput, VideoInput
+from .probe import diagnose
+from .profile import (
+    DeviceInput,
+    HttpInput,
+    ImagesInput,
+    InputSource,
+    LoadedProfile,
+    RtspInput,
+    VideoInput,
+)
+from .urls import redact_url
 
 log = logging.getLogger("client.source")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# A read that took at least this share of stall_timeout_s ended by FFmpeg's read timeout: a stall
+# (connected, no data). One that failed sooner: a drop (end of stream, connection closed). A camera
+# whose frames come slower than one per stall_timeout_s would read as stalled: give it a longer one.
+STALL_FRACTION = 0.8
+# A failed open that took at least this share of open_timeout_s timed out (nothing answered).
+OPEN_TIMEOUT_FRACTION = 0.8
+# Devices have no profile key for it: the time without a frame after which one is reported stalled.
+DEVICE_STALL_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 5.0
+# While a source stays unavailable, its unchanged reason is logged again every this many attempts.
+REPEAT_EVERY = 10
+
+READING, STALLED, RECONNECTING, ENDED = "reading", "stalled", "reconnecting", "ended"
 
 
 class EndOfStream(Exception):
     """The source has no more frames (a non-looping file or folder reached its end)."""
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What a stats line reports about one stream's source."""
+
+    input: str  # the file, folder, device or masked URL
+    state: str  # reading | stalled | reconnecting | ended
+    reconnects: int = 0
+    stalls: int = 0
+    drops: int = 0
+    last_frame_age_s: float | None = None
+    error: str | None = None  # why the source is not reading (None while it is)
 
 
 class FrameSource(Protocol):
@@ -40,9 +88,104 @@ class FrameSource(Protocol):
 
     def close(self) -> None: ...
 
+    def status(self) -> SourceStatus: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# OpenCV's FFmpeg backend reads its options (the RTSP transport) from one process-wide environment
+# variable when a capture opens. Each open sets it to what that source needs and restores it after;
+# opens that need the same value (or none) run side by side, one that needs another value waits until
+# they are done, so a camera that takes open_timeout_s to fail holds back only the opens of the other
+# transport.
+
+
+class CaptureOptions:
+    VARIABLE = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
+    def __init__(self, environ: Any = os.environ) -> None:
+        self._environ = environ
+        self._cond = threading.Condition()
+        self._active = 0
+        self._value: str | None = None
+        self._saved: str | None = None
+        self._guarded = False
+
+    @contextlib.contextmanager
+    def applied(self, value: str | None) -> Iterator[None]:
+        """Hold `value` (None: any value will do) in the environment while the block opens a capture."""
+        with self._cond:
+            if not self._guarded:
+                self._guarded = True
+                _quiet_library_debug_logs(self._environ)
+            self._cond.wait_for(lambda: self._active == 0 or value is None or value == self._value)
+            if self._active == 0:
+                self._value = value
+                if value is not None:
+                    self._saved = self._environ.get(self.VARIABLE)
+                    self._environ[self.VARIABLE] = value
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    if self._value is not None:
+                        if self._saved is None:
+                            self._environ.pop(self.VARIABLE, None)
+                        else:
+                            self._environ[self.VARIABLE] = self._saved
+                    self._value = None
+                    self._cond.notify_all()
+
+
+CAPTURE_OPTIONS = CaptureOptions()
+
+
+def _quiet_library_debug_logs(environ: Any) -> None:
+    """FFmpeg's and OpenCV's debug logs print camera URLs, credentials included: keep them at
+    warnings. Runs before the first capture of the process (FFmpeg reads its level once)."""
+    lowered = []
+    if environ.pop("OPENCV_FFMPEG_DEBUG", None) is not None:
+        lowered.append("OPENCV_FFMPEG_DEBUG")
+    level = environ.get("OPENCV_FFMPEG_LOGLEVEL")
+    if level is not None:
+        try:
+            too_verbose = int(level) > 24  # AV_LOG_WARNING
+        except ValueError:
+            too_verbose = True
+        if too_verbose:
+            environ["OPENCV_FFMPEG_LOGLEVEL"] = "24"
+            lowered.append("OPENCV_FFMPEG_LOGLEVEL")
+    if cv2.utils.logging.getLogLevel() > cv2.utils.logging.LOG_LEVEL_WARNING:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+        lowered.append("OPENCV_LOG_LEVEL")
+    if lowered:
+        log.warning(
+            "%s lowered to warnings: FFmpeg's and OpenCV's debug logs show camera passwords",
+            ", ".join(lowered),
+        )
+
+
+def _open_capture(
+    factory: Callable[..., Any], target: str | int, api: int, params: Sequence[int], options: str | None
+) -> Any:
+    with CAPTURE_OPTIONS.applied(options):
+        return factory(target, api, list(params)) if params else factory(target, api)
+
+
+# ---------------------------------------------------------------------------------------------------
+
 
 class VideoFileSource:
-    def __init__(self, path: Path, loop: bool, key: str, profile_file: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        loop: bool,
+        key: str,
+        profile_file: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.loop = loop
         self.key = key
@@ -50,6 +193,9 @@ class VideoFileSource:
         self.description = f"video {path}"
         self._capture: cv2.VideoCapture | None = None
         self._first: np.ndarray | None = None
+        self._clock = clock
+        self._last_frame: float | None = None
+        self._ended = False
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -59,7 +205,7 @@ class VideoFileSource:
                 key=self.key,
                 fix="mount the file into the client or point CLIENT_INPUT at an existing one",
             )
-        capture = cv2.VideoCapture(str(self.path))
+        capture = self._reopen()
         ok, frame = capture.read() if capture.isOpened() else (False, None)
         if not ok:
             capture.release()
@@ -69,7 +215,15 @@ class VideoFileSource:
         self._capture = capture
         self._first = frame
 
+    def _reopen(self) -> cv2.VideoCapture:
+        return _open_capture(cv2.VideoCapture, str(self.path), cv2.CAP_ANY, (), None)
+
     def read(self, timeout: float) -> np.ndarray | None:
+        frame = self._next()
+        self._last_frame = self._clock()
+        return frame
+
+    def _next(self) -> np.ndarray:
         capture = self._capture
         if capture is None:
             raise EndOfStream
@@ -80,14 +234,16 @@ class VideoFileSource:
         if ok:
             return frame
         if not self.loop:
+            self._ended = True
             raise EndOfStream
         # Rewinding is not reliable for every container; reopening is.
         capture.release()
-        capture = cv2.VideoCapture(str(self.path))
+        capture = self._reopen()
         self._capture = capture
         ok, frame = capture.read()
         if not ok:
             log.warning("%s: cannot read after rewinding; stream ends", self.description)
+            self._ended = True
             raise EndOfStream
         return frame
 
@@ -95,10 +251,22 @@ class VideoFileSource:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+        self._ended = True
+
+    def status(self) -> SourceStatus:
+        return _file_status(str(self.path), self._ended, self._last_frame, self._clock)
 
 
 class ImageFolderSource:
-    def __init__(self, path: Path, pattern: str, loop: bool, key: str, profile_file: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        pattern: str,
+        loop: bool,
+        key: str,
+        profile_file: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.pattern = pattern
         self.loop = loop
@@ -107,6 +275,9 @@ class ImageFolderSource:
         self.description = f"images {path}/{pattern}"
         self._files: list[Path] = []
         self._next = 0
+        self._clock = clock
+        self._last_frame: float | None = None
+        self._ended = False
 
     def open(self) -> None:
         if not self.path.is_dir():
@@ -131,22 +302,41 @@ class ImageFolderSource:
         for _ in range(len(self._files)):
             if self._next >= len(self._files):
                 if not self.loop:
-                    raise EndOfStream
+                    break
                 self._next = 0
             path = self._files[self._next]
             self._next += 1
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is not None:
+                self._last_frame = self._clock()
                 return frame
             log.warning("%s: cannot decode %s; skipped", self.description, path.name)
+        self._ended = True
         raise EndOfStream
 
     def close(self) -> None:
         self._files = []
+        self._ended = True
+
+    def status(self) -> SourceStatus:
+        return _file_status(f"{self.path}/{self.pattern}", self._ended, self._last_frame, self._clock)
+
+
+def _file_status(
+    name: str, ended: bool, last_frame: float | None, clock: Callable[[], float]
+) -> SourceStatus:
+    age = None if last_frame is None else max(0.0, clock() - last_frame)
+    return SourceStatus(name, ENDED if ended else READING, last_frame_age_s=age)
 
 
 class LiveSource:
-    """RTSP or a V4L2 device: a reader thread keeps the newest frame and reopens with backoff."""
+    """A camera (RTSP, HTTP(S), V4L2 device): a reader thread keeps the newest frame, tells stalls
+    from drops and reopens with backoff.
+
+    Counters (each an event, not an attempt): `drops` and `stalls` count the times a stream that was
+    delivering frames went away; the failed reopens that follow are not counted again. `reconnects`
+    counts the times frames came back after that. A camera that never delivered a frame counts
+    none of them: its state stays `reconnecting` and `error` says why."""
 
     def __init__(
         self,
@@ -155,63 +345,55 @@ class LiveSource:
         api: int,
         backoff: Backoff,
         properties: dict[int, float] | None = None,
+        *,
+        name: str | None = None,
+        params: Sequence[int] = (),
+        ffmpeg_options: str | None = None,
+        stall_timeout_s: float = DEVICE_STALL_TIMEOUT_S,
+        open_timeout_s: float | None = None,
+        probe: Callable[[], str] | None = None,
+        capture_factory: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.description = description
+        self.name = name if name is not None else description
         self._target = target
         self._api = api
         self._backoff = backoff
         self._properties = properties or {}
+        self._params = tuple(params)
+        self._ffmpeg_options = ffmpeg_options
+        self.stall_timeout_s = stall_timeout_s
+        self.open_timeout_s = open_timeout_s
+        self._probe = probe
+        self._factory = capture_factory or cv2.VideoCapture
+        self._clock = clock
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._sequence = 0
         self._delivered = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # state, under self._cond
         self.reconnects = 0
+        self.stalls = 0
+        self.drops = 0
+        self._connected = False
+        self._silent = False  # the outage is a silent camera: a stall, then opens nobody answers
+        self._closed = False
+        self._opened_at: float | None = None  # when the current capture opened
+        self._last_frame: float | None = None  # when the newest frame arrived (any capture)
+        self._session_frames = 0
+        self._healthy = False  # frames arrived since the last counted drop or stall
+        self._ever = False  # a frame ever arrived
+        self._error: str | None = None
+        self._attempts = 0  # failed opens in a row
 
-    def _open_capture(self) -> cv2.VideoCapture | None:
-        capture = cv2.VideoCapture(self._target, self._api)
-        for prop, value in self._properties.items():
-            capture.set(prop, value)
-        if capture.isOpened():
-            return capture
-        capture.release()
-        return None
-
+    # -- the consumer side ---------------------------------------------------------------------
     def open(self) -> None:
-        capture = self._open_capture()
-        if capture is None:
-            log.error("%s: cannot be opened; retrying with backoff", self.description)
-        self._thread = threading.Thread(
-            target=self._run, args=(capture,), name=f"reader {self.description}", daemon=True
-        )
+        """Start the reader; it opens the camera (a camera that cannot be reached is retried)."""
+        self._thread = threading.Thread(target=self._run, name=f"reader {self.name}", daemon=True)
         self._thread.start()
-
-    def _run(self, capture: cv2.VideoCapture | None) -> None:
-        while not self._stop.is_set():
-            if capture is None:
-                delay = self._backoff.next_delay()
-                if self._stop.wait(delay):
-                    break
-                capture = self._open_capture()
-                if capture is None:
-                    log.warning("%s: still unavailable; retrying", self.description)
-                    continue
-                self.reconnects += 1
-                log.warning("%s: reopened", self.description)
-            ok, frame = capture.read()
-            if not ok:
-                log.warning("%s: stream dropped; reopening", self.description)
-                capture.release()
-                capture = None
-                continue
-            self._backoff.reset()
-            with self._cond:
-                self._frame = frame
-                self._sequence += 1
-                self._cond.notify_all()
-        if capture is not None:
-            capture.release()
 
     def read(self, timeout: float) -> np.ndarray | None:
         with self._cond:
@@ -222,12 +404,171 @@ class LiveSource:
 
     def close(self) -> None:
         self._stop.set()
+        with self._cond:
+            self._closed = True
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def status(self) -> SourceStatus:
+        with self._cond:
+            now = self._clock()
+            age = None if self._last_frame is None else max(0.0, now - self._last_frame)
+            if self._closed:
+                state = ENDED
+            elif not self._connected:
+                state = STALLED if self._silent else RECONNECTING
+            else:
+                # a frame of this capture, else its opening, is the last sign of life
+                since = self._last_frame if self._session_frames else self._opened_at
+                silent = since is not None and now - since > self.stall_timeout_s
+                state = STALLED if silent else READING
+            error = self._error
+            if state == STALLED and error is None:
+                error = f"no frame for more than {self.stall_timeout_s:g} s"
+            if state == READING:
+                error = None
+            return SourceStatus(self.name, state, self.reconnects, self.stalls, self.drops, age, error)
 
-def make_source(source: InputSource, index: int, loaded: LoadedProfile) -> FrameSource:
-    """Build (not open) the source of `inputs[index]`."""
+    # -- the reader thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        capture = None
+        first = True
+        try:
+            while not self._stop.is_set():
+                if capture is None:
+                    if not first and self._stop.wait(self._backoff.next_delay()):
+                        break
+                    first = False
+                    capture = self._try_open()
+                    continue
+                started = self._clock()
+                ok, frame = capture.read()
+                now = self._clock()
+                read_s = now - started
+                # A read that took the read timeout is a stall even when it returns a frame: after
+                # the timeout OpenCV drains the decoder's delayed frames, one per timeout, so waiting
+                # for the read to fail would take several stall_timeout_s.
+                if ok and frame is not None and read_s < STALL_FRACTION * self.stall_timeout_s:
+                    self._frame_arrived(frame, now)
+                    continue
+                capture.release()
+                capture = None
+                self._read_failed(read_s)
+        finally:
+            if capture is not None:
+                capture.release()
+            with self._cond:
+                self._connected = False
+
+    def _try_open(self) -> Any:
+        started = self._clock()
+        capture = _open_capture(self._factory, self._target, self._api, self._params, self._ffmpeg_options)
+        for prop, value in self._properties.items():
+            capture.set(prop, value)
+        if capture.isOpened():
+            with self._cond:
+                self._connected = True
+                self._opened_at = self._clock()
+                self._session_frames = 0
+                attempts, self._attempts = self._attempts, 0
+            if attempts or self._ever:
+                log.info("%s: opened", self.description)
+            return capture
+        capture.release()
+        elapsed = self._clock() - started
+        timeout = self.open_timeout_s
+        timed_out = timeout is not None and elapsed >= OPEN_TIMEOUT_FRACTION * timeout
+        if timed_out:
+            reason = f"no answer within open_timeout_s ({timeout:g} s)"
+        elif self._probe is not None:
+            reason = self._probe()
+        else:
+            reason = "cannot be opened"
+        with self._cond:
+            # a stalled camera that still says nothing stays stalled; one that refuses or fails is gone
+            self._silent = self._silent and timed_out
+            self._attempts += 1
+            attempts = self._attempts
+            changed = reason != self._error
+            self._error = reason
+        if changed or attempts % REPEAT_EVERY == 0:
+            log.warning(
+                "%s: %s; retrying with backoff (attempt %d, up to every %g s)",
+                self.description,
+                reason,
+                attempts,
+                self._backoff.maximum,
+            )
+        return None
+
+    def _frame_arrived(self, frame: np.ndarray, now: float) -> None:
+        with self._cond:
+            came_back = self._ever and not self._healthy
+            if came_back:
+                self.reconnects += 1
+            self._ever = True
+            self._healthy = True
+            self._silent = False
+            self._error = None
+            self._frame = frame
+            self._sequence += 1
+            self._session_frames += 1
+            self._last_frame = now
+            self._cond.notify_all()
+        if came_back:
+            log.warning("%s: frames resumed (reconnect %d)", self.description, self.reconnects)
+        self._backoff.reset()
+
+    def _read_failed(self, read_s: float) -> None:
+        stalled = read_s >= STALL_FRACTION * self.stall_timeout_s
+        with self._cond:
+            self._connected = False
+            self._silent = stalled
+            counted = self._healthy
+            if counted:
+                self._healthy = False
+                if stalled:
+                    self.stalls += 1
+                else:
+                    self.drops += 1
+            if stalled:
+                self._error = f"stalled: no frame for {read_s:.1f} s while connected"
+            else:
+                self._error = (
+                    f"dropped: the stream ended or the connection closed (read failed after {read_s:.1f} s)"
+                )
+        if counted:
+            log.warning("%s: %s; reopening", self.description, self._error)
+        else:
+            log.info("%s: %s before a frame arrived; reopening", self.description, self._error)
+
+
+def describe_input(source: InputSource, loaded: LoadedProfile) -> str:
+    """One input as a person reads it (a camera's URL masked): `rtsp rtsp://camera-1:8554/aisle3`."""
+    return _describe(source, loaded, None)
+
+
+def _describe(source: InputSource, loaded: LoadedProfile, url: str | None) -> str:
+    if isinstance(source, VideoInput):
+        return f"video {loaded.resolve_path(source.path)}"
+    if isinstance(source, ImagesInput):
+        return f"images {loaded.resolve_path(source.path)}/{source.pattern}"
+    if isinstance(source, DeviceInput):
+        return f"device {source.path}"
+    text = f"{source.type} {redact_url(url or source.url)}"
+    if isinstance(source, RtspInput) and source.transport != "tcp":
+        text += f" ({source.transport})"
+    return text
+
+
+def make_source(
+    source: InputSource,
+    index: int,
+    loaded: LoadedProfile,
+    credentials: CameraCredentials | None = None,
+) -> FrameSource:
+    """Build (not open) the source of `inputs[index]`; camera credentials from `credentials` go into
+    the URL OpenCV opens, never into the description."""
     key = f"inputs[{index}]"
     resilience = loaded.profile.resilience
     if isinstance(source, VideoInput):
@@ -237,10 +578,31 @@ def make_source(source: InputSource, index: int, loaded: LoadedProfile) -> Frame
             loaded.resolve_path(source.path), source.pattern, source.loop, f"{key}.path", loaded.file
         )
     backoff = Backoff(resilience.backoff_initial_s, resilience.reopen_backoff_max_s)
-    if isinstance(source, RtspInput):
-        # The FFmpeg backend reads its options from the environment when a capture opens.
-        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{source.transport}"
-        return LiveSource(f"rtsp {_redact(source.url)}", source.url, cv2.CAP_FFMPEG, backoff)
+    if isinstance(source, RtspInput | HttpInput):
+        url = source.url
+        if credentials is not None:
+            url, entry = credentials.apply(url)
+            if entry is not None:
+                log.info("%s: credentials of user %r from %s", key, entry.username, credentials.file)
+        transport = source.transport if isinstance(source, RtspInput) else None
+        probe_timeout = min(PROBE_TIMEOUT_S, source.open_timeout_s)
+        return LiveSource(
+            _describe(source, loaded, url),
+            url,
+            cv2.CAP_FFMPEG,
+            backoff,
+            name=redact_url(url),
+            params=(
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                _milliseconds(source.open_timeout_s),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                _milliseconds(source.stall_timeout_s),
+            ),
+            ffmpeg_options=f"rtsp_transport;{transport}" if transport else None,
+            stall_timeout_s=source.stall_timeout_s,
+            open_timeout_s=source.open_timeout_s,
+            probe=lambda: diagnose(url, probe_timeout, transport),
+        )
     assert isinstance(source, DeviceInput)
     if not Path(source.path).exists():
         raise SourceError(f"video device {source.path} does not exist", file=loaded.file, key=f"{key}.path")
@@ -252,13 +614,8 @@ def make_source(source: InputSource, index: int, loaded: LoadedProfile) -> Frame
     if source.fps:
         properties[cv2.CAP_PROP_FPS] = source.fps
     device = int(source.path.removeprefix("/dev/video"))
-    return LiveSource(f"device {source.path}", device, cv2.CAP_V4L2, backoff, properties)
+    return LiveSource(f"device {source.path}", device, cv2.CAP_V4L2, backoff, properties, name=source.path)
 
 
-def _redact(url: str) -> str:
-    """rtsp://user:password@host/… -> rtsp://user:***@host/… for logs."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.partition("@")
-    if at and ":" in credentials:
-        return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
-    return url
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -1,14 +1,18 @@
-"""Counters and a sliding window of results: FPS over the window, p50/p95 latency."""
+"""Counters and a sliding window of results: FPS over the window, p50/p95 latency; the sources' state
+and counters (reconnects, stalls, drops) per stream and in total."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sources import SourceStatus
 
 
 class Stats:
@@ -51,8 +55,9 @@ class Stats:
             if error:
                 self.errors += 1
 
-    def snapshot(self) -> dict[str, Any]:
-        """The fields of one stats line (the launcher's `status` reads the latest one)."""
+    def snapshot(self, sources: Sequence[SourceStatus] = ()) -> dict[str, Any]:
+        """The fields of one stats line (the launcher's `status` reads the latest one); `sources` are
+        the streams' sources in stream order."""
         with self._lock:
             now = self._clock()
             horizon = now - self.window_s
@@ -79,4 +84,32 @@ class Stats:
             "window_s": self.window_s,
             "window_frames": count,
             "stream_fps": [round(int(n) / span, 2) if span > 0 else 0.0 for n in per_stream],
+            **source_fields(sources),
         }
+
+
+def source_fields(sources: Sequence[SourceStatus]) -> dict[str, Any]:
+    """Totals `reconnects`, `stalls`, `drops` and `sources`: one entry per stream."""
+    entries = [
+        {
+            "stream": stream,
+            "input": status.input,
+            "state": status.state,
+            "reconnects": status.reconnects,
+            "stalls": status.stalls,
+            "drops": status.drops,
+            "last_frame_age_s": _rounded(status.last_frame_age_s),
+            "error": status.error,
+        }
+        for stream, status in enumerate(sources)
+    ]
+    return {
+        "reconnects": sum(e["reconnects"] for e in entries),
+        "stalls": sum(e["stalls"] for e in entries),
+        "drops": sum(e["drops"] for e in entries),
+        "sources": entries,
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)

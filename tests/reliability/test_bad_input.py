@@ -533,7 +533,7 @@ CASES: dict[str, Case] = {
                 s.profile() / "profile.yaml",
                 (s.profile() / "profile.yaml")
                 .read_text()
-                .replace("streams: 1\n", "streams: 1\nstreemz: 2\n"),
+                .replace("target_fps: 15\n", "target_fps: 15\nstreemz: 2\n"),
             )
         ),
         prof("profile.yaml"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,50 @@ def test_source_that_cannot_be_opened_exits_2(env, tmp_path, capsys):
     assert main(["--profile", str(PROFILE)]) == 2
     err = capsys.readouterr().err
     assert "inputs[0].path: video file" in err and "missing.mp4 does not exist" in err
+
+
+def test_check_json_reports_devices_and_masked_inputs(env, tmp_path, capsys):
+    profile = tmp_path / "p"
+    profile.mkdir()
+    data = yaml.safe_load((PROFILE / "profile.yaml").read_text())
+    (profile / "profile.yaml").write_text(yaml.safe_dump(data))
+    (profile / "profile.env").write_text("CLIENT_INPUT=/dev/video4,rtsp://op:p%40ss@cam/x,/dev/video9\n")
+    # the environment wins over profile.env; the devices need not exist to be checked
+    env.setenv("CLIENT_INPUT", "/dev/video2,rtsp://op:p%40ss@cam/x,/dev/video0,/dev/video2,http://cam/v.mjpg")
+    assert main(["--profile", str(profile), "--check", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1
+    assert json.loads(out) == {
+        "name": "person-detection",
+        "devices": ["/dev/video2", "/dev/video0"],
+        "inputs": [
+            "device /dev/video2",
+            "rtsp rtsp://op:***@cam/x",
+            "device /dev/video0",
+            "device /dev/video2",
+            "http http://cam/v.mjpg",
+        ],
+    }
+    assert "p%40ss" not in out
+    # plain --check is unchanged
+    assert main(["--profile", str(profile), "--check"]) == 0
+    assert capsys.readouterr().out == f"profile ok: person-detection ({profile / 'profile.yaml'})\n"
+
+
+def test_check_json_of_a_bad_profile_exits_2_without_json(env, tmp_path, capsys):
+    env.setenv("CLIENT_STREAMS", "1")
+    env.setenv("CLIENT_INPUT", "a.mp4,b.mp4")
+    assert main(["--profile", str(PROFILE), "--check", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "CLIENT_STREAMS: 1 stream(s) cannot read 2 inputs" in captured.err
+
+
+def test_json_needs_check(env, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--profile", str(PROFILE), "--json"])
+    assert info.value.code == 2
+    assert "--json goes with --check" in capsys.readouterr().err
 
 
 def test_bad_command_line_exits_2(env):

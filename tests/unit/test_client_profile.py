@@ -11,6 +11,7 @@ import yaml
 from client.errors import ClientError
 from client.profile import (
     BlazefacePostprocess,
+    HttpInput,
     ImagesInput,
     RtspInput,
     SsdPostprocess,
@@ -76,7 +77,28 @@ def test_short_input_forms(tmp_path):
     kinds = [source.type for source in profile.inputs]
     assert kinds == ["rtsp", "images", "device", "video"]
     assert isinstance(profile.inputs[0], RtspInput) and profile.inputs[0].transport == "tcp"
+    assert (profile.inputs[0].stall_timeout_s, profile.inputs[0].open_timeout_s) == (5.0, 10.0)
     assert isinstance(profile.inputs[1], ImagesInput)
+
+
+def test_http_inputs_are_network_streams_not_files(tmp_path):
+    data = mutated(
+        lambda d: d.update(
+            inputs=[
+                "http://cam.local:8080/video.mjpg",
+                "https://cdn.example/live/index.m3u8",
+                {"type": "http", "url": "http://cam/x", "stall_timeout_s": 2, "open_timeout_s": 3},
+            ]
+        )
+    )
+    profile = load_profile(write_profile(tmp_path / "p", data), {}).profile
+    assert all(isinstance(source, HttpInput) for source in profile.inputs)
+    assert profile.inputs[0].url == "http://cam.local:8080/video.mjpg"
+    assert (profile.inputs[2].stall_timeout_s, profile.inputs[2].open_timeout_s) == (2.0, 3.0)
+    profile = load_profile(
+        write_profile(tmp_path / "q", GOOD), {"CLIENT_INPUT": "https://cam/s.mjpg"}
+    ).profile
+    assert profile.inputs == [HttpInput(type="http", url="https://cam/s.mjpg")]
 
 
 BAD_PROFILES = [
@@ -113,6 +135,36 @@ BAD_PROFILES = [
     ),
     ("no inputs", lambda d: d.update(inputs=[]), "inputs: list should have at least 1 item"),
     ("streams", lambda d: d.update(streams=0), "streams: input should be greater than or equal to 1 (got 0)"),
+    (
+        "http url",
+        lambda d: d["inputs"].append({"type": "http", "url": "ftp://camera/stream"}),
+        "inputs[1].url: expected an http:// or https:// URL (got 'ftp://camera/stream')",
+    ),
+    (
+        "rtsp key on an http input",
+        lambda d: d["inputs"].append({"type": "http", "url": "http://c/x", "transport": "udp"}),
+        "inputs[1].transport: unknown key; expected one of: type, url, stall_timeout_s, open_timeout_s",
+    ),
+    (
+        "unknown key on an rtsp input",
+        lambda d: d["inputs"].append({"type": "rtsp", "url": "rtsp://c/x", "timeout": 3}),
+        "inputs[1].timeout: unknown key; expected one of: type, url, transport, stall_timeout_s",
+    ),
+    (
+        "stall timeout",
+        lambda d: d["inputs"].append({"type": "rtsp", "url": "rtsp://c/x", "stall_timeout_s": 0}),
+        "inputs[1].stall_timeout_s: input should be greater than 0 (got 0)",
+    ),
+    (
+        "url without a host",
+        lambda d: d["inputs"].append({"type": "rtsp", "url": "rtsp:///x"}),
+        "inputs[1].url: the URL names no host",
+    ),
+    (
+        "reopen backoff below the first delay",
+        lambda d: d["resilience"].update(backoff_initial_s=5, backoff_max_s=6, reopen_backoff_max_s=1),
+        "resilience: reopen_backoff_max_s must be at least backoff_initial_s",
+    ),
     (
         "size type",
         lambda d: d["model"]["size"].update(width="wide"),
@@ -244,6 +296,10 @@ def test_env_from_process_environment_is_named(tmp_path):
         ("CLIENT_STREAMS=1\nCLIENT_STREAMS=2\n", "CLIENT_STREAMS: line 2: set twice (first at line 1)"),
         ("CLIENT_LOG_LEVEL=chatty\n", "CLIENT_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR"),
         ("CLIENT_INPUT='x.mp4\n", "unterminated quote"),
+        (
+            "OVMS_CAMERA_CREDENTIALS=/tmp/c.json\n",
+            "profile.env:1: OVMS_CAMERA_CREDENTIALS: set by the deployment, never by a profile",
+        ),
     ],
 )
 def test_bad_env_files(tmp_path, env, expected):
@@ -256,6 +312,57 @@ def test_threshold_override_on_raw_profile_is_rejected(tmp_path):
     data = mutated(lambda d: d.update(postprocess={"type": "raw"}))
     message = error_of(write_profile(tmp_path / "p", data, env="CLIENT_THRESHOLD=0.3\n"))
     assert "CLIENT_THRESHOLD: postprocess type 'raw' has no threshold" in message
+
+
+# --- streams follow the inputs --------------------------------------------------------------------
+
+
+def test_streams_default_to_one_per_input_and_more_cycle(tmp_path):
+    two = ["a.mp4", "rtsp://cam/1"]
+    profile = load_profile(write_profile(tmp_path / "a", mutated(lambda d: d.update(inputs=two))), {}).profile
+    assert profile.streams == 2
+    data = mutated(lambda d: d.update(inputs=two, streams=5))
+    assert load_profile(write_profile(tmp_path / "b", data), {}).profile.streams == 5
+    # the shipped profiles leave streams to the inputs, so CLIENT_INPUT with several inputs reads each
+    loaded = load_profile(PROFILES / "person-detection", {"CLIENT_INPUT": "a.mp4,b.mp4,c/"})
+    assert loaded.profile.streams == 3
+
+
+def test_fewer_streams_than_inputs_is_refused_with_a_fix(tmp_path):
+    data = mutated(lambda d: d.update(inputs=["a.mp4", "rtsp://cam/1", "/dev/video0"], streams=2))
+    directory = write_profile(tmp_path / "p", data)
+    message = error_of(directory)
+    assert message.startswith(
+        f"{directory / 'profile.yaml'}: streams: 2 stream(s) cannot read 3 inputs: every input needs a stream"
+    )
+    assert "fix: remove `streams` (it defaults to one stream per input) or set it to 3 or more" in message
+
+
+def test_fewer_streams_from_the_environment_names_the_variables(tmp_path):
+    directory = write_profile(tmp_path / "p", mutated(lambda d: d.update(streams=1)))
+    message = error_of(directory, {"CLIENT_INPUT": "a.mp4,b.mp4"})
+    assert message.startswith(f"{directory / 'profile.yaml'}: streams: 1 stream(s) cannot read 2 inputs")
+    assert "the inputs come from CLIENT_INPUT (environment)" in message and "fix: " in message
+    directory = write_profile(tmp_path / "q", GOOD, env="CLIENT_INPUT=a.mp4,b.mp4\nCLIENT_STREAMS=1\n")
+    message = error_of(directory)
+    assert message.startswith(f"{directory / 'profile.env'}:2: CLIENT_STREAMS: 1 stream(s) cannot read 2")
+    assert "(sets profile key streams)" in message
+
+
+def test_a_camera_password_is_never_repeated_in_an_error(tmp_path):
+    secret = "s3cr@t:/pw"
+    for index, url in enumerate(
+        [
+            f"rtsp://op:{secret}@cam:554/x",
+            "rtsp://op:s3cr%40t@cam:99999/x",
+            f"ftp://op:{secret}@cam/x",
+            f"rtsp://op:{secret}@/x",
+        ]
+    ):
+        data = mutated(lambda d, url=url: d["inputs"].append({"type": "rtsp", "url": url}))
+        message = error_of(write_profile(tmp_path / f"p{index}", data))
+        assert "inputs[1].url" in message
+        assert "s3cr" not in message and "pw" not in message.replace("percent-encode", "")
 
 
 # --- deployment environment --------------------------------------------------------------------
@@ -277,6 +384,10 @@ def test_deployment_settings(tmp_path):
     assert deployment.tls == TlsFiles(ca=str(ca), cert=str(cert), key=str(key))
     assert deployment.results_dir == tmp_path / "r"
     assert deployment_from_env({"OVMS_ADDRESS": "[::1]:9000"}).tls is None
+    assert deployment.camera_credentials is None
+    (tmp_path / "cameras.json").write_text('{"cameras": []}')
+    env["OVMS_CAMERA_CREDENTIALS"] = str(tmp_path / "cameras.json")
+    assert deployment_from_env(env).camera_credentials == tmp_path / "cameras.json"
 
 
 @pytest.mark.parametrize(
@@ -296,6 +407,10 @@ def test_deployment_settings(tmp_path):
         (
             {"OVMS_ADDRESS": "s:1", "OVMS_TLS_CA": "/x", "OVMS_TLS_CERT": "/y"},
             "OVMS_TLS_KEY: the client certificate and its key go together",
+        ),
+        (
+            {"OVMS_ADDRESS": "s:1", "OVMS_CAMERA_CREDENTIALS": "/nonexistent/cameras.json"},
+            "environment: OVMS_CAMERA_CREDENTIALS: file /nonexistent/cameras.json does not exist",
         ),
     ],
 )

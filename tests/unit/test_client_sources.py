@@ -1,17 +1,37 @@
-"""Frame sources: looping files, image folders, clear errors, reopening a dropped live stream."""
+"""Frame sources: looping files, image folders, clear errors, reopening a dropped live stream; camera
+URLs masked, credentials inserted, the RTSP transport set per open, stalls told from drops (with a
+scripted capture and a fake clock: no assertion depends on real timing)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from client import sources as sources_module
 from client.backoff import Backoff
+from client.credentials import load_camera_credentials
 from client.errors import SourceError
+from client.probe import diagnose
 from client.profile import LoadedProfile, Profile
-from client.sources import EndOfStream, ImageFolderSource, LiveSource, VideoFileSource, _redact, make_source
+from client.sources import (
+    CaptureOptions,
+    EndOfStream,
+    ImageFolderSource,
+    LiveSource,
+    VideoFileSource,
+    describe_input,
+    make_source,
+)
+from client.urls import endpoint, redact_url, with_credentials
 
 
 def write_video(path: Path, frames: int) -> Path:
@@ -122,5 +142,536 @@ def test_make_source_checks_device_nodes(tmp_path):
 
 
 def test_rtsp_credentials_are_masked_in_logs():
-    assert _redact("rtsp://admin:s3cret@cam.local:554/live") == "rtsp://admin:***@cam.local:554/live"
-    assert _redact("rtsp://cam.local/live") == "rtsp://cam.local/live"
+    assert redact_url("rtsp://admin:s3cret@cam.local:554/live") == "rtsp://admin:***@cam.local:554/live"
+    assert redact_url("rtsp://cam.local/live") == "rtsp://cam.local/live"
+
+
+# --- URLs: masking, credentials ------------------------------------------------------------------
+
+SECRET = "p@ss:w/rd"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # percent-encoded, as the client inserts credentials
+        ("rtsp://op:p%40ss%3Aw%2Frd@cam:8554/aisle3", "rtsp://op:***@cam:8554/aisle3"),
+        # typed raw: `@` and `:` in the password
+        ("rtsp://op:p@ss:w@cam:8554/aisle3", "rtsp://op:***@cam:8554/aisle3"),
+        # a raw `/` cuts the URL in the wrong place: everything up to the last `@` is hidden
+        (f"rtsp://op:{SECRET}@cam:8554/aisle3", "rtsp://***@cam:8554/aisle3"),
+        ("rtsp://op:pa#ss@cam/x", "rtsp://***@cam/x"),
+        ("http://token@cam/video.mjpg", "http://***@cam/video.mjpg"),
+        ("rtsp://op:pw@[fd00::5]:554/x", "rtsp://op:***@[fd00::5]:554/x"),
+        ("rtsp://op:pw@cam:99999999/x", "rtsp://***@cam:99999999/x"),
+        ("rtsp://cam.local/live?channel=1", "rtsp://cam.local/live?channel=1"),
+        ("/media/sample.mp4", "/media/sample.mp4"),
+    ],
+)
+def test_redaction_parses_the_url(url, expected):
+    assert redact_url(url) == expected
+
+
+def test_credentials_are_percent_encoded_into_the_url():
+    url = with_credentials("rtsp://cam:8554/aisle3?x=1", "o p", SECRET)
+    assert url == "rtsp://o%20p:p%40ss%3Aw%2Frd@cam:8554/aisle3?x=1"
+    assert redact_url(url) == "rtsp://o%20p:***@cam:8554/aisle3?x=1"
+    target = endpoint(url)
+    assert target is not None and (target.username, target.password) == ("o p", SECRET)
+    assert (target.address, target.request_url) == ("cam:8554", "rtsp://cam:8554/aisle3?x=1")
+
+
+# --- FFmpeg options per open -----------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+FRAME = np.zeros((4, 4, 3), np.uint8)
+
+
+class Camera:
+    """A scripted camera for LiveSource: each open takes the next session of the script.
+
+    A session is None (the open fails at once), "timeout" (the open fails after open_timeout_s),
+    "hold" (the open waits for `release`, then fails) or a list of reads: ("frame", seconds) delivers a frame,
+    ("fail", seconds) fails the read; the seconds are added to the fake clock, as the read took
+    them. A session whose list is used up without a failure delivers frames forever; past the
+    script, opens succeed and deliver frames forever (the camera is healthy). `done` is set once
+    the last session was taken."""
+
+    def __init__(self, clock: FakeClock, sessions: list) -> None:
+        self.clock = clock
+        self.sessions = list(sessions)
+        self.opens: list[dict] = []  # what each open saw
+        self.done = threading.Event()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, target, api, params=None) -> FakeCapture:
+        self.opens.append(
+            {"target": target, "params": params, "options": os.environ.get(CaptureOptions.VARIABLE)}
+        )
+        session = self.sessions.pop(0) if self.sessions else []
+        if not self.sessions:
+            self.done.set()
+        if session == "timeout":  # nothing answers: the open fails after open_timeout_s
+            self.clock.advance(10.0)
+            session = None
+        elif session == "hold":  # the open waits until the test has looked, then fails
+            self.holding.set()
+            assert self.release.wait(10)
+            self.holding.clear()
+            session = None
+        return FakeCapture(self, session)
+
+
+class FakeCapture:
+    def __init__(self, camera: Camera, reads) -> None:
+        self.camera = camera
+        self.reads = None if reads is None else list(reads)
+
+    def isOpened(self) -> bool:
+        return self.reads is not None
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def read(self):
+        if not self.reads:
+            time.sleep(0.002)
+            return True, FRAME
+        kind, seconds = self.reads.pop(0)
+        self.camera.clock.advance(seconds)
+        return (True, FRAME) if kind == "frame" else (False, None)
+
+    def release(self) -> None:
+        pass
+
+
+def live(camera: Camera, clock: FakeClock, **kwargs) -> LiveSource:
+    return LiveSource(
+        "rtsp rtsp://cam/x",
+        "rtsp://cam/x",
+        cv2.CAP_FFMPEG,
+        Backoff(0.001, 0.002, jitter=0),
+        stall_timeout_s=5.0,
+        open_timeout_s=10.0,
+        capture_factory=camera,
+        clock=clock,
+        **kwargs,
+    )
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_each_open_sets_its_own_transport_and_restores_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(CaptureOptions.VARIABLE, "probesize;32")
+    clock = FakeClock()
+    # each camera drops once after two frames, is reopened, then keeps delivering
+    camera = Camera(clock, [])
+    sessions = {
+        "tcp": [[("frame", 0.1)] * 2 + [("fail", 0.01)]],
+        "udp": [[("frame", 0.1)] * 2 + [("fail", 0.01)]],
+    }
+
+    def factory(target, api, params=None):
+        transport = "udp" if "udp" in target else "tcp"
+        camera.sessions = sessions[transport]
+        return camera(target, api, params)
+
+    monkeypatch.setattr(sources_module.cv2, "VideoCapture", factory)
+    profile = Profile.model_validate(
+        {
+            "model": {"name": "m", "input": "x", "size": {"width": 8, "height": 8}, "dtype": "uint8"},
+            "postprocess": {"type": "raw"},
+            "inputs": [
+                {"type": "rtsp", "url": "rtsp://cam-tcp/x", "stall_timeout_s": 2, "open_timeout_s": 3},
+                {"type": "rtsp", "url": "rtsp://cam-udp/x", "transport": "udp"},
+            ],
+            "resilience": {"backoff_initial_s": 0.001, "reopen_backoff_max_s": 0.002},
+        }
+    )
+    loaded = LoadedProfile(profile, tmp_path, tmp_path / "profile.yaml")
+    built = [make_source(source, i, loaded) for i, source in enumerate(profile.inputs)]
+    assert [s.description for s in built] == ["rtsp rtsp://cam-tcp/x", "rtsp rtsp://cam-udp/x (udp)"]
+    for source in built:
+        source.open()
+    try:
+        wait_until(lambda: all(s.status().reconnects == 1 for s in built))
+    finally:
+        for source in built:
+            source.close()
+    seen = {(o["target"], o["options"]) for o in camera.opens}
+    assert seen == {("rtsp://cam-tcp/x", "rtsp_transport;tcp"), ("rtsp://cam-udp/x", "rtsp_transport;udp")}
+    assert sum(o["target"] == "rtsp://cam-tcp/x" for o in camera.opens) >= 2  # reopened
+    assert sum(o["target"] == "rtsp://cam-udp/x" for o in camera.opens) >= 2
+    tcp_params = next(o["params"] for o in camera.opens if o["target"] == "rtsp://cam-tcp/x")
+    assert tcp_params == [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000]
+    assert os.environ[CaptureOptions.VARIABLE] == "probesize;32"  # restored
+
+
+def test_opens_needing_another_transport_wait_for_the_ones_in_progress():
+    environ: dict[str, str] = {}
+    options = CaptureOptions(environ)
+    inside = {"tcp-1": threading.Event(), "tcp-2": threading.Event(), "udp": threading.Event()}
+    release = threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def open_with(name: str, value: str | None) -> None:
+        with options.applied(value):
+            seen[name] = environ.get(CaptureOptions.VARIABLE)
+            inside[name].set()
+            if name == "tcp-1":
+                release.wait(10)
+
+    first = threading.Thread(target=open_with, args=("tcp-1", "rtsp_transport;tcp"))
+    first.start()
+    assert inside["tcp-1"].wait(10)
+    udp = threading.Thread(target=open_with, args=("udp", "rtsp_transport;udp"))
+    udp.start()
+    # the same transport (or none needed: a file) opens beside the slow one
+    second = threading.Thread(target=open_with, args=("tcp-2", "rtsp_transport;tcp"))
+    second.start()
+    assert inside["tcp-2"].wait(10)
+    with options.applied(None):
+        assert environ[CaptureOptions.VARIABLE] == "rtsp_transport;tcp"
+    assert not inside["udp"].is_set()
+    release.set()
+    for thread in (first, second, udp):
+        thread.join(10)
+    assert seen == {"tcp-1": "rtsp_transport;tcp", "tcp-2": "rtsp_transport;tcp", "udp": "rtsp_transport;udp"}
+    assert CaptureOptions.VARIABLE not in environ  # restored: it was not set
+
+
+def test_library_debug_logs_that_print_urls_are_lowered_before_the_first_open():
+    environ = {"OPENCV_FFMPEG_DEBUG": "1", "OPENCV_FFMPEG_LOGLEVEL": "48"}
+    logging_ = cv2.utils.logging
+    level = logging_.getLogLevel()
+    logging_.setLogLevel(logging_.LOG_LEVEL_DEBUG)
+    try:
+        with CaptureOptions(environ).applied(None):
+            pass
+        assert environ == {"OPENCV_FFMPEG_LOGLEVEL": "24"}  # AV_LOG_WARNING
+        assert logging_.getLogLevel() == logging_.LOG_LEVEL_WARNING
+    finally:
+        logging_.setLogLevel(level)
+    quiet = {"OPENCV_FFMPEG_LOGLEVEL": "16"}
+    with CaptureOptions(quiet).applied(None):
+        pass
+    assert quiet == {"OPENCV_FFMPEG_LOGLEVEL": "16"}
+
+
+# --- stalls and drops ---------------------------------------------------------------------------
+
+
+def test_a_read_that_fails_at_once_is_a_drop_and_frames_coming_back_a_reconnect():
+    clock = FakeClock()
+    camera = Camera(
+        clock,
+        [
+            [("frame", 0.07)] * 3 + [("fail", 0.2)],  # the camera is stopped: the read fails at once
+            "hold",  # the camera is down: opens fail
+            None,
+            [("fail", 0.01)],  # opened, but the stream ends before a frame: not counted again
+            [("frame", 0.07)] * 2,  # back
+        ],
+    )
+    source = live(camera, clock)
+    source.open()
+    try:
+        assert camera.holding.wait(10)
+        down = source.status()
+        camera.release.set()
+        wait_until(camera.done.is_set)
+        wait_until(lambda: source.status().reconnects == 1)
+        status = source.status()
+    finally:
+        camera.release.set()
+        source.close()
+    assert (down.state, down.drops, down.stalls, down.reconnects) == ("reconnecting", 1, 0, 0)
+    assert down.error == "dropped: the stream ended or the connection closed (read failed after 0.2 s)"
+    assert (status.drops, status.stalls, status.reconnects) == (1, 0, 1)
+    assert status.state == "reading" and status.error is None
+    assert source.status().state == "ended"
+
+
+def test_a_read_that_fails_after_the_read_timeout_is_a_stall():
+    clock = FakeClock()
+    camera = Camera(
+        clock,
+        [
+            [("frame", 0.07)] * 2 + [("fail", 5.0)],  # paused: FFmpeg's read timeout (stall_timeout_s)
+            "timeout",  # reopening: the paused camera accepts the connection but says nothing
+            "hold",
+            [("fail", 5.0)],  # reopened, still silent: the same stall
+            [("frame", 0.07), ("frame", 5.0)],  # back; a frame only after the timeout: a stall again
+            [("frame", 0.07)],
+        ],
+    )
+    source = live(camera, clock)
+    source.open()
+    try:
+        assert camera.holding.wait(10)
+        silent = source.status()
+        camera.release.set()
+        wait_until(camera.done.is_set)
+        wait_until(lambda: source.status().reconnects == 2)
+        status = source.status()
+    finally:
+        camera.release.set()
+        source.close()
+    assert (silent.state, silent.stalls, silent.drops) == ("stalled", 1, 0)
+    assert silent.error == "no answer within open_timeout_s (10 s)"
+    assert (status.drops, status.stalls, status.reconnects) == (0, 2, 2)
+
+
+def test_a_stalled_camera_that_then_refuses_connections_is_reconnecting():
+    clock = FakeClock()
+    camera = Camera(clock, [[("frame", 0.07), ("fail", 5.0)], None, "hold"])
+    source = live(camera, clock, probe=lambda: "connection refused by cam:554 (nothing listens there)")
+    source.open()
+    try:
+        assert camera.holding.wait(10)
+        status = source.status()
+    finally:
+        camera.release.set()
+        source.close()
+    assert (status.state, status.stalls, status.drops) == ("reconnecting", 1, 0)
+    assert status.error == "connection refused by cam:554 (nothing listens there)"
+
+
+class BlockingCapture:
+    """One frame, then a read that blocks until released (a camera paused mid-stream)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.release_read = threading.Event()
+        self.blocked = threading.Event()
+
+    def __call__(self, target, api, params=None) -> BlockingCapture:
+        return self
+
+    def isOpened(self) -> bool:
+        return True
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def read(self):
+        self.reads += 1
+        if self.reads == 1:
+            return True, FRAME
+        if self.reads == 2:
+            self.blocked.set()
+            self.release_read.wait(10)
+            return True, FRAME
+        time.sleep(0.01)
+        return True, FRAME
+
+    def release(self) -> None:
+        pass
+
+
+def test_state_is_stalled_while_the_last_frame_is_too_old_even_before_the_read_returns():
+    clock = FakeClock()
+    capture = BlockingCapture()
+    source = live(capture, clock)  # type: ignore[arg-type]
+    source.open()
+    try:
+        assert capture.blocked.wait(10)
+        assert source.status().state == "reading"
+        clock.advance(5.5)
+        status = source.status()
+        assert status.state == "stalled" and status.last_frame_age_s == pytest.approx(5.5)
+        assert status.error == "no frame for more than 5 s"
+        assert status.stalls == 0  # counted when the read gives up, not before
+        capture.release_read.set()
+        wait_until(lambda: source.status().state == "reading")
+    finally:
+        capture.release_read.set()
+        source.close()
+
+
+def test_a_camera_that_never_answers_keeps_retrying_and_says_why(caplog):
+    clock = FakeClock()
+    camera = Camera(clock, [None] * 30)
+    source = live(camera, clock, probe=lambda: "connection refused by cam:554 (nothing listens there)")
+    with caplog.at_level("WARNING", logger="client.source"):
+        source.open()
+        try:
+            wait_until(camera.done.is_set)
+            status = source.status()
+        finally:
+            source.close()
+    assert status.state in ("reconnecting", "reading")
+    assert (status.drops, status.stalls, status.reconnects) == (0, 0, 0)
+    messages = [r.getMessage() for r in caplog.records]
+    refused = [m for m in messages if "connection refused by cam:554" in m]
+    # logged when the reason first appears and every REPEAT_EVERY attempts, not at each attempt
+    assert refused[0].startswith("rtsp rtsp://cam/x: connection refused") and 2 <= len(refused) <= 4
+
+
+def test_credentials_reach_opencv_only(monkeypatch, tmp_path, caplog):
+    camera = Camera(FakeClock(), [])
+    monkeypatch.setattr(sources_module.cv2, "VideoCapture", camera)
+    creds = tmp_path / "cameras.json"
+    creds.write_text(json.dumps({"cameras": [{"match": "cam", "username": "op", "password": SECRET}]}))
+    profile = Profile.model_validate(
+        {
+            "model": {"name": "m", "input": "x", "size": {"width": 8, "height": 8}, "dtype": "uint8"},
+            "postprocess": {"type": "raw"},
+            "inputs": ["http://cam:8080/video.mjpg"],
+        }
+    )
+    loaded = LoadedProfile(profile, tmp_path, tmp_path / "profile.yaml")
+    with caplog.at_level("DEBUG"):
+        source = make_source(profile.inputs[0], 0, loaded, load_camera_credentials(creds))
+        source.open()
+        try:
+            wait_until(lambda: source.read(0.1) is not None)
+            status = source.status()
+        finally:
+            source.close()
+    assert camera.opens[0]["target"] == "http://op:p%40ss%3Aw%2Frd@cam:8080/video.mjpg"
+    assert camera.opens[0]["options"] is None  # no RTSP transport for HTTP
+    assert source.description == "http http://op:***@cam:8080/video.mjpg"
+    assert status.input == "http://op:***@cam:8080/video.mjpg"
+    assert all("p@ss" not in r.getMessage() and "p%40ss" not in r.getMessage() for r in caplog.records)
+
+
+def test_describe_inputs_masks_credentials(tmp_path):
+    profile = Profile.model_validate(
+        {
+            "model": {"name": "m", "input": "x", "size": {"width": 8, "height": 8}, "dtype": "uint8"},
+            "postprocess": {"type": "raw"},
+            "inputs": [
+                "clip.mp4",
+                {"type": "images", "path": "/frames", "pattern": "*.jpg"},
+                {"type": "rtsp", "url": "rtsp://op:p%40ss@cam/x", "transport": "udp"},
+                "https://cam/s.m3u8",
+                "/dev/video0",
+            ],
+        }
+    )
+    loaded = LoadedProfile(profile, tmp_path, tmp_path / "profile.yaml")
+    assert [describe_input(i, loaded) for i in profile.inputs] == [
+        f"video {tmp_path / 'clip.mp4'}",
+        "images /frames/*.jpg",
+        "rtsp rtsp://op:***@cam/x (udp)",
+        "http https://cam/s.m3u8",
+        "device /dev/video0",
+    ]
+
+
+def test_file_sources_report_reading_then_ended(tmp_path):
+    video = write_video(tmp_path / "clip.avi", 2)
+    source = VideoFileSource(video, loop=False, key="inputs[0].path", profile_file=tmp_path / "p")
+    source.open()
+    assert source.status().state == "reading" and source.status().last_frame_age_s is None
+    read_all(source)
+    status = source.status()
+    assert status.state == "ended" and status.last_frame_age_s is not None
+    assert (status.input, status.reconnects, status.stalls, status.drops) == (str(video), 0, 0, 0)
+
+
+# --- diagnosis of a camera that cannot be opened ----------------------------------------------------
+
+
+class TinyServer:
+    """A loopback server answering each request with `answer(request_text)`."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.requests: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                text = data.decode("latin-1")
+                self.requests.append(text)
+                conn.sendall(self.answer(text).encode())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def rtsp_camera(request: str) -> str:
+    token = base64.b64encode(f"op:{SECRET}".encode()).decode()
+    if "/missing" in request.split("\r\n")[0]:
+        return "RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n"
+    if f"Authorization: Basic {token}" in request:
+        return "RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 0\r\n\r\n"
+    return 'RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n'
+
+
+def test_diagnosis_tells_wrong_credentials_from_missing_ones_without_the_password():
+    server = TinyServer(rtsp_camera)
+    base = f"127.0.0.1:{server.port}"
+    try:
+        good = diagnose(f"rtsp://op:p%40ss%3Aw%2Frd@{base}/sample", 2)
+        wrong = diagnose(f"rtsp://op:Wr%40ng%3A%2F@{base}/sample", 2)
+        none = diagnose(f"rtsp://{base}/sample", 2)
+        missing = diagnose(f"rtsp://op:p%40ss%3Aw%2Frd@{base}/missing", 2)
+        udp = diagnose(f"rtsp://op:p%40ss%3Aw%2Frd@{base}/sample", 2, "udp")
+    finally:
+        server.close()
+    assert good == f"{base} answers (200 OK) but the stream cannot be opened or decoded"
+    assert udp.endswith("; with udp the RTP ports must be reachable from the camera")
+    assert wrong == f"{base} refused the credentials of user 'op' (401 Unauthorized)"
+    assert none.startswith(f"{base} asks for credentials (401 Unauthorized)")
+    assert missing == f"{base} has no stream at /missing (404 Not Found)"
+    # the request line carries the URL without credentials; the answers never show them
+    assert all(r.startswith(f"DESCRIBE rtsp://{base}/") for r in server.requests)
+    assert not any("p@ss" in text or "Wr@ng" in text for text in (good, wrong, none, missing))
+
+
+def test_diagnosis_of_http_cameras_and_unreachable_ones():
+    def http_camera(request: str) -> str:
+        if "Authorization: Basic" in request:
+            return "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 0\r\n\r\n"
+        return "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 0\r\n\r\n"
+
+    server = TinyServer(http_camera)
+    try:
+        wrong = diagnose(f"http://op:x@127.0.0.1:{server.port}/video.mjpg", 2)
+    finally:
+        server.close()
+    assert wrong == f"127.0.0.1:{server.port} refused the credentials of user 'op' (401 Unauthorized)"
+    assert server.requests[0].startswith("GET /video.mjpg HTTP/1.1\r\n")
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert diagnose(f"rtsp://127.0.0.1:{port}/x", 2) == (
+        f"connection refused by 127.0.0.1:{port} (nothing listens there)"
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from client.backoff import Backoff
 from client.health import Admission, ServerGate
+from client.sources import SourceStatus
 from client.stats import Stats
 
 
@@ -78,6 +79,53 @@ def test_counters_for_dropped_errors_and_in_flight():
         "frames",
         "ts",
     }
+
+
+def test_source_counters_per_stream_and_in_total():
+    stats = Stats(window_s=10, clock=FakeClock())
+    line = stats.snapshot(
+        [
+            SourceStatus("rtsp://op:***@cam-1:8554/aisle3", "reading", 2, 1, 1, 0.0666666, None),
+            SourceStatus("http://cam-2/video.mjpg", "reconnecting", 0, 0, 3, 12.3456, "refused"),
+            SourceStatus("/media/sample.mp4", "ended"),
+        ]
+    )
+    assert (line["reconnects"], line["stalls"], line["drops"]) == (2, 1, 4)
+    assert line["sources"] == [
+        {
+            "stream": 0,
+            "input": "rtsp://op:***@cam-1:8554/aisle3",
+            "state": "reading",
+            "reconnects": 2,
+            "stalls": 1,
+            "drops": 1,
+            "last_frame_age_s": 0.07,
+            "error": None,
+        },
+        {
+            "stream": 1,
+            "input": "http://cam-2/video.mjpg",
+            "state": "reconnecting",
+            "reconnects": 0,
+            "stalls": 0,
+            "drops": 3,
+            "last_frame_age_s": 12.35,
+            "error": "refused",
+        },
+        {
+            "stream": 2,
+            "input": "/media/sample.mp4",
+            "state": "ended",
+            "reconnects": 0,
+            "stalls": 0,
+            "drops": 0,
+            "last_frame_age_s": None,
+            "error": None,
+        },
+    ]
+    # without sources (a caller that has none): the keys are there, zero
+    bare = Stats(window_s=10, clock=FakeClock()).snapshot()
+    assert (bare["reconnects"], bare["stalls"], bare["drops"], bare["sources"]) == (0, 0, 0, [])
 
 
 def test_backoff_grows_to_the_maximum_and_resets():
