@@ -205,8 +205,9 @@ def clients_table(summary: RunSummary) -> Table | None:
     table = Table(title="clients", title_justify="left")
     table.add_column("host")
     table.add_column("client")
-    for name in ("fps", "p95 ms", "dropped", "frames"):
+    for name in ("fps", "p95 ms", "dropped", "frames", "stalls", "drops", "reconnects"):
         table.add_column(name, justify="right")
+    table.add_column("sources")
     for host, c in rows:
         table.add_row(
             host,
@@ -215,6 +216,49 @@ def clients_table(summary: RunSummary) -> Table | None:
             _number(c.get("latency_p95_ms"), ".1f"),
             _number(c.get("dropped"), ""),
             _number(c.get("frames"), ""),
+            _number(c.get("stalls"), ""),
+            _number(c.get("drops"), ""),
+            _number(c.get("reconnects"), ""),
+            _sources_cell(c.get("sources")),
+        )
+    return table
+
+
+def _sources_cell(sources: Any) -> Text:
+    """One line per stream: `0 reading 0.1s rtsp://camera-1:8554/aisle3`, red unless it is reading."""
+    text = Text()
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, dict):
+            continue
+        state = str(source.get("state") or "?")
+        age = source.get("last_frame_age_s")
+        if text:
+            text.append("\n")
+        text.append(f"{source.get('stream', '?')} ")
+        text.append(state, style="green" if state in ("reading", "ended") else "bold red")
+        text.append(f" {_number(age, '.1f')}s" if age is not None else " no frame yet")
+        text.append(f" {source.get('input') or '-'}", style="dim")
+        if source.get("error"):
+            text.append(f" ({source['error']})", style="red")
+    return text if text else Text("-")
+
+
+def cameras_table(summary: RunSummary) -> Table | None:
+    rows = [(h.host, c) for h in summary.hosts for c in h.cameras]
+    if not rows:
+        return None
+    table = Table(title="cameras", title_justify="left")
+    for name in ("host", "camera", "state", "health", "streams"):
+        table.add_column(name)
+    for host, c in rows:
+        state = str(c.get("state") or "-")
+        urls = c.get("urls")
+        table.add_row(
+            host,
+            str(c.get("name") or "-"),
+            Text(state, style="green" if state == "running" else "red"),
+            str(c.get("health") or "-"),
+            "\n".join(str(u) for u in urls) if isinstance(urls, list) and urls else "-",
         )
     return table
 
@@ -247,7 +291,13 @@ def render_summary(console: Console, summary: RunSummary, *, detailed: bool = Fa
     else:
         console.print("[yellow]no host reported any result[/]")
     if detailed:
-        for table in (containers_table(summary), server_metrics_table(summary), clients_table(summary)):
+        tables = (
+            containers_table(summary),
+            server_metrics_table(summary),
+            clients_table(summary),
+            cameras_table(summary),
+        )
+        for table in tables:
             if table is not None:
                 console.print(table)
     failures = failures_view(summary)

@@ -77,6 +77,12 @@ class HostSummary:
         items = self.facts.get("clients")
         return [dict(c) for c in items if isinstance(c, dict)] if isinstance(items, list) else []
 
+    @property
+    def cameras(self) -> list[dict[str, Any]]:
+        """The camera simulators of the host (role ovms_camera): name, state, health, urls."""
+        items = self.facts.get("cameras")
+        return [dict(c) for c in items if isinstance(c, dict)] if isinstance(items, list) else []
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -87,6 +93,7 @@ class HostSummary:
             "metrics": self.metrics,
             "containers": self.containers,
             "clients": self.clients,
+            "cameras": self.cameras,
             "ok": self.ok,
             "changed": self.changed,
             "failed": self.failed,

@@ -21,6 +21,26 @@ _TRUE = {"1", "on", "t", "true", "y", "yes"}
 _FALSE = {"0", "off", "f", "false", "n", "no"}
 
 
+# The keys of a client's latest stats line that `launcher status` shows (client/app.py writes them),
+# besides `sources`, the per-stream state of its cameras and files.
+STATS_KEYS = (
+    "fps",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "dropped",
+    "errors",
+    "frames",
+    "reconnects",
+    "stalls",
+    "drops",
+    "ts",
+)
+# client/profile.py DeviceInput: the only device paths a profile can name
+_DEVICE = re.compile(r"^/dev/video[0-9]+$")
+# The keys of one camera's credentials (ovms_client_camera_credentials values)
+_CREDENTIAL_KEYS = ("username", "password")
+
+
 def ovms_client_instances(profiles: list[dict]) -> list[str]:
     """<profile>-<n> of every profile instance, n from 1: results folder and container name suffix."""
     return [
@@ -72,8 +92,11 @@ def ovms_client_stats(results: list[dict]) -> list[dict]:
             stats = json.loads(line) if line else {}
         except ValueError:
             stats = {}
-        for key in ("fps", "latency_p50_ms", "latency_p95_ms", "dropped", "errors", "frames", "ts"):
+        for key in STATS_KEYS:
             entry[key] = stats.get(key)
+        sources = stats.get("sources")
+        sources = sources if isinstance(sources, list) else []
+        entry["sources"] = [dict(s) for s in sources if isinstance(s, dict)]
         clients.append(entry)
     return clients
 
@@ -179,6 +202,98 @@ def ovms_client_status_files(copies: list[dict]) -> dict[str, str]:
     }
 
 
+def ovms_client_checked(output: object, profile: str) -> dict:
+    """The client's own reading of a profile (`python -m client --profile DIR --check --json`): the
+    JSON object on the last line of the check container's output that holds one. `devices` is
+    checked here too, as the role renders it into the container's device list."""
+    lines = str(output or "").splitlines()
+    for line in reversed(lines):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                devices = data.get("devices")
+                if not isinstance(devices, list) or not all(
+                    isinstance(d, str) and _DEVICE.match(d) for d in devices
+                ):
+                    raise ValueError(f"profile {profile}: the client's check gave devices {devices!r}")
+                return data
+    tail = " | ".join(lines[-5:])
+    raise ValueError(f"profile {profile}: the client's check printed no result ({tail or 'no output'})")
+
+
+def ovms_client_device_spec(stats: list[dict]) -> dict:
+    """{devices: ["/dev/videoN:/dev/videoN:rwm", ...], groups: [gid, ...], missing: [path, ...]} from
+    the results of stat over a profile's devices: what the client container is given (exactly those
+    devices, and the host's group of each, by gid), and the devices this host lacks (or has as
+    something else than a character device)."""
+    devices: list[str] = []
+    groups: list[str] = []
+    missing: list[str] = []
+    for result in stats:
+        path = result[result.get("ansible_loop_var", "item")]
+        stat = result.get("stat") or {}
+        if not stat.get("exists") or not stat.get("ischr"):
+            missing.append(path)
+            continue
+        devices.append(f"{path}:{path}:rwm")
+        gid = str(stat.get("gid"))
+        if gid not in groups:
+            groups.append(gid)
+    return {"devices": devices, "groups": groups, "missing": missing}
+
+
+def ovms_client_credentials_problems(credentials: object) -> list[str]:
+    """What is wrong with ovms_client_camera_credentials, naming keys only: a message never shows a
+    value (they are passwords)."""
+    if credentials is None:
+        return []
+    if not isinstance(credentials, dict):
+        return ["expected a mapping of camera (URL, host:port or host) -> {username, password}"]
+    problems = []
+    for match, entry in credentials.items():
+        where = f"entry {match!r}" if _safe_match(match) else "an entry whose key is not a URL or host"
+        if not _safe_match(match):
+            problems.append(
+                f"{where}: a key is an rtsp://, rtsps://, http:// or https:// URL without credentials, "
+                "a host:port or a host"
+            )
+            continue
+        if not isinstance(entry, dict) or set(entry) - set(_CREDENTIAL_KEYS):
+            problems.append(f"{where}: expected a mapping with the keys username and password only")
+            continue
+        for key in _CREDENTIAL_KEYS:
+            value = entry.get(key)
+            one_line = isinstance(value, str) and not any(c in value for c in "\r\n\0")
+            if not one_line or not value or len(value) > 1024:
+                problems.append(
+                    f"{where}: {key} must be a non-empty string of one line (at most 1024 characters)"
+                )
+    return problems
+
+
+_MATCH = re.compile(
+    r"^((rtsps?|https?)://[A-Za-z0-9._\[\]:-]+(/[^\s@]*)?|[A-Za-z0-9_][A-Za-z0-9._-]*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"
+)
+
+
+def _safe_match(match: object) -> bool:
+    return isinstance(match, str) and bool(_MATCH.match(match)) and "@" not in match
+
+
+def ovms_client_credentials_json(credentials: object) -> str:
+    """The credentials file every client container reads (OVMS_CAMERA_CREDENTIALS, client/sources.py):
+    {"cameras": [{"match", "username", "password"}, ...]}, sorted by match for a stable file."""
+    entries = [
+        {"match": match, "username": entry["username"], "password": entry["password"]}
+        for match, entry in sorted((credentials or {}).items())
+    ]
+    return json.dumps({"cameras": entries}, indent=1, sort_keys=True) + "\n"
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -191,4 +306,8 @@ class FilterModule:
             "ovms_client_outputs": ovms_client_outputs,
             "ovms_client_verify_files": ovms_client_verify_files,
             "ovms_client_status_files": ovms_client_status_files,
+            "ovms_client_checked": ovms_client_checked,
+            "ovms_client_device_spec": ovms_client_device_spec,
+            "ovms_client_credentials_problems": ovms_client_credentials_problems,
+            "ovms_client_credentials_json": ovms_client_credentials_json,
         }

@@ -1,0 +1,160 @@
+"""The ovms_client role's filters for cameras: the client's own reading of a profile (its devices),
+the device list a container is given, and the camera credentials file and its checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from launcher.paths import PROJECT_ROOT
+from launcher.validate import rules
+
+_spec = importlib.util.spec_from_file_location(
+    "ovms_client_filters_test", PROJECT_ROOT / "roles" / "ovms_client" / "filter_plugins" / "ovms_client.py"
+)
+assert _spec is not None and _spec.loader is not None
+CLIENT = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(CLIENT)
+
+SECRET = "p@ss:w/rd"
+
+
+def test_the_check_output_is_the_last_json_line():
+    output = "2026 INFO client: something\n" + json.dumps({"name": "p", "devices": ["/dev/video0"]}) + "\n"
+    assert CLIENT.ovms_client_checked(output, "p")["devices"] == ["/dev/video0"]
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["error: profile.yaml: streams: required\n", "", '{"name": "p", "devices": ["/etc/shadow"]}'],
+)
+def test_a_check_without_a_usable_result_names_the_profile(output):
+    with pytest.raises(ValueError, match="profile p:"):
+        CLIENT.ovms_client_checked(output, "p")
+
+
+def _stat(path, exists=True, chr_=True, gid=44):
+    return {
+        "ovms_client_device": path,
+        "ansible_loop_var": "ovms_client_device",
+        "stat": {"exists": exists, "ischr": chr_, "gid": gid} if exists else {"exists": False},
+    }
+
+
+def test_exactly_the_profile_devices_and_their_groups_are_passed():
+    spec = CLIENT.ovms_client_device_spec(
+        [_stat("/dev/video0"), _stat("/dev/video2", gid=44), _stat("/dev/video4", gid=993)]
+    )
+    assert spec == {
+        "devices": [
+            "/dev/video0:/dev/video0:rwm",
+            "/dev/video2:/dev/video2:rwm",
+            "/dev/video4:/dev/video4:rwm",
+        ],
+        "groups": ["44", "993"],
+        "missing": [],
+    }
+
+
+def test_a_missing_device_or_a_regular_file_is_missing():
+    spec = CLIENT.ovms_client_device_spec(
+        [_stat("/dev/video0", exists=False), _stat("/dev/video1", chr_=False)]
+    )
+    assert spec["devices"] == [] and spec["missing"] == ["/dev/video0", "/dev/video1"]
+
+
+def test_no_profile_device_gives_no_device():
+    assert CLIENT.ovms_client_device_spec([]) == {"devices": [], "groups": [], "missing": []}
+
+
+def test_the_credentials_file_lists_every_camera():
+    creds = {
+        "rtsp://camera-1:8554/aisle3": {"username": "op", "password": SECRET},
+        "camera-2": {"username": "u", "password": "x"},
+    }
+    data = json.loads(CLIENT.ovms_client_credentials_json(creds))
+    assert data == {
+        "cameras": [
+            {"match": "camera-2", "password": "x", "username": "u"},
+            {"match": "rtsp://camera-1:8554/aisle3", "password": SECRET, "username": "op"},
+        ]
+    }
+    assert json.loads(CLIENT.ovms_client_credentials_json({})) == {"cameras": []}
+
+
+@pytest.mark.parametrize(
+    "creds",
+    [
+        {"rtsp://op:" + SECRET + "@camera-1/x": {"username": "op", "password": SECRET}},
+        {"camera-1": {"username": "op", "password": SECRET, "extra": SECRET}},
+        {"camera-1": {"username": "op", "password": SECRET + "\n"}},
+        {"camera-1": {"username": "", "password": SECRET}},
+        {"camera-1": SECRET},
+        {"-camera": {"username": "op", "password": SECRET}},
+    ],
+)
+def test_bad_credentials_are_refused_without_showing_a_value(creds):
+    problems = CLIENT.ovms_client_credentials_problems(creds)
+    assert problems and all(SECRET not in p for p in problems)
+    findings = rules.run("ovms_client_camera_credentials", creds, {})
+    assert findings and all(SECRET not in message for _, message in findings)
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        "rtsp://camera-1:8554/aisle3",
+        "camera-1:8554",
+        "camera-1",
+        "10.0.0.5",
+        "https://cam.example/stream.mjpg",
+        "[fd00::5]:554",
+    ],
+)
+def test_good_credentials_pass(match):
+    assert CLIENT.ovms_client_credentials_problems({match: {"username": "op", "password": SECRET}}) == []
+    assert (
+        rules.run("ovms_client_camera_credentials", {match: {"username": "op", "password": SECRET}}, {}) == []
+    )
+
+
+def test_status_keeps_the_source_counters():
+    line = {
+        "fps": 15.0,
+        "reconnects": 2,
+        "stalls": 1,
+        "drops": 1,
+        "sources": [{"stream": 0, "state": "reading", "input": "rtsp://camera-1:8554/aisle3"}],
+    }
+    (entry,) = CLIENT.ovms_client_stats([{"ovms_client_status_name": "p-1", "stdout": json.dumps(line)}])
+    assert entry["reconnects"] == 2 and entry["stalls"] == 1 and entry["drops"] == 1
+    assert entry["sources"][0]["state"] == "reading"
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        "rtsp://camera-1:8554/aisle3",
+        "rtsps://camera-1/x",
+        "http://cam/stream.mjpg",
+        "camera-1",
+        "camera-1:8554",
+        "10.0.0.5",
+        "[fd00::5]:554",
+        "rtsp://op:pw@camera-1/x",
+        "op@camera-1",
+        "-camera",
+        "ftp://camera-1/x",
+        "camera 1",
+        "",
+    ],
+)
+def test_the_role_and_the_client_agree_on_what_a_camera_match_is(match):
+    """The role checks the inventory's keys (and the launcher with it); the client parses them from the
+    file the role writes: a key one accepts the other must accept too."""
+    from client.credentials import _parse_match
+
+    role_accepts = CLIENT.ovms_client_credentials_problems({match: {"username": "u", "password": "p"}}) == []
+    assert role_accepts == (_parse_match(match) is not None), match
