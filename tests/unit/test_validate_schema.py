@@ -285,18 +285,21 @@ def test_every_dict_option_with_options_reads_as_a_view():
 
 
 SHIPPED = sorted(p.name for p in (PROJECT_ROOT / "inventories").iterdir() if p.is_dir())
+# inventories layered on another one, as their hosts.yml says they are used
+LAYERED_ON = {"localhost-camera": ("localhost",)}
 
 
 @pytest.mark.parametrize("inventory", SHIPPED)
 def test_launcher_validate_accepts_the_shipped_inventories(inventory, tmp_path, monkeypatch):
     """`launcher validate -i inventories/X` as a user runs it (certificates too: a remote inventory's
     PKI made first by `launcher certs generate`, as docs/pki.md says)."""
-    path = str(PROJECT_ROOT / "inventories" / inventory)
+    sources = [*LAYERED_ON.get(inventory, ()), inventory]
+    args = [word for name in sources for word in ("-i", str(PROJECT_ROOT / "inventories" / name))]
     monkeypatch.setenv("OVMS_LAUNCHER_CERTS_DIR", str(tmp_path / "certs"))
     monkeypatch.setenv("COLUMNS", "250")
-    made = CliRunner().invoke(main, ["certs", "generate", "-i", path, "--dir", str(tmp_path / "certs")])
+    made = CliRunner().invoke(main, ["certs", "generate", *args, "--dir", str(tmp_path / "certs")])
     assert made.exit_code == 0, made.output
-    result = CliRunner().invoke(main, ["validate", "-i", path])
+    result = CliRunner().invoke(main, ["validate", *args])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("valid:")
 
