@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 TEST_LABEL = "ovms-launcher.test=1"
 
@@ -73,3 +77,15 @@ def exit_code(name: str) -> int | None:
 def logs(name: str) -> str:
     proc = docker("logs", name, check=False)
     return proc.stdout + proc.stderr
+
+
+@contextlib.contextmanager
+def readable_tmpdir(prefix: str) -> Iterator[Path]:
+    """A temporary folder the containers' non-root users can traverse and read (pytest's tmp folders
+    are private to root), removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -7,6 +7,7 @@ import json
 import shlex
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,19 @@ def wait_for_person(host: Host, instance: str, timeout: float = 60) -> list[dict
         found = person_detections(detection_records(host, instance))
         if found or time.monotonic() > deadline:
             return found
+        time.sleep(2)
+
+
+def wait_for_stats(
+    host: Host, instance: str, condition: Callable[[dict[str, Any]], bool], timeout: float = 90
+) -> list[dict[str, Any]]:
+    """The instance's latest stats lines (stats.jsonl), waiting (bounded) until the newest one meets
+    `condition`; returns them either way (the caller asserts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = json_lines(host, f"{results_dir(instance)}/stats.jsonl", "5")
+        if (records and condition(records[-1])) or time.monotonic() > deadline:
+            return records
         time.sleep(2)
 
 

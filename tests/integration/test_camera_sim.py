@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from testbed.dockerutil import (
     engine_available,
     image_exists,
     logs,
+    readable_tmpdir,
     remove_container,
     unique_name,
 )
@@ -133,12 +132,8 @@ def wait_for_log(name: str, text: str, timeout: float = 10) -> str:
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
     """A folder the container's user can read (pytest's tmp folders are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="ovms-camera-sim-"))
-    path.chmod(0o755)
-    try:
+    with readable_tmpdir("ovms-camera-sim-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

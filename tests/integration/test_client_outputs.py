@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from double_harness import DoubleFactory, copy_model, local_mode
 
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
-from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists
+from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists, readable_tmpdir
 from testbed.http import serve_folder
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -118,12 +117,8 @@ def _archive(folder: Path, path: Path) -> str:
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
     """A folder the containers' users can traverse (pytest's tmp folders are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="ovms-co-"))
-    path.chmod(0o755)
-    try:
+    with readable_tmpdir("ovms-co-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """A profile's remote copy (`source: {type: url, sha256}`) on a real engine: fetched on the host from a
 loopback HTTP server the test runs, validated by the client image (`--check`), swapped in with the
 last good copy kept; a wrong sha256 fails the host and leaves the copy and the running client as
-they were; an archive holding a link is refused the same way. A git source is checked out at its pinned
+they were; an archive holding a link is refused the same way, and so is a profile reading a video
+device the host lacks. A git source is checked out at its pinned
 tag and refused when the tag does not resolve to the pinned commit or the source names a branch. Runs the
 ovms_client role alone (single mode, names of its own)."""
 
@@ -148,6 +149,25 @@ def test_url_profile_is_verified_validated_and_swapped(tmp_path, served, names):
     refused = _run(tmp_path, names, f"{base}/bad.tar.gz", hashlib.sha256(bad.read_bytes()).hexdigest())
     assert refused.returncode != 0
     assert "not a valid profile" in refused.stdout, refused.stdout[-4000:]
+    assert (profiles / "cams" / "NOTE").read_text() == "one"
+    assert inspect(container)["Id"] == started["Id"]
+
+    # an archive whose profile reads a video device this host lacks: refused before the swap, with
+    # the message a local copy gets (host, profile, device), copy and client untouched
+    usb = www / "usb.tar.gz"
+    with tarfile.open(usb, "w:gz") as tar:
+        data = yaml.safe_load((PROFILE / "profile.yaml").read_text())
+        data["inputs"] = ["/dev/video87"]
+        text = yaml.safe_dump(data).encode()
+        info = tarfile.TarInfo("profile.yaml")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    assert not Path("/dev/video87").exists()
+    lacking = _run(tmp_path, names, f"{base}/usb.tar.gz", hashlib.sha256(usb.read_bytes()).hexdigest())
+    assert lacking.returncode != 0
+    assert "host ps-host: profile cams reads video device /dev/video87" in lacking.stdout, lacking.stdout[
+        -4000:
+    ]
     assert (profiles / "cams" / "NOTE").read_text() == "one"
     assert inspect(container)["Id"] == started["Id"]
 

@@ -11,14 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from launcher.inventory import load_groups
 from launcher.paths import cache_dir
 from testbed.dockerutil import engine_available, image_exists
 from testbed.harness import Harness
 from testbed.hostimage import BASE_IMAGE
 
 N_HOSTS = 3
+GROUPS = load_groups()
 # The issue's topology: one server, two clients, each on its own host.
-LAYOUT = {"ovms_servers": ["host1"], "ovms_clients": ["host2", "host3"]}
+LAYOUT = {GROUPS["servers"]: ["host1"], GROUPS["clients"]: ["host2", "host3"]}
+# The same with the camera simulator on host3: a camera on one host, the client reading it (host2) on a
+# second, the server on a third (test_remote_e2e.py). The images are loaded for this layout.
+CAMERA_LAYOUT = {**LAYOUT, GROUPS["cameras"]: ["host3"]}
 HERE = Path(__file__).resolve().parent
 
 
@@ -37,8 +42,8 @@ def multihost_archive_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def multihost(multihost_archive_dir: Path) -> Iterator[Harness]:
-    """Three hosts (host1 server, host2 and host3 clients) with the images each needs loaded through
-    the archive path. Torn down at the end of the session, also when a test failed."""
+    """Three hosts (host1 server, host2 and host3 clients, host3 the camera) with the images each needs
+    loaded through the archive path. Torn down at the end of the session, also when a test failed."""
     if not engine_available():
         pytest.fail("no Docker engine answers: run scripts/ensure-docker.sh")
     if not image_exists(BASE_IMAGE):
@@ -46,7 +51,7 @@ def multihost(multihost_archive_dir: Path) -> Iterator[Harness]:
     harness = Harness(N_HOSTS)
     try:
         harness.start()
-        harness.load_images(multihost_archive_dir, LAYOUT)
+        harness.load_images(multihost_archive_dir, CAMERA_LAYOUT)
         yield harness
     finally:
         harness.close()

@@ -12,8 +12,8 @@ import ansible_runner
 
 from launcher.paths import PROJECT_ROOT
 from launcher.runner.execute import runner_envvars
-from multihost.conftest import LAYOUT
-from testbed.archives import CLIENT_IMAGES, SERVER_IMAGES
+from multihost.conftest import CAMERA_LAYOUT, GROUPS, LAYOUT
+from testbed.archives import IMAGES_BY_ROLE
 from testbed.dockerutil import logs
 from testbed.keys import generate_key_pair
 from testbed.remote import HttpServer, tcp_connect
@@ -75,10 +75,9 @@ def test_each_host_has_exactly_the_images_its_role_needs(multihost, multihost_ar
     }
     for host in multihost.hosts:
         wanted = set()
-        if host.name in LAYOUT["ovms_servers"]:
-            wanted |= set(SERVER_IMAGES)
-        if host.name in LAYOUT["ovms_clients"]:
-            wanted |= set(CLIENT_IMAGES)
+        for role, images in IMAGES_BY_ROLE.items():
+            if host.name in CAMERA_LAYOUT[GROUPS[role]]:
+                wanted |= set(images)
         for name, entry in manifest.items():
             proc = host.ssh.run(
                 ["docker", "image", "inspect", "--format", "{{.Id}}", entry["tag"]], check=False
@@ -91,13 +90,13 @@ def test_each_host_has_exactly_the_images_its_role_needs(multihost, multihost_ar
         leftovers = host.ssh.run("ls -A /var/tmp/ovms-images 2>/dev/null || true").stdout.split()
         assert leftovers == []
     loaded = {(r.host, r.name) for r in multihost.loaded}
-    assert loaded == {(h, n) for h in LAYOUT["ovms_servers"] for n in SERVER_IMAGES} | {
-        (h, n) for h in LAYOUT["ovms_clients"] for n in CLIENT_IMAGES
+    assert loaded == {
+        (h, n) for role, images in IMAGES_BY_ROLE.items() for h in CAMERA_LAYOUT[GROUPS[role]] for n in images
     }
 
 
 def test_a_second_load_skips_images_the_hosts_already_have(multihost, multihost_archive_dir: Path):
-    again = multihost.load_images(multihost_archive_dir, LAYOUT)
+    again = multihost.load_images(multihost_archive_dir, CAMERA_LAYOUT)
     assert again and not any(r.loaded for r in again)
 
 

@@ -1,6 +1,8 @@
 """The issue's end to end on three real hosts: one OVMS server (host1) behind the mTLS proxy and two
 camera clients (host2, host3), deployed by the launcher over SSH. Both speak KServe v2 over mTLS;
-host3 sends each frame as one JPEG (the remote setup's bandwidth), host2 raw tensors.
+host3 sends each frame as one JPEG (the remote setup's bandwidth), host2 raw tensors. host3 also runs
+the RTSP camera simulator, published on its address like an IP camera, and host2's client reads it:
+a camera on one host, its client on a second, the server on a third.
 
 The tests run in file order on one deployment (module fixture `remote`): deploy → detections through
 mTLS → status → idempotent re-deploy → network and TLS refusals → revocation → a remote profile copy
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from launcher.paths import PROJECT_ROOT
-from multihost.conftest import LAYOUT
+from multihost.conftest import CAMERA_LAYOUT
 from testbed import remote as rm
 from testbed.harness import Harness
 from testbed.launcher_cli import Launcher, LauncherRun
@@ -46,6 +48,9 @@ DEPLOY = ["-e", "ovms_server_image=ovms-launcher/ovms-double:dev", "--json"]
 # the client host that sends JPEG frames
 JPEG_CLIENT = CLIENT2
 JPEG_VARS = {JPEG_CLIENT: {"ovms_client_env": {"CLIENT_ENCODING": "jpeg"}}}
+# the camera host and the client host reading it
+CAMERA_HOST, CAMERA_CLIENT = CLIENT2, CLIENT1
+CAMERA_PORT = 8554
 
 
 def group_vars(media_dir: Path) -> dict:
@@ -70,10 +75,21 @@ class Remote:
     def tls_address(self) -> str:
         return f"{self.host(SERVER).ip}:{TLS_PORT}"
 
+    @property
+    def camera_url(self) -> str:
+        return f"rtsp://{self.host(CAMERA_HOST).ip}:{CAMERA_PORT}/sample"
+
     def write_inventory(self, host_vars: dict | None = None) -> Path:
-        merged = {**JPEG_VARS, **(host_vars or {})}
+        camera = {
+            # published on the harness network, like an IP camera on a store's LAN
+            CAMERA_HOST: {**JPEG_VARS[CAMERA_HOST], "ovms_camera_bind_address": "0.0.0.0"},
+            CAMERA_CLIENT: {"ovms_client_env": {"CLIENT_INPUT": self.camera_url}},
+        }
+        merged = {**JPEG_VARS, **camera}
+        for host, variables in (host_vars or {}).items():
+            merged[host] = {**merged.get(host, {}), **variables}
         return self.harness.inventory(
-            self.inventory, LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=merged
+            self.inventory, CAMERA_LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=merged
         )
 
     def deploy(self, extra: list[str] | None = None) -> LauncherRun:
@@ -155,6 +171,23 @@ def test_status_shows_models_and_clients_of_every_host(remote: Remote):
         stats = next(c for c in row["clients"] if c["name"] == INSTANCE)
         assert stats["frames"] and stats["frames"] > 0, stats
         assert any(c["name"] == CLIENT_CONTAINER and c["state"] == "running" for c in row["containers"]), row
+
+
+def test_a_camera_on_another_host_feeds_a_client(remote: Remote):
+    remote.require_deployed()
+    client = remote.host(CAMERA_CLIENT)
+    records = rm.wait_for_stats(client, INSTANCE, lambda s: s.get("frames", 0) >= 100)
+    assert records, f"no stats from {CAMERA_CLIENT}\n" + rm.diagnostics([client])
+    source = records[-1]["sources"][0]
+    assert source["input"] == remote.camera_url and source["state"] == "reading", records[-1]
+    assert records[-1]["fps"] > 10, records[-1]
+    run = remote.launcher.ok(["status", "-i", str(remote.inventory), "--json"])
+    camera_host = run.host(CAMERA_HOST)
+    assert "camera" in camera_host["roles"], camera_host
+    (camera,) = camera_host["cameras"]
+    assert camera["state"] == "running", camera
+    (reader,) = (c for c in run.host(CAMERA_CLIENT)["clients"] if c["name"] == INSTANCE)
+    assert reader["sources"][0]["input"] == remote.camera_url, reader
 
 
 def test_redeploy_changes_nothing(remote: Remote):
