@@ -285,6 +285,9 @@ def test_a_usb_camera_gets_its_device_and_a_missing_one_is_refused(deployed: Sit
     assert devices == [(path, path)], info["HostConfig"]["Devices"]
     assert info["HostConfig"]["GroupAdd"] == [str(gid)], info["HostConfig"]["GroupAdd"]
     started = info["State"]["StartedAt"]
+    # a dry run reads the deployed profile too: the container's device is no change
+    dry = deployed.run("deploy", *_usb_profile(deployed, "usb-cam", path), "--check")
+    assert dry.returncode == 0 and dry.changed() == {"localhost": 0}, dry.describe()
 
     missing = "/dev/video89" if path != "/dev/video89" else "/dev/video88"
     assert not Path(missing).exists()

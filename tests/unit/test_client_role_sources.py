@@ -49,12 +49,13 @@ def test_exactly_the_profile_devices_and_their_groups_are_passed():
     )
     assert spec == {
         "devices": [
-            "/dev/video0:/dev/video0:rwm",
-            "/dev/video2:/dev/video2:rwm",
-            "/dev/video4:/dev/video4:rwm",
+            "/dev/video0:/dev/video0:rw",
+            "/dev/video2:/dev/video2:rw",
+            "/dev/video4:/dev/video4:rw",
         ],
         "groups": ["44", "993"],
         "missing": [],
+        "root_group": [],
     }
 
 
@@ -66,7 +67,18 @@ def test_a_missing_device_or_a_regular_file_is_missing():
 
 
 def test_no_profile_device_gives_no_device():
-    assert CLIENT.ovms_client_device_spec([]) == {"devices": [], "groups": [], "missing": []}
+    assert CLIENT.ovms_client_device_spec([]) == {
+        "devices": [],
+        "groups": [],
+        "missing": [],
+        "root_group": [],
+    }
+
+
+def test_a_device_of_root_s_group_is_not_passed():
+    spec = CLIENT.ovms_client_device_spec([_stat("/dev/video0", gid=0), _stat("/dev/video1")])
+    assert spec["root_group"] == ["/dev/video0"] and spec["devices"] == ["/dev/video1:/dev/video1:rw"]
+    assert spec["groups"] == ["44"]
 
 
 def test_the_credentials_file_lists_every_camera():
@@ -149,12 +161,25 @@ def test_status_keeps_the_source_counters():
         "ftp://camera-1/x",
         "camera 1",
         "",
+        "rtsp://cam:99999/x",
+        "rtsp://cam:abc/x",
+        "rtsp://:8554/x",
+        "rtsp://[zz]/x",
+        "rtsp://a:1:2/x",
+        "cam:99999",
+        "cam:",
+        "fd00::5",
+        "[fd00::5",
     ],
 )
-def test_the_role_and_the_client_agree_on_what_a_camera_match_is(match):
+def test_a_camera_match_the_role_accepts_the_client_accepts(match):
     """The role checks the inventory's keys (and the launcher with it); the client parses them from the
-    file the role writes: a key one accepts the other must accept too."""
+    file the role writes, shared by every client of the host: a key the role let through that the
+    client refused would stop them all at start."""
     from client.credentials import _parse_match
 
     role_accepts = CLIENT.ovms_client_credentials_problems({match: {"username": "u", "password": "p"}}) == []
-    assert role_accepts == (_parse_match(match) is not None), match
+    if role_accepts:
+        assert _parse_match(match) is not None, match
+    good = ("rtsp://camera-1:8554/aisle3", "camera-1", "camera-1:8554", "10.0.0.5", "[fd00::5]:554")
+    assert role_accepts == (match in good or match in ("rtsps://camera-1/x", "http://cam/stream.mjpg")), match

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -226,24 +227,29 @@ def ovms_client_checked(output: object, profile: str) -> dict:
 
 
 def ovms_client_device_spec(stats: list[dict]) -> dict:
-    """{devices: ["/dev/videoN:/dev/videoN:rwm", ...], groups: [gid, ...], missing: [path, ...]} from
-    the results of stat over a profile's devices: what the client container is given (exactly those
-    devices, and the host's group of each, by gid), and the devices this host lacks (or has as
-    something else than a character device)."""
+    """{devices: ["/dev/videoN:/dev/videoN:rw", ...], groups: [gid, ...], missing: [path, ...],
+    root_group: [path, ...]} from the results of stat over a profile's devices: what the client
+    container is given (exactly those devices, read and write, and the host's group of each, by gid),
+    the devices this host lacks (or has as something else than a character device), and those whose
+    group is root's (passing it would put the client in root's group: refused)."""
     devices: list[str] = []
     groups: list[str] = []
     missing: list[str] = []
+    root_group: list[str] = []
     for result in stats:
         path = result[result.get("ansible_loop_var", "item")]
         stat = result.get("stat") or {}
         if not stat.get("exists") or not stat.get("ischr"):
             missing.append(path)
             continue
-        devices.append(f"{path}:{path}:rwm")
         gid = str(stat.get("gid"))
+        if gid == "0":
+            root_group.append(path)
+            continue
+        devices.append(f"{path}:{path}:rw")
         if gid not in groups:
             groups.append(gid)
-    return {"devices": devices, "groups": groups, "missing": missing}
+    return {"devices": devices, "groups": groups, "missing": missing, "root_group": root_group}
 
 
 def ovms_client_credentials_problems(credentials: object) -> list[str]:
@@ -275,13 +281,31 @@ def ovms_client_credentials_problems(credentials: object) -> list[str]:
     return problems
 
 
+# What a camera key may be, in the characters it may use: an rtsp/http URL without credentials, a
+# host:port or a host (IPv6 in brackets). _safe_match then reads it as the client does
+# (client/credentials.py): a key the role accepts, the client accepts too, or every client of the
+# host would refuse the file at start (tests/unit/test_client_role_sources.py holds both to it).
 _MATCH = re.compile(
-    r"^((rtsps?|https?)://[A-Za-z0-9._\[\]:-]+(/[^\s@]*)?|[A-Za-z0-9_][A-Za-z0-9._-]*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"
+    r"^((rtsps?|https?)://[A-Za-z0-9._\[\]:-]+(/[^\s@]*)?"
+    r"|[A-Za-z0-9_][A-Za-z0-9._-]*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"
 )
 
 
 def _safe_match(match: object) -> bool:
-    return isinstance(match, str) and bool(_MATCH.match(match)) and "@" not in match
+    if not isinstance(match, str) or not _MATCH.match(match) or "@" in match:
+        return False
+    url = "://" in match
+    try:
+        parts = urlsplit(match if url else f"//{match}")
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number or out of range)
+    except ValueError:  # such a port, or a bad IPv6 address
+        return False
+    host = parts.hostname or ""
+    if not host or host.startswith("-"):
+        return False
+    if url:
+        return True
+    return not (parts.path or parts.query or parts.fragment) and (":" not in host or match.startswith("["))
 
 
 def ovms_client_credentials_json(credentials: object) -> str:
