@@ -14,6 +14,7 @@ from .app import RunOptions, configure_logging, run
 from .errors import ClientError
 from .profile import DeviceInput, load_profile
 from .sources import describe_input
+from .urls import redact_text
 
 
 def _positive_float(text: str) -> float:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_profile(args.profile, os.environ, as_json=args.json)
         return run(options, os.environ)
     except ClientError as exc:
-        print(f"error: {exc.render()}", file=sys.stderr, flush=True)
+        print(f"error: {redact_text(exc.render())}", file=sys.stderr, flush=True)
         return exc.exit_code
     except Exception:
         logging.getLogger("client").exception("unexpected failure")

@@ -27,6 +27,7 @@ from .server import InferenceServer, ServerFactory, check_metadata, make_server
 from .settings import deployment_from_env
 from .sources import FrameSource, make_source
 from .stats import Stats
+from .urls import redact_text
 
 log = logging.getLogger("client")
 
@@ -39,6 +40,14 @@ class RunOptions:
     sync: bool = False
 
 
+class RedactingFormatter(logging.Formatter):
+    """Every log line (a traceback included) with URL credentials, secret URL parameters and
+    anything like `user:password@` masked: the last guard for text the client did not write."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
@@ -46,6 +55,8 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
 
 def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerFactory = make_server) -> int:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
-from .urls import redact_url
+from .urls import redact
 
 PROFILE_FILE = "profile.yaml"
 ENV_FILE = "profile.env"
@@ -150,10 +151,37 @@ Postprocess = Annotated[
 ]
 
 
+# `scheme://` at the start of an input: a URL, whatever the case of its scheme
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+NETWORK_SCHEMES = {"rtsp": "rtsp", "rtsps": "rtsp", "http": "http", "https": "http"}
+
+
+def _lower_scheme(value: object) -> object:
+    """`RTSP://…` -> `rtsp://…`: schemes are case-insensitive, but FFmpeg knows them in lower case."""
+    if isinstance(value, str):
+        value = value.strip()
+        match = _URL_SCHEME.match(value)
+        if match:
+            return match.group(1).lower() + value[match.end(1) :]
+    return value
+
+
+def _not_a_url(path: str) -> str:
+    """A file or folder path: text holding `://` is a URL (maybe with a password), never a file."""
+    if "://" in path:
+        raise ValueError(
+            "expected a file or folder path, not a URL; a camera is an input of type rtsp "
+            "(rtsp://, rtsps://) or http (http://, https://)"
+        )
+    return path
+
+
 class VideoInput(_Strict):
     type: Literal["video"]
     path: str = Field(min_length=1)
     loop: bool = True
+
+    _path = field_validator("path")(_not_a_url)
 
 
 def _url_has_host(url: str) -> str:
@@ -181,6 +209,7 @@ class RtspInput(_Strict):
     stall_timeout_s: float = Field(default=5.0, gt=0, le=3600)
     open_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
+    _scheme = field_validator("url", mode="before")(_lower_scheme)
     _url = field_validator("url")(_url_has_host)
 
 
@@ -192,6 +221,7 @@ class HttpInput(_Strict):
     stall_timeout_s: float = Field(default=5.0, gt=0, le=3600)
     open_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
+    _scheme = field_validator("url", mode="before")(_lower_scheme)
     _url = field_validator("url")(_url_has_host)
 
 
@@ -209,6 +239,8 @@ class ImagesInput(_Strict):
     loop: bool = True
     pattern: str = Field(default="*", min_length=1)
 
+    _path = field_validator("path")(_not_a_url)
+
 
 InputSource = Annotated[
     Union[VideoInput, RtspInput, HttpInput, DeviceInput, ImagesInput],  # noqa: UP007 (discriminated union)
@@ -217,13 +249,20 @@ InputSource = Annotated[
 
 
 def source_from_uri(uri: str, loop: bool | None = None) -> dict[str, Any]:
-    """The short form of an input: `rtsp://…`, `http(s)://…`, `/dev/videoN`, a folder of images or a
-    video file."""
+    """The short form of an input: `rtsp://…`, `http(s)://…` (schemes in any case), `/dev/videoN`, a
+    folder of images or a video file. Any other text holding `://` raises ValueError (a message that
+    never repeats the input: it may hold a password)."""
     uri = uri.strip()
-    if re.match(r"^rtsps?://", uri):
-        return {"type": "rtsp", "url": uri}
-    if re.match(r"^https?://", uri):
-        return {"type": "http", "url": uri}
+    match = _URL_SCHEME.match(uri)
+    kind = NETWORK_SCHEMES.get(match.group(1).lower()) if match else None
+    if kind is not None:
+        return {"type": kind, "url": _lower_scheme(uri)}
+    if "://" in uri:
+        scheme = f" {match.group(1)!r}" if match and len(match.group(1)) <= 16 else ""
+        raise ValueError(
+            f"unknown URL scheme{scheme}: expected rtsp://, rtsps://, http:// or https:// (in any case), "
+            "or a file, folder or /dev/videoN"
+        )
     if re.match(r"^/dev/video[0-9]+$", uri):
         return {"type": "device", "path": uri}
     kind = "images" if uri.endswith("/") or Path(uri).is_dir() else "video"
@@ -231,6 +270,25 @@ def source_from_uri(uri: str, loop: bool | None = None) -> dict[str, Any]:
     if loop is not None:
         source["loop"] = loop
     return source
+
+
+def _short_input(value: object) -> object:
+    """A list item in short form becomes its mapping; an error is reported at that item's key."""
+    return source_from_uri(value) if isinstance(value, str) else value
+
+
+# CLIENT_INPUT: a comma followed by what clearly starts an input (a `scheme://`, `/`, `.` or `~`)
+_INPUT_START = re.compile(r"(?:\s*,)+(?=\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|[/.~]))")
+
+
+def split_inputs(value: str) -> list[str]:
+    """CLIENT_INPUT's comma-separated inputs. A password may hold a comma (`rtsp://op:Pa,ss@cam/a`),
+    so a comma separates inputs where a new one clearly starts: before `scheme://`, `/`, `.` or `~`.
+    Text without `:` (no URL, no credentials: `a.mp4,b.mp4`) is split at every comma."""
+    inputs: list[str] = []
+    for chunk in _INPUT_START.split(value):
+        inputs += chunk.split(",") if ":" not in chunk else [chunk.rstrip(", \t")]
+    return [item.strip() for item in inputs if item.strip()]
 
 
 class EncodingSpec(_Strict):
@@ -284,7 +342,7 @@ class Profile(_Strict):
     api: Literal["kserve", "tfs"] = "kserve"
     model: ModelSpec
     postprocess: Postprocess
-    inputs: list[InputSource] = Field(min_length=1, max_length=64)
+    inputs: list[Annotated[InputSource, BeforeValidator(_short_input)]] = Field(min_length=1, max_length=64)
     # Streams follow the inputs: by default one per input; more cycle through them (stream i reads
     # inputs[i mod len(inputs)]); fewer would leave inputs unread and are refused.
     streams: int = Field(default=None, ge=1, le=64, validate_default=True)
@@ -293,13 +351,6 @@ class Profile(_Strict):
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     resilience: ResilienceSpec = Field(default_factory=ResilienceSpec)
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _short_inputs(cls, value: object) -> object:
-        if isinstance(value, list):
-            return [source_from_uri(v) if isinstance(v, str) else v for v in value]
-        return value
 
     @field_validator("streams", mode="before")
     @classmethod
@@ -368,8 +419,14 @@ def _set(path: tuple[str, ...]) -> typing.Callable[[dict[str, Any], str], None]:
 
 
 def _set_inputs(data: dict[str, Any], value: str) -> None:
-    uris = [u for u in value.split(",") if u.strip()]
-    data["inputs"] = [source_from_uri(u) for u in uris] or value
+    data["inputs"] = [_short_or_as_is(u) for u in split_inputs(value)] or value
+
+
+def _short_or_as_is(uri: str) -> dict[str, Any] | str:
+    try:
+        return source_from_uri(uri)
+    except ValueError:
+        return uri  # validation reports it, naming inputs[i] and the variable it came from
 
 
 def _set_loop(data: dict[str, Any], value: str) -> None:
@@ -532,7 +589,7 @@ def _translate(
         scalar = not isinstance(got, dict | list)
         if value_present and scalar and error["type"] not in ("missing", "extra_forbidden"):
             # a camera URL may hold a password: never repeat one unmasked
-            message += f" (got {redact_url(got) if isinstance(got, str) else got!r})"
+            message += f" (got {redact(got)!r})" if isinstance(got, str) else f" (got {got!r})"
         if error["type"] == "streams_below_inputs" and "inputs" in applied_from:
             origin = applied_from["inputs"]
             message += f"; the inputs come from {origin.variable} ({origin.origin})"

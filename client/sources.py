@@ -9,7 +9,8 @@ or the connection closed: the read fails at once), reopens with backoff and coun
 reopens that brought frames back (`reconnects`).
 
 Camera URLs may carry credentials (from the profile, or inserted from OVMS_CAMERA_CREDENTIALS):
-that URL goes to OpenCV only; descriptions, logs and stats carry the masked one (client/urls.py)."""
+that URL goes to OpenCV only; descriptions, logs and stats carry the masked one (client/urls.py), and
+so do file and folder paths (masked where they hold `user:password@`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +42,15 @@ from .profile import (
     RtspInput,
     VideoInput,
 )
-from .urls import redact_url
+from .urls import endpoint, redact, redact_text, redact_url
 
 log = logging.getLogger("client.source")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # A read that took at least this share of stall_timeout_s ended by FFmpeg's read timeout: a stall
-# (connected, no data). One that failed sooner: a drop (end of stream, connection closed). A camera
-# whose frames come slower than one per stall_timeout_s would read as stalled: give it a longer one.
+# (connected, no data). One that failed sooner: a drop (end of stream, connection closed). A frame
+# that took that long counts as a stall too, so stall_timeout_s must exceed 1 / STALL_FRACTION (1.25)
+# times the camera's frame interval (docs/profiles.md).
 STALL_FRACTION = 0.8
 # A failed open that took at least this share of open_timeout_s timed out (nothing answered).
 OPEN_TIMEOUT_FRACTION = 0.8
@@ -58,6 +61,9 @@ PROBE_TIMEOUT_S = 5.0
 REPEAT_EVERY = 10
 
 READING, STALLED, RECONNECTING, ENDED = "reading", "stalled", "reconnecting", "ended"
+# a live source that has not delivered a frame yet and whose attempts have not failed (yet): the
+# first open is under way, or the camera opened and its first frame is on the way
+CONNECTING = "connecting"
 
 
 class EndOfStream(Exception):
@@ -69,7 +75,7 @@ class SourceStatus:
     """What a stats line reports about one stream's source."""
 
     input: str  # the file, folder, device or masked URL
-    state: str  # reading | stalled | reconnecting | ended
+    state: str  # connecting | reading | stalled | reconnecting | ended
     reconnects: int = 0
     stalls: int = 0
     drops: int = 0
@@ -94,9 +100,11 @@ class FrameSource(Protocol):
 # ---------------------------------------------------------------------------------------------------
 # OpenCV's FFmpeg backend reads its options (the RTSP transport) from one process-wide environment
 # variable when a capture opens. Each open sets it to what that source needs and restores it after;
-# opens that need the same value (or none) run side by side, one that needs another value waits until
-# they are done, so a camera that takes open_timeout_s to fail holds back only the opens of the other
-# transport.
+# the variable never changes while an open is under way (another thread's getenv would race with it).
+# Opens that need the same value (or none: a file) run side by side; one that needs another value
+# waits until they are done. A camera that takes open_timeout_s to fail thus holds back only the
+# opens of the other transport, and fairly: once an open waits for another value, later opens (of
+# any value) queue behind it instead of keeping the current value in place for ever.
 
 
 class CaptureOptions:
@@ -109,6 +117,26 @@ class CaptureOptions:
         self._value: str | None = None
         self._saved: str | None = None
         self._guarded = False
+        self._tickets = 0
+        self._waiting: dict[int, str | None] = {}  # ticket -> value, in arrival order
+
+    @property
+    def waiting(self) -> int:
+        """Opens waiting for their turn."""
+        with self._cond:
+            return len(self._waiting)
+
+    def _admissible(self, ticket: int, value: str | None) -> bool:
+        if self._active and value is not None and value != self._value:
+            return False  # the variable holds another value while opens are under way
+        for older, wanted in self._waiting.items():
+            if older >= ticket:
+                break
+            # an older open still waits: one needing another value goes first; an open that needs no
+            # value joins no period ahead of any older open (it would only prolong the current one)
+            if value is None or (wanted is not None and wanted != value):
+                return False
+        return True
 
     @contextlib.contextmanager
     def applied(self, value: str | None) -> Iterator[None]:
@@ -117,7 +145,14 @@ class CaptureOptions:
             if not self._guarded:
                 self._guarded = True
                 _quiet_library_debug_logs(self._environ)
-            self._cond.wait_for(lambda: self._active == 0 or value is None or value == self._value)
+            ticket = self._tickets
+            self._tickets += 1
+            self._waiting[ticket] = value
+            try:
+                self._cond.wait_for(lambda: self._admissible(ticket, value))
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()  # the opens behind this one may now go
             if self._active == 0:
                 self._value = value
                 if value is not None:
@@ -190,7 +225,7 @@ class VideoFileSource:
         self.loop = loop
         self.key = key
         self.profile_file = profile_file
-        self.description = f"video {path}"
+        self.description = f"video {redact(str(path))}"
         self._capture: cv2.VideoCapture | None = None
         self._first: np.ndarray | None = None
         self._clock = clock
@@ -200,7 +235,7 @@ class VideoFileSource:
     def open(self) -> None:
         if not self.path.is_file():
             raise SourceError(
-                f"video file {self.path} does not exist",
+                f"video file {redact(str(self.path))} does not exist",
                 file=self.profile_file,
                 key=self.key,
                 fix="mount the file into the client or point CLIENT_INPUT at an existing one",
@@ -210,7 +245,7 @@ class VideoFileSource:
         if not ok:
             capture.release()
             raise SourceError(
-                f"video file {self.path} cannot be decoded", file=self.profile_file, key=self.key
+                f"video file {redact(str(self.path))} cannot be decoded", file=self.profile_file, key=self.key
             )
         self._capture = capture
         self._first = frame
@@ -272,7 +307,7 @@ class ImageFolderSource:
         self.loop = loop
         self.key = key
         self.profile_file = profile_file
-        self.description = f"images {path}/{pattern}"
+        self.description = f"images {redact(f'{path}/{pattern}')}"
         self._files: list[Path] = []
         self._next = 0
         self._clock = clock
@@ -282,7 +317,7 @@ class ImageFolderSource:
     def open(self) -> None:
         if not self.path.is_dir():
             raise SourceError(
-                f"image folder {self.path} does not exist", file=self.profile_file, key=self.key
+                f"image folder {redact(str(self.path))} does not exist", file=self.profile_file, key=self.key
             )
         self._files = sorted(
             p
@@ -291,7 +326,7 @@ class ImageFolderSource:
         )
         if not self._files:
             raise SourceError(
-                f"image folder {self.path} holds no images matching {self.pattern!r} "
+                f"image folder {redact(str(self.path))} holds no images matching {redact(self.pattern)!r} "
                 f"({', '.join(sorted(IMAGE_SUFFIXES))})",
                 file=self.profile_file,
                 key=self.key,
@@ -310,7 +345,7 @@ class ImageFolderSource:
             if frame is not None:
                 self._last_frame = self._clock()
                 return frame
-            log.warning("%s: cannot decode %s; skipped", self.description, path.name)
+            log.warning("%s: cannot decode %s; skipped", self.description, redact(path.name))
         self._ended = True
         raise EndOfStream
 
@@ -326,7 +361,7 @@ def _file_status(
     name: str, ended: bool, last_frame: float | None, clock: Callable[[], float]
 ) -> SourceStatus:
     age = None if last_frame is None else max(0.0, clock() - last_frame)
-    return SourceStatus(name, ENDED if ended else READING, last_frame_age_s=age)
+    return SourceStatus(redact(name), ENDED if ended else READING, last_frame_age_s=age)
 
 
 class LiveSource:
@@ -336,7 +371,12 @@ class LiveSource:
     Counters (each an event, not an attempt): `drops` and `stalls` count the times a stream that was
     delivering frames went away; the failed reopens that follow are not counted again. `reconnects`
     counts the times frames came back after that. A camera that never delivered a frame counts
-    none of them: its state stays `reconnecting` and `error` says why."""
+    none of them: its state is `connecting` until its first frame, or `reconnecting` (and `error`
+    says why) once an attempt failed.
+
+    The reader survives anything an open, a read or a probe raises (a host name FFmpeg or the probe
+    cannot encode, a cv2.error): each is logged once (masked), shown as `error`, and the camera is
+    reopened with backoff like after a drop."""
 
     def __init__(
         self,
@@ -388,6 +428,7 @@ class LiveSource:
         self._ever = False  # a frame ever arrived
         self._error: str | None = None
         self._attempts = 0  # failed opens in a row
+        self._secrets = _secrets_of(target)  # forms of the URL's password, to scrub from exceptions
 
     # -- the consumer side ---------------------------------------------------------------------
     def open(self) -> None:
@@ -413,19 +454,24 @@ class LiveSource:
         with self._cond:
             now = self._clock()
             age = None if self._last_frame is None else max(0.0, now - self._last_frame)
-            if self._closed:
-                state = ENDED
-            elif not self._connected:
-                state = STALLED if self._silent else RECONNECTING
-            else:
+            if self._connected:
                 # a frame of this capture, else its opening, is the last sign of life
                 since = self._last_frame if self._session_frames else self._opened_at
                 silent = since is not None and now - since > self.stall_timeout_s
-                state = STALLED if silent else READING
+            else:
+                silent = self._silent
+            if self._closed:
+                state = ENDED
+            elif silent:
+                state = STALLED
+            elif not self._ever and self._error is None:
+                state = CONNECTING
+            else:
+                state = READING if self._connected else RECONNECTING
             error = self._error
             if state == STALLED and error is None:
                 error = f"no frame for more than {self.stall_timeout_s:g} s"
-            if state == READING:
+            if state in (READING, CONNECTING):
                 error = None
             return SourceStatus(self.name, state, self.reconnects, self.stalls, self.drops, age, error)
 
@@ -435,46 +481,58 @@ class LiveSource:
         first = True
         try:
             while not self._stop.is_set():
-                if capture is None:
-                    if not first and self._stop.wait(self._backoff.next_delay()):
-                        break
+                try:
+                    if capture is None:
+                        if not first and self._stop.wait(self._backoff.next_delay()):
+                            break
+                        first = False
+                        capture = self._try_open()
+                        continue
+                    started = self._clock()
+                    ok, frame = capture.read()
+                    now = self._clock()
+                    read_s = now - started
+                    # A read that took the read timeout is a stall even when it returns a frame: after
+                    # the timeout OpenCV drains the decoder's delayed frames, one per timeout, so
+                    # waiting for the read to fail would take several stall_timeout_s.
+                    if ok and frame is not None and read_s < STALL_FRACTION * self.stall_timeout_s:
+                        self._frame_arrived(frame, now)
+                        continue
+                    _release(capture)
+                    capture = None
+                    self._read_failed(read_s)
+                except Exception as exc:  # never let the reader die: the stream would look stuck
                     first = False
-                    capture = self._try_open()
-                    continue
-                started = self._clock()
-                ok, frame = capture.read()
-                now = self._clock()
-                read_s = now - started
-                # A read that took the read timeout is a stall even when it returns a frame: after
-                # the timeout OpenCV drains the decoder's delayed frames, one per timeout, so waiting
-                # for the read to fail would take several stall_timeout_s.
-                if ok and frame is not None and read_s < STALL_FRACTION * self.stall_timeout_s:
-                    self._frame_arrived(frame, now)
-                    continue
-                capture.release()
-                capture = None
-                self._read_failed(read_s)
+                    _release(capture)
+                    capture = None
+                    self._unexpected(exc)
         finally:
-            if capture is not None:
-                capture.release()
+            _release(capture)
             with self._cond:
                 self._connected = False
 
     def _try_open(self) -> Any:
         started = self._clock()
         capture = _open_capture(self._factory, self._target, self._api, self._params, self._ffmpeg_options)
-        for prop, value in self._properties.items():
-            capture.set(prop, value)
-        if capture.isOpened():
+        try:
+            for prop, value in self._properties.items():
+                capture.set(prop, value)
+            opened = capture.isOpened()
+        except BaseException:
+            _release(capture)
+            raise
+        if opened:
             with self._cond:
                 self._connected = True
                 self._opened_at = self._clock()
                 self._session_frames = 0
                 attempts, self._attempts = self._attempts, 0
+                if not self._ever:
+                    self._error = None  # connecting again: the first frame is on the way
             if attempts or self._ever:
                 log.info("%s: opened", self.description)
             return capture
-        capture.release()
+        _release(capture)
         elapsed = self._clock() - started
         timeout = self.open_timeout_s
         timed_out = timeout is not None and elapsed >= OPEN_TIMEOUT_FRACTION * timeout
@@ -542,6 +600,59 @@ class LiveSource:
         else:
             log.info("%s: %s before a frame arrived; reopening", self.description, self._error)
 
+    def _unexpected(self, exc: Exception) -> None:
+        """Whatever an open, a read or a probe raised: shown as the error (masked), logged once (and
+        again only when it changes), counted as a drop when frames were arriving; then the reader
+        reopens with backoff."""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = self._scrub(lines[0])[:200] if lines else ""
+        kind = type(exc)
+        name = (
+            kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        reason = f"unexpected {name}" + (f": {detail}" if detail else "")
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        with self._cond:
+            self._connected = False
+            self._silent = False
+            counted = self._healthy
+            if counted:
+                self._healthy = False
+                self.drops += 1
+            changed = reason != self._error
+            self._error = reason
+        if changed:
+            log.warning("%s: %s%s; reopening with backoff", self.description, reason, where)
+
+    def _scrub(self, text: str) -> str:
+        """Text from outside the client (an exception's message) without this source's password, in
+        any of its forms, nor anything that looks like credentials; printable characters only."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return "".join(c for c in redact_text(text) if c.isprintable())
+
+
+def _secrets_of(target: str | int) -> list[str]:
+    """The forms a URL's password may take in a message: as typed (maybe percent-encoded) and
+    decoded; too short a one would mask ordinary words and is left to the URL masking."""
+    if not isinstance(target, str):
+        return []
+    found = endpoint(target)
+    userinfo = target.partition("://")[2].rpartition("@")[0]
+    raw = userinfo.partition(":")[2]
+    forms = {raw, found.password if found is not None and found.password else ""}
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def _release(capture: Any) -> None:
+    if capture is None:
+        return
+    try:
+        capture.release()
+    except Exception as exc:  # a capture that cannot even be released is dropped all the same
+        log.debug("releasing a capture failed: %s", type(exc).__name__)
+
 
 def describe_input(source: InputSource, loaded: LoadedProfile) -> str:
     """One input as a person reads it (a camera's URL masked): `rtsp rtsp://camera-1:8554/aisle3`."""
@@ -550,9 +661,9 @@ def describe_input(source: InputSource, loaded: LoadedProfile) -> str:
 
 def _describe(source: InputSource, loaded: LoadedProfile, url: str | None) -> str:
     if isinstance(source, VideoInput):
-        return f"video {loaded.resolve_path(source.path)}"
+        return f"video {redact(str(loaded.resolve_path(source.path)))}"
     if isinstance(source, ImagesInput):
-        return f"images {loaded.resolve_path(source.path)}/{source.pattern}"
+        return f"images {redact(f'{loaded.resolve_path(source.path)}/{source.pattern}')}"
     if isinstance(source, DeviceInput):
         return f"device {source.path}"
     text = f"{source.type} {redact_url(url or source.url)}"
@@ -605,7 +716,13 @@ def make_source(
         )
     assert isinstance(source, DeviceInput)
     if not Path(source.path).exists():
-        raise SourceError(f"video device {source.path} does not exist", file=loaded.file, key=f"{key}.path")
+        raise SourceError(
+            f"video device {source.path} does not exist",
+            file=loaded.file,
+            key=f"{key}.path",
+            fix="connect the camera before the client starts (once started, a device that goes away is "
+            "reopened with backoff), or change the input",
+        )
     properties: dict[int, float] = {}
     if source.width:
         properties[cv2.CAP_PROP_FRAME_WIDTH] = source.width
@@ -614,7 +731,24 @@ def make_source(
     if source.fps:
         properties[cv2.CAP_PROP_FPS] = source.fps
     device = int(source.path.removeprefix("/dev/video"))
-    return LiveSource(f"device {source.path}", device, cv2.CAP_V4L2, backoff, properties, name=source.path)
+    return LiveSource(
+        f"device {source.path}",
+        device,
+        cv2.CAP_V4L2,
+        backoff,
+        properties,
+        name=source.path,
+        probe=lambda: device_problem(source.path),
+    )
+
+
+def device_problem(path: str) -> str:
+    """Why a video device cannot be opened, as far as the client can tell."""
+    if not Path(path).exists():
+        return f"{path} does not exist (unplugged?); reopened when it is back"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"no read and write permission on {path} (the client's user needs the device's group)"
+    return f"{path} cannot be opened (in use by another program, or not a capture device)"
 
 
 def _milliseconds(seconds: float) -> int:

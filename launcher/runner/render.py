@@ -235,7 +235,8 @@ def _sources_cell(sources: Any) -> Text:
         if text:
             text.append("\n")
         text.append(f"{source.get('stream', '?')} ")
-        text.append(state, style="green" if state in ("reading", "ended") else "bold red")
+        style = {"reading": "green", "ended": "green", "connecting": "yellow"}.get(state, "bold red")
+        text.append(state, style=style)
         text.append(f" {_number(age, '.1f')}s" if age is not None else " no frame yet")
         text.append(f" {source.get('input') or '-'}", style="dim")
         if source.get("error"):

@@ -206,6 +206,7 @@ def test_reads_the_camera_at_its_pace(camera, tmp_path, transport, no_secret_log
     assert source.description.startswith(f"rtsp rtsp://{USER}:***@127.0.0.1:")
     source.open()
     try:
+        first = source.status()  # no frame can have come yet: the first open is under way
         opened = wait_until(lambda: source.read(0.5) is not None, 20, "the first frame")
         frame = source.read(2)
         assert frame is not None and frame.shape == (480, 640, 3)
@@ -217,6 +218,7 @@ def test_reads_the_camera_at_its_pace(camera, tmp_path, transport, no_secret_log
     log.info("%s: first frame after %.2f s, %.1f FPS", transport, opened, fps)
     print(f"\n{transport}: first frame after {opened:.2f} s, {fps:.1f} FPS")
     assert 0.8 * FPS <= fps <= 1.2 * FPS
+    assert (first.state, first.error) == ("connecting", None)
     assert status.state == "reading" and status.error is None
     assert status.last_frame_age_s is not None and status.last_frame_age_s < 1.0
     assert (status.drops, status.stalls, status.reconnects) == (0, 0, 0)
@@ -293,6 +295,22 @@ def test_an_unreachable_camera_keeps_retrying_and_says_why(tmp_path, caplog):
     assert (status.drops, status.stalls, status.reconnects) == (0, 0, 0)
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"rtsp rtsp://127.0.0.1:{port}/x: connection refused") for m in messages)
+
+
+def test_a_host_name_that_cannot_be_encoded_is_explained_and_retried(tmp_path, no_secret_logged):
+    """`cam..store.local` (an empty label) makes the probe's DNS encoding raise UnicodeError: the
+    reader must explain it and go on retrying, not die with the stream stuck `reconnecting`."""
+    url = f"rtsp://{USER}:{ENCODED}@cam..store.local:8554/x"
+    source = build(tmp_path, {"type": "rtsp", "url": url, "open_timeout_s": 2})
+    source.open()
+    try:
+        wait_until(lambda: source._attempts >= 2, 20, "two attempts")
+        status = source.status()
+        alive = source._thread is not None and source._thread.is_alive()
+    finally:
+        source.close()
+    assert alive and status.state == "reconnecting"
+    assert status.error == "cannot reach cam..store.local:8554: the host name is not valid (UnicodeError)"
 
 
 def test_a_wrong_password_is_reported_without_it(camera, tmp_path, no_secret_logged, caplog, capfd):

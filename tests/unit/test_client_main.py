@@ -94,6 +94,23 @@ def test_check_json_reports_devices_and_masked_inputs(env, tmp_path, capsys):
     assert capsys.readouterr().out == f"profile ok: person-detection ({profile / 'profile.yaml'})\n"
 
 
+def test_credentials_typed_without_a_scheme_are_masked_too(env, capsys):
+    # a camera URL without its scheme (or with one the client does not know) is no camera: it must
+    # not be shown, in --check --json or in the error at start, with its password
+    env.setenv("CLIENT_INPUT", "admin:S3cretPw@cam/a")
+    assert main(["--profile", str(PROFILE), "--check", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["inputs"] == [f"video {PROFILE}/***@cam/a"]
+    assert main(["--profile", str(PROFILE)]) == 2
+    err = capsys.readouterr().err
+    assert f"video file {PROFILE}/***@cam/a does not exist" in err
+    env.setenv("CLIENT_INPUT", "Rstp://admin:S3cretPw@cam/a")
+    assert main(["--profile", str(PROFILE), "--check", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "CLIENT_INPUT: unknown URL scheme 'Rstp'" in captured.err
+    assert "S3cret" not in out + err + captured.err
+
+
 def test_check_json_of_a_bad_profile_exits_2_without_json(env, tmp_path, capsys):
     env.setenv("CLIENT_STREAMS", "1")
     env.setenv("CLIENT_INPUT", "a.mp4,b.mp4")

@@ -17,6 +17,7 @@ from client.profile import (
     SsdPostprocess,
     VideoInput,
     load_profile,
+    split_inputs,
 )
 from client.settings import TlsFiles, deployment_from_env
 
@@ -468,3 +469,96 @@ def test_encoding_set_from_env_names_the_variable(tmp_path):
 def test_unknown_api_is_refused(tmp_path):
     message = error_of(write_profile(tmp_path / "p", mutated(lambda d: d.update(api="rest"))))
     assert "api: expected 'kserve' or 'tfs'" in message
+
+
+# --- schemes, unknown schemes, CLIENT_INPUT with commas in a password ---------------------------------
+
+
+def test_url_schemes_are_case_insensitive_and_written_in_lower_case(tmp_path):
+    data = mutated(
+        lambda d: d.update(
+            inputs=[
+                "RTSP://op:S3cret@cam/a",
+                "Rtsps://cam/b",
+                "HTTP://cam/c.mjpg",
+                {"type": "rtsp", "url": "rTsP://cam/d"},
+                {"type": "http", "url": "Https://cam/e.m3u8"},
+            ]
+        )
+    )
+    profile = load_profile(write_profile(tmp_path / "p", data), {}).profile
+    assert [(s.type, s.url) for s in profile.inputs] == [  # type: ignore[union-attr]
+        ("rtsp", "rtsp://op:S3cret@cam/a"),
+        ("rtsp", "rtsps://cam/b"),
+        ("http", "http://cam/c.mjpg"),
+        ("rtsp", "rtsp://cam/d"),
+        ("http", "https://cam/e.m3u8"),
+    ]
+    profile = load_profile(
+        write_profile(tmp_path / "q", GOOD), {"CLIENT_INPUT": "RTSP://op:pw@cam/a"}
+    ).profile
+    assert profile.inputs == [RtspInput(type="rtsp", url="rtsp://op:pw@cam/a")]
+
+
+@pytest.mark.parametrize(
+    "url", ["rstp://admin:S3cretPw@cam/a", "rtps://admin:S3cretPw@cam/a", "ftp://admin:S3cretPw@cam/a"]
+)
+def test_an_unknown_scheme_is_refused_naming_the_key_not_the_password(tmp_path, url):
+    data = mutated(lambda d: d.update(inputs=["a.mp4", url]))
+    message = error_of(write_profile(tmp_path / "p", data))
+    scheme = url.partition("://")[0]
+    assert message.startswith(
+        f"{tmp_path / 'p' / 'profile.yaml'}: inputs[1]: unknown URL scheme '{scheme}': expected rtsp://, "
+        "rtsps://, http:// or https://"
+    )
+    assert "S3cret" not in message and f"(got '{scheme}://admin:***@cam/a')" in message
+    message = error_of(write_profile(tmp_path / "q", GOOD), {"CLIENT_INPUT": f"b.mp4,{url}"})
+    assert message.startswith(f"environment: CLIENT_INPUT: unknown URL scheme '{scheme}'")
+    assert message.endswith("(sets profile key inputs[1])") and "S3cret" not in message
+
+
+def test_a_file_path_that_is_a_url_is_refused(tmp_path):
+    for index, source in enumerate(
+        [
+            {"type": "video", "path": "rtsp://op:S3cret@cam/x"},
+            {"type": "images", "path": "http://op:S3cret@c/"},
+        ]
+    ):
+        data = mutated(lambda d, source=source: d.update(inputs=[source]))
+        message = error_of(write_profile(tmp_path / f"p{index}", data))
+        assert "inputs[0].path: expected a file or folder path, not a URL" in message
+        assert "S3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a.mp4,b.mp4,c/", ["a.mp4", "b.mp4", "c/"]),
+        ("a.mp4,rtsp://cam/1", ["a.mp4", "rtsp://cam/1"]),
+        # a comma in a password does not split the URL
+        ("rtsp://admin:Pa,ss@cam/a,rtsp://cam/2", ["rtsp://admin:Pa,ss@cam/a", "rtsp://cam/2"]),
+        (
+            "rtsp://admin:Pa,ss,w@cam/a, /dev/video0 ,./b.mp4,~/c/",
+            ["rtsp://admin:Pa,ss,w@cam/a", "/dev/video0", "./b.mp4", "~/c/"],
+        ),
+        ("http://cam/a?ch=1,2,HTTP://cam/b", ["http://cam/a?ch=1,2", "HTTP://cam/b"]),
+        ("rtsp://cam/1,,rtsp://cam/2,", ["rtsp://cam/1", "rtsp://cam/2"]),
+    ],
+)
+def test_client_input_splits_where_an_input_clearly_starts(value, expected):
+    assert split_inputs(value) == expected
+
+
+def test_a_comma_in_a_password_never_leaks_half_of_it(tmp_path):
+    directory = write_profile(tmp_path / "p", GOOD)
+    profile = load_profile(directory, {"CLIENT_INPUT": "rtsp://admin:Pa,ss@cam/a,rtsp://cam/2"}).profile
+    assert profile.inputs == [
+        RtspInput(type="rtsp", url="rtsp://admin:Pa,ss@cam/a"),
+        RtspInput(type="rtsp", url="rtsp://cam/2"),
+    ]
+    # an input that is refused never shows the password, whole or cut
+    for value in ("rtsp://admin:Pa,ss@/a", "rtsp://admin:Pa,ss@cam:99999/a", "rtsp://admin:Pa,s s@cam/a"):
+        message = error_of(directory, {"CLIENT_INPUT": value})
+        assert (
+            "CLIENT_INPUT" in message and "Pa" not in message and "ss" not in message.replace("sets", "")
+        ), message

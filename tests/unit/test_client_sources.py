@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from client import probe as probe_module
 from client import sources as sources_module
 from client.backoff import Backoff
 from client.credentials import load_camera_credentials
@@ -27,11 +28,12 @@ from client.sources import (
     EndOfStream,
     ImageFolderSource,
     LiveSource,
+    SourceStatus,
     VideoFileSource,
     describe_input,
     make_source,
 )
-from client.urls import endpoint, redact_url, with_credentials
+from client.urls import endpoint, redact, redact_text, redact_url, with_credentials
 
 
 def write_video(path: Path, frames: int) -> Path:
@@ -327,37 +329,84 @@ def test_each_open_sets_its_own_transport_and_restores_the_environment(monkeypat
     assert os.environ[CaptureOptions.VARIABLE] == "probesize;32"  # restored
 
 
-def test_opens_needing_another_transport_wait_for_the_ones_in_progress():
+class GatedFactory:
+    """A fake cv2.VideoCapture whose opens wait until the test lets them finish: records the order
+    of the opens and what the environment held during each."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = environ
+        self.lock = threading.Lock()
+        self.started: list[str] = []
+        self.seen: dict[str, str | None] = {}
+        self.inside: dict[str, threading.Event] = {}
+        self.finish: dict[str, threading.Event] = {}
+
+    def gate(self, name: str) -> None:
+        self.inside[name] = threading.Event()
+        self.finish[name] = threading.Event()
+
+    def __call__(self, target, api, params=None):
+        with self.lock:
+            self.started.append(target)
+            self.seen[target] = self.environ.get(CaptureOptions.VARIABLE)
+        self.inside[target].set()
+        assert self.finish[target].wait(10)
+        return FakeCapture(Camera(FakeClock(), []), None)
+
+
+def open_in_thread(factory: GatedFactory, name: str, value: str | None) -> threading.Thread:
+    factory.gate(name)
+    thread = threading.Thread(
+        target=sources_module._open_capture, args=(factory, name, cv2.CAP_FFMPEG, (), value), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+TCP, UDP = "rtsp_transport;tcp", "rtsp_transport;udp"
+
+
+def test_opens_of_one_transport_run_together_and_another_one_waits_its_turn(monkeypatch):
     environ: dict[str, str] = {}
     options = CaptureOptions(environ)
-    inside = {"tcp-1": threading.Event(), "tcp-2": threading.Event(), "udp": threading.Event()}
-    release = threading.Event()
-    seen: dict[str, str | None] = {}
-
-    def open_with(name: str, value: str | None) -> None:
-        with options.applied(value):
-            seen[name] = environ.get(CaptureOptions.VARIABLE)
-            inside[name].set()
-            if name == "tcp-1":
-                release.wait(10)
-
-    first = threading.Thread(target=open_with, args=("tcp-1", "rtsp_transport;tcp"))
-    first.start()
-    assert inside["tcp-1"].wait(10)
-    udp = threading.Thread(target=open_with, args=("udp", "rtsp_transport;udp"))
-    udp.start()
-    # the same transport (or none needed: a file) opens beside the slow one
-    second = threading.Thread(target=open_with, args=("tcp-2", "rtsp_transport;tcp"))
-    second.start()
-    assert inside["tcp-2"].wait(10)
-    with options.applied(None):
-        assert environ[CaptureOptions.VARIABLE] == "rtsp_transport;tcp"
-    assert not inside["udp"].is_set()
-    release.set()
-    for thread in (first, second, udp):
+    monkeypatch.setattr(sources_module, "CAPTURE_OPTIONS", options)
+    factory = GatedFactory(environ)
+    threads = [open_in_thread(factory, "tcp-1", TCP)]
+    assert factory.inside["tcp-1"].wait(10)
+    # the same transport (or none needed: a file) opens beside a slow one
+    threads.append(open_in_thread(factory, "tcp-2", TCP))
+    threads.append(open_in_thread(factory, "file-1", None))
+    assert factory.inside["tcp-2"].wait(10) and factory.inside["file-1"].wait(10)
+    # an open that needs the other transport waits for them
+    threads.append(open_in_thread(factory, "udp-1", UDP))
+    wait_until(lambda: options.waiting == 1)
+    # fairness: from now on opens of the current transport, and files, queue behind it
+    threads.append(open_in_thread(factory, "tcp-3", TCP))
+    wait_until(lambda: options.waiting == 2)
+    threads.append(open_in_thread(factory, "file-2", None))
+    wait_until(lambda: options.waiting == 3)
+    for name in ("tcp-1", "tcp-2", "file-1"):
+        factory.finish[name].set()
+    assert factory.inside["udp-1"].wait(10)
+    # tcp-3 waits until udp-1 is done, and file-2 behind tcp-3: joining udp-1 would only prolong it
+    assert options.waiting == 2
+    assert not factory.inside["tcp-3"].is_set() and not factory.inside["file-2"].is_set()
+    factory.finish["udp-1"].set()
+    assert factory.inside["tcp-3"].wait(10) and factory.inside["file-2"].wait(10)
+    factory.finish["tcp-3"].set()
+    factory.finish["file-2"].set()
+    for thread in threads:
         thread.join(10)
-    assert seen == {"tcp-1": "rtsp_transport;tcp", "tcp-2": "rtsp_transport;tcp", "udp": "rtsp_transport;udp"}
-    assert CaptureOptions.VARIABLE not in environ  # restored: it was not set
+    assert factory.started[:4] == ["tcp-1", "tcp-2", "file-1", "udp-1"]
+    assert factory.seen == {
+        "tcp-1": TCP,
+        "tcp-2": TCP,
+        "file-1": TCP,
+        "udp-1": UDP,
+        "tcp-3": TCP,
+        "file-2": TCP,
+    }
+    assert CaptureOptions.VARIABLE not in environ and options.waiting == 0  # restored: it was not set
 
 
 def test_library_debug_logs_that_print_urls_are_lowered_before_the_first_open():
@@ -520,7 +569,7 @@ def test_a_camera_that_never_answers_keeps_retrying_and_says_why(caplog):
             status = source.status()
         finally:
             source.close()
-    assert status.state in ("reconnecting", "reading")
+    assert status.state in ("reconnecting", "connecting", "reading")
     assert (status.drops, status.stalls, status.reconnects) == (0, 0, 0)
     messages = [r.getMessage() for r in caplog.records]
     refused = [m for m in messages if "connection refused by cam:554" in m]
@@ -597,8 +646,9 @@ def test_file_sources_report_reading_then_ended(tmp_path):
 class TinyServer:
     """A loopback server answering each request with `answer(request_text)`."""
 
-    def __init__(self, answer) -> None:
+    def __init__(self, answer, encoding: str = "utf-8") -> None:
         self.answer = answer
+        self.encoding = encoding
         self.requests: list[str] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -620,7 +670,7 @@ class TinyServer:
                     data += chunk
                 text = data.decode("latin-1")
                 self.requests.append(text)
-                conn.sendall(self.answer(text).encode())
+                conn.sendall(self.answer(text).encode(self.encoding))
 
     def close(self) -> None:
         self.sock.close()
@@ -674,4 +724,379 @@ def test_diagnosis_of_http_cameras_and_unreachable_ones():
     closed.close()
     assert diagnose(f"rtsp://127.0.0.1:{port}/x", 2) == (
         f"connection refused by 127.0.0.1:{port} (nothing listens there)"
+    )
+
+
+# --- what the probe sends: never more than FFmpeg would -------------------------------------------
+
+
+def digest_camera(header: str, password: str = SECRET, path: str = "/sample"):
+    """A camera that asks with `header` (its WWW-Authenticate value) and checks a Digest answer the way
+    a camera does (MD5, qop auth or none)."""
+    import hashlib
+    import re
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    def answer(request: str) -> str:
+        line = next((x for x in request.split("\r\n") if x.startswith("Authorization: ")), None)
+        if line is not None and line.startswith("Authorization: Digest "):
+            fields = dict(re.findall(r'(\w+)="?([^",]*)"?', line[len("Authorization: Digest ") :]))
+            ha1 = md5(f"op:{fields['realm']}:{password}")
+            ha2 = md5(f"DESCRIBE:{fields['uri']}")
+            if "qop" in fields:
+                expected = md5(f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
+            else:
+                expected = md5(f"{ha1}:{fields['nonce']}:{ha2}")
+            if fields.get("response") == expected and fields["uri"].endswith(path):
+                return "RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 0\r\n\r\n"
+        return f"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: {header}\r\n\r\n"
+
+    return answer
+
+
+def authorizations(server: TinyServer) -> list[str | None]:
+    """The Authorization scheme of each request the server got (None: no credentials sent)."""
+    found = []
+    for request in server.requests:
+        line = next((x for x in request.split("\r\n") if x.startswith("Authorization: ")), None)
+        found.append(None if line is None else line.split()[1])
+    return found
+
+
+GOOD_URL = "rtsp://op:p%40ss%3Aw%2Frd@127.0.0.1:{port}/sample"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # both offered, Basic first: Digest all the same (Basic would send the password readable)
+        ['Basic realm="cam"', 'Digest realm="cam", nonce="abc123"'],
+        # several challenges in one header
+        ['Basic realm="cam", Digest realm="cam", nonce="abc123", qop="auth,auth-int"'],
+        ['Digest realm="cam", nonce="abc123", algorithm=MD5, qop="auth"'],
+    ],
+)
+def test_the_probe_answers_digest_whenever_it_is_offered(headers):
+    def camera(request: str) -> str:
+        text = digest_camera(headers[-1])(request)
+        if text.startswith("RTSP/1.0 401"):
+            lines = "".join(f"WWW-Authenticate: {h}\r\n" for h in headers)
+            return f"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n{lines}\r\n"
+        return text
+
+    server = TinyServer(camera)
+    try:
+        result = diagnose(GOOD_URL.format(port=server.port), 2)
+    finally:
+        server.close()
+    assert result == f"127.0.0.1:{server.port} answers (200 OK) but the stream cannot be opened or decoded"
+    assert authorizations(server) == [None, "Digest"]
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ('Bearer realm="cam"', "scheme Bearer"),
+        ("NTLM", "scheme NTLM"),
+        # Basic beside a scheme the client does not answer: not the only scheme offered
+        ('Basic realm="cam", Bearer realm="cam"', "scheme Basic, Bearer"),
+        # a Digest FFmpeg cannot answer is not answered, not even with the Basic next to it
+        (
+            'Digest realm="cam", nonce="n", algorithm=SHA-256, Basic realm="cam"',
+            "scheme Digest algorithm=SHA-256, Basic",
+        ),
+        ('Digest realm="cam", nonce="n", qop="auth-int"', "scheme Digest"),
+        (None, "no scheme named"),
+    ],
+)
+def test_the_probe_sends_no_credentials_for_a_scheme_it_does_not_answer(header, shown):
+    def camera(request: str) -> str:
+        asks = f"WWW-Authenticate: {header}\r\n" if header else ""
+        return f"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n{asks}\r\n"
+
+    server = TinyServer(camera)
+    try:
+        result = diagnose(GOOD_URL.format(port=server.port), 2)
+    finally:
+        server.close()
+    assert result.startswith(f"127.0.0.1:{server.port} asks for credentials ({shown}; 401 Unauthorized)")
+    assert authorizations(server) == [None]  # one request, without credentials
+
+
+def test_the_probe_sends_basic_only_when_it_is_the_only_scheme():
+    server = TinyServer(rtsp_camera)  # Basic only
+    try:
+        result = diagnose(GOOD_URL.format(port=server.port), 2)
+    finally:
+        server.close()
+    assert result.startswith(f"127.0.0.1:{server.port} answers (200 OK)")
+    assert authorizations(server) == [None, "Basic"]
+
+
+def test_camera_text_reaches_the_operator_without_control_characters():
+    # the camera's bytes (read as latin-1): ESC sequences, BEL, DEL and the C1 CSI (0x9b)
+    reason = "Unauth\x1b[2J\x1b]0;pwned\x07orized \x9b31m\x7f" + "x" * 100
+
+    def camera(request: str) -> str:
+        return f"RTSP/1.0 401 {reason}\r\nCSeq: 1\r\nWWW-Authenticate: Basic realm=x\r\n\r\n"
+
+    server = TinyServer(camera, encoding="latin-1")
+    try:
+        with_user = diagnose(f"rtsp://op:x@127.0.0.1:{server.port}/a", 2)
+        without = diagnose(f"rtsp://127.0.0.1:{server.port}/a", 2)
+    finally:
+        server.close()
+    for text in (with_user, without):
+        assert text.isprintable(), repr(text)
+        assert "(401 Unauth[2J]0;pwnedorized 31mxxx" in text
+    assert "x" * 40 in with_user and "x" * 80 not in with_user  # the reason is cut at 80 characters
+
+
+def test_a_probe_that_fails_unexpectedly_says_so_without_raising(monkeypatch):
+    # a host name that cannot be encoded for DNS: socket raises UnicodeError, not OSError
+    assert diagnose("rtsp://op:s3cret@cam..store.local/x", 1) == (
+        "cannot reach cam..store.local:554: the host name is not valid (UnicodeError)"
+    )
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("rtsp://op:s3cret@cam/x went wrong")
+
+    monkeypatch.setattr(probe_module, "_ask", boom)
+    assert diagnose("rtsp://op:s3cret@cam/x", 1) == "cannot reach cam:554: RuntimeError"
+
+
+def test_secret_url_parameters_are_masked_in_probe_messages():
+    server = TinyServer(lambda r: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    try:
+        result = diagnose(f"http://127.0.0.1:{server.port}/video.cgi?user=op&pwd=s3cret&ch=1", 2)
+    finally:
+        server.close()
+    assert (
+        result == f"127.0.0.1:{server.port} has no stream at /video.cgi?user=***&pwd=***&ch=1 (404 Not Found)"
+    )
+    assert "pwd=s3cret" in server.requests[0]  # the camera itself gets them, as FFmpeg sends them
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://cam/video.cgi?user=op&pwd=s3cret&ch=1", "http://cam/video.cgi?user=***&pwd=***&ch=1"),
+        ("https://cam/live.m3u8?TOKEN=abc.def&x=1", "https://cam/live.m3u8?TOKEN=***&x=1"),
+        ("http://cam/a?Password=x;Sig=y#f", "http://cam/a?Password=***;Sig=***#f"),
+        ("http://cam/a?monkey=1&keys=2&stream_key=3", "http://cam/a?monkey=1&keys=2&stream_key=***"),
+        ("rtsp://op:pw@cam/a?passwd=x&auth=y", "rtsp://op:***@cam/a?passwd=***&auth=***"),
+        # some cameras take them in the path
+        ("rtsp://cam/user=admin_password=s3cret_channel=1.sdp?real", "rtsp://cam/user=***?real"),
+        ("http://cam/a?signature=x&apikey=y&key=z", "http://cam/a?signature=***&apikey=***&key=***"),
+    ],
+)
+def test_secret_query_values_are_masked(url, expected):
+    assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a URL cut inside its user info (by a comma in the password): all after the user hidden
+        ("rtsp://admin:Pa", "rtsp://admin:***"),
+        ("RTSP://admin:Pa/rt", "RTSP://admin:***"),
+        ("rtsp://cam:554/x", "rtsp://cam:554/x"),
+        ("rtsp://[fd00::5]/x", "rtsp://[fd00::5]/x"),
+        # any scheme, any case
+        ("Rtsp://user:pw@cam/a", "rtsp://user:***@cam/a"),
+        ("rstp://user:pw@cam/a", "rstp://user:***@cam/a"),
+        # user info without a scheme
+        ("admin:pw@cam/a", "***@cam/a"),
+        ("/media/admin:p/w@cam/a", "/media/***@cam/a"),
+        ("/media/clip@2x.mp4", "/media/clip@2x.mp4"),
+        ("/media/12:30.mp4", "/media/12:30.mp4"),
+    ],
+)
+def test_anything_that_looks_like_credentials_is_masked(text, expected):
+    assert redact(text) == expected
+
+
+def test_messages_are_masked_word_by_word():
+    message = "cannot open 'rtsp://op:s3cret@cam/x' nor admin:pw@cam/a, see rtsp://cam:554/y?token=t0k"
+    assert redact_text(message) == (
+        "cannot open 'rtsp://op:***@cam/x' nor ***@cam/a, see rtsp://cam:554/y?token=***"
+    )
+
+
+# --- a reader that survives the unexpected --------------------------------------------------------
+
+
+class ExplodingCapture:
+    """Frames, then reads that raise (cv2.error quoting the URL with its password), then frames."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.opens = 0
+        self.reads = 0
+        self.released = 0
+        self.source: LiveSource | None = None
+        self.seen: list[SourceStatus] = []  # the source's status at each reopen
+
+    def __call__(self, target, api, params=None) -> ExplodingCapture:
+        self.opens += 1
+        if self.opens > 1 and self.source is not None:
+            self.seen.append(self.source.status())
+        return self
+
+    def isOpened(self) -> bool:
+        return True
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def read(self):
+        self.reads += 1
+        if 3 <= self.reads < 3 + self.failures:
+            raise cv2.error(
+                "OpenCV(4.10.0) cap_ffmpeg_impl.hpp:1601: error: (-2:Unspecified error) "
+                "could not read rtsp://op:p%40ss%3Aw%2Frd@cam/x (p@ss:w/rd)\n in function 'grab'\n"
+            )
+        time.sleep(0.002)
+        return True, FRAME
+
+    def release(self) -> None:
+        self.released += 1
+
+
+def test_an_exception_in_the_reader_is_reported_and_the_camera_reopened(caplog):
+    clock = FakeClock()
+    capture = ExplodingCapture(failures=3)
+    source = LiveSource(
+        "rtsp rtsp://op:***@cam/x",
+        "rtsp://op:p%40ss%3Aw%2Frd@cam/x",
+        cv2.CAP_FFMPEG,
+        Backoff(0.001, 0.002, jitter=0),
+        capture_factory=capture,
+        clock=clock,
+    )
+    capture.source = source
+    with caplog.at_level("DEBUG", logger="client.source"):
+        source.open()
+        try:
+            wait_until(lambda: source.status().reconnects == 1)
+            status = source.status()
+            alive = source._thread is not None and source._thread.is_alive()
+        finally:
+            source.close()
+    assert alive and status.state == "reading" and status.error is None
+    assert (status.drops, status.stalls, status.reconnects) == (1, 0, 1)
+    assert capture.opens == 4 and capture.released >= 3  # each failed read released its capture
+    assert [s.state for s in capture.seen] == ["reconnecting"] * 3
+    assert capture.seen[0].error == (
+        "unexpected cv2.error: OpenCV(4.10.0) cap_ffmpeg_impl.hpp:1601: error: (-2:Unspecified error) "
+        "could not read rtsp://op:***@cam/x (***)"
+    )
+    messages = [r.getMessage() for r in caplog.records]
+    unexpected = [m for m in messages if "unexpected cv2.error" in m]
+    assert len(unexpected) == 1, messages  # logged once, not at every failure
+    assert unexpected[0].startswith("rtsp rtsp://op:***@cam/x: unexpected cv2.error: OpenCV(4.10.0)")
+    assert "rtsp://op:***@cam/x (***)" in unexpected[0] and "test_client_sources.py:" in unexpected[0]
+    assert all("p@ss" not in m and "p%40ss" not in m for m in messages)
+
+
+def test_a_probe_that_raises_does_not_stop_the_reader():
+    clock = FakeClock()
+    camera = Camera(clock, [None, None, "hold"])
+
+    def probe() -> str:
+        raise UnicodeError("label empty or too long")
+
+    source = live(camera, clock, probe=probe)
+    source.open()
+    try:
+        assert camera.holding.wait(10)
+        status = source.status()
+        camera.release.set()
+        wait_until(lambda: source.read(0.1) is not None)
+    finally:
+        camera.release.set()
+        source.close()
+    assert status.state == "reconnecting"
+    assert status.error == "unexpected UnicodeError: label empty or too long"
+
+
+# --- states: connecting before the first frame ---------------------------------------------------
+
+
+def test_a_live_source_is_connecting_until_its_first_frame_or_a_failure():
+    clock = FakeClock()
+    entered = [threading.Event(), threading.Event()]
+    go = [threading.Event(), threading.Event()]
+    opens: list[int] = []
+
+    def factory(target, api, params=None) -> FakeCapture:
+        index = len(opens)
+        opens.append(index)
+        if index < 2:  # the first two opens wait for the test, then fail
+            entered[index].set()
+            assert go[index].wait(10)
+            return FakeCapture(Camera(clock, []), None)
+        return FakeCapture(Camera(clock, []), [])  # frames from then on
+
+    source = live(factory, clock)  # type: ignore[arg-type]
+    source.open()
+    try:
+        assert entered[0].wait(10)
+        opening = source.status()  # the first open is under way
+        go[0].set()
+        assert entered[1].wait(10)
+        failed = source.status()  # the first open failed, the second is under way
+        go[1].set()
+        wait_until(lambda: source.read(0.1) is not None)
+        reading = source.status()
+    finally:
+        for event in go:
+            event.set()
+        source.close()
+    assert (opening.state, opening.error, opening.last_frame_age_s) == ("connecting", None, None)
+    assert (failed.state, failed.error) == ("reconnecting", "cannot be opened")
+    assert (reading.state, reading.error) == ("reading", None)
+
+
+def test_a_camera_that_opens_is_connecting_until_its_first_frame_then_stalled():
+    clock = FakeClock()
+    capture = BlockingCapture()
+    capture.reads = 1  # the first read blocks: the camera opened, no frame yet
+    source = live(capture, clock)  # type: ignore[arg-type]
+    source.open()
+    try:
+        assert capture.blocked.wait(10)
+        connected = source.status()
+        clock.advance(5.5)
+        silent = source.status()
+    finally:
+        capture.release_read.set()
+        source.close()
+    assert (connected.state, connected.error) == ("connecting", None)
+    assert (silent.state, silent.error) == ("stalled", "no frame for more than 5 s")
+
+
+def test_every_state_is_documented():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
+    states = [sources_module.CONNECTING, *(getattr(sources_module, n) for n in ("READING", "STALLED"))]
+    states += [sources_module.RECONNECTING, sources_module.ENDED]
+    row = next(line for line in docs.splitlines() if line.startswith("| `sources` |"))
+    assert all(f"`{state}`" in row for state in states), row
+
+
+def test_a_device_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
+    assert sources_module.device_problem(str(tmp_path / "video7")).endswith(
+        "video7 does not exist (unplugged?); reopened when it is back"
+    )
+    node = tmp_path / "video8"
+    node.write_bytes(b"")
+    monkeypatch.setattr(sources_module.os, "access", lambda path, mode: False)
+    assert sources_module.device_problem(str(node)) == (
+        f"no read and write permission on {node} (the client's user needs the device's group)"
+    )
+    monkeypatch.setattr(sources_module.os, "access", lambda path, mode: True)
+    assert sources_module.device_problem(str(node)).endswith(
+        "(in use by another program, or not a capture device)"
     )
