@@ -173,6 +173,7 @@ def test_status_shows_models_and_clients_of_every_host(remote: Remote):
         assert any(c["name"] == CLIENT_CONTAINER and c["state"] == "running" for c in row["containers"]), row
 
 
+@pytest.mark.sources
 def test_a_camera_on_another_host_feeds_a_client(remote: Remote):
     remote.require_deployed()
     client = remote.host(CAMERA_CLIENT)

@@ -11,6 +11,8 @@ import pytest
 from client.credentials import load_camera_credentials
 from client.errors import ClientError
 
+pytestmark = pytest.mark.sources
+
 SECRET = "p@ss:w/rd"
 
 

@@ -11,6 +11,8 @@ import pytest
 from launcher.paths import PROJECT_ROOT
 from launcher.validate import rules
 
+pytestmark = pytest.mark.sources
+
 _spec = importlib.util.spec_from_file_location(
     "ovms_client_filters_test", PROJECT_ROOT / "roles" / "ovms_client" / "filter_plugins" / "ovms_client.py"
 )

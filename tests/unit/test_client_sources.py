@@ -35,6 +35,8 @@ from client.sources import (
 )
 from client.urls import endpoint, redact, redact_text, redact_url, with_credentials
 
+pytestmark = pytest.mark.sources
+
 
 def write_video(path: Path, frames: int) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))

@@ -13,6 +13,8 @@ import yaml
 from launcher.inventory import CAMERAS_GROUP, CLIENTS_GROUP, SERVERS_GROUP
 from launcher.validate import common_role, validate
 
+pytestmark = pytest.mark.sources
+
 camera = common_role.role_filters("ovms_camera")
 SECRET = "p@ss:w/rd"
 
