@@ -11,8 +11,6 @@ from launcher.runner.summary import HostSummary, RunSummary
 
 pytestmark = pytest.mark.sources
 
-PASSWORD = "p@ss:w/rd"
-
 
 def _summary() -> RunSummary:
     facts = {
