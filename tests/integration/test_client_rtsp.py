@@ -450,7 +450,8 @@ def test_mjpeg_over_http_with_credentials_drops_and_stalls(mjpeg, tmp_path, no_s
 def test_the_client_reads_the_camera_and_reports_a_stall(camera, ovms_double, tmp_path):
     """`python -m client` on an RTSP input with credentials from a file, against the OVMS double:
     persons found at the camera's pace, a `docker pause` shown in stats.jsonl as a stalled source
-    then a reconnect, and no password in the log or in any result file."""
+    then a reconnect, and no password in the log or in any result file. A second input, a camera
+    nobody answers for, is reported as such all along and changes nothing for the first."""
     (model,) = prepare_models(names=["person-detection"])
     repo = ovms_double.new_repository()
     copy_model(model.path, repo, "person-detection", model.version)
@@ -463,8 +464,10 @@ def test_the_client_reads_the_camera_and_reports_a_stall(camera, ovms_double, tm
     profile = tmp_path / "camera-profile"
     profile.mkdir()
     data = yaml.safe_load((ROOT / "profiles" / "person-detection" / "profile.yaml").read_text())
+    unreachable = f"rtsp://127.0.0.1:{free_port()}/aisle9"  # nothing listens there
     data["inputs"] = [
-        {"type": "rtsp", "url": camera.url, "stall_timeout_s": STALL_S, "open_timeout_s": OPEN_S}
+        {"type": "rtsp", "url": camera.url, "stall_timeout_s": STALL_S, "open_timeout_s": OPEN_S},
+        unreachable,
     ]
     data["resilience"] = {**data.get("resilience", {}), "reopen_backoff_max_s": REOPEN_MAX_S}
     (profile / "profile.yaml").write_text(yaml.safe_dump(data))
@@ -515,8 +518,13 @@ def test_the_client_reads_the_camera_and_reports_a_stall(camera, ovms_double, tm
     stats = lines()
     final = stats[-1]
     assert final["final"] is True and (final["stalls"], final["drops"], final["reconnects"]) == (1, 0, 1)
-    source = final["sources"][0]
+    source, down = final["sources"]
     assert source["input"] == f"rtsp://{USER}:***@127.0.0.1:{camera.port}/sample"
+    assert down["input"] == unreachable and (down["drops"], down["stalls"], down["reconnects"]) == (0, 0, 0)
+    # reported as what it is while the client ran (the last lines show it closed, `ended`)
+    states = [line["sources"][1] for line in stats]
+    assert not any(state["state"] == "reading" for state in states), states
+    assert any(state["state"] == "reconnecting" and "refused" in state["error"] for state in states), states
     before_pause = [line["fps"] for line in stats if line["stalls"] == 0 and line["fps"] > 0]
     print("\nfps before the pause:", before_pause)
     best = max(before_pause)
