@@ -193,12 +193,12 @@ def test_ansible_playbook_templates_the_plays_hosts_from_the_groups_file(tmp_pat
     assert deploy["Prechecks of the clients"] == ["client-1", "server-1"]
     assert deploy["Prechecks of the cameras"] == ["camera-1"]
     assert deploy["Models"] == deploy["Server"] == ["server-1"]
-    assert deploy["Cameras"] == ["camera-1"]
+    assert deploy["Camera"] == ["camera-1"]
     assert deploy["Client"] == ["client-1", "server-1"]
     assert deploy["Verify"] == ["client-1", "server-1"]
     assert deploy["Summary"] == ["camera-1", "client-1", "server-1"]
     order = list(deploy)
-    assert order.index("Server") < order.index("Cameras") < order.index("Client") < order.index("Verify")
+    assert order.index("Server") < order.index("Camera") < order.index("Client") < order.index("Verify")
     for action in ("destroy", "status"):
         plays = _listed_hosts(PLAYBOOKS / f"{action}.yml", inventory)
         assert list(plays.values()) == [["camera-1", "client-1", "server-1"]], action

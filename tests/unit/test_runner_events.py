@@ -35,6 +35,8 @@ def outcome(scenario: str) -> dict:
         ({"role": "ovms_server", "play": "Server"}, "server"),
         ({"role": "ovms_tls_proxy", "play": "Server"}, "server"),
         ({"role": "ovms_client", "play": "Client"}, "client"),
+        ({"role": "ovms_camera", "play": "Camera"}, "camera"),
+        ({"role": "ovms_common", "play": "Camera"}, "camera"),  # the shared container task
         ({"role": "ovms_client", "play": "Verify"}, "verify"),  # the verify play reuses the client role
         ({"role": "project.ovms.ovms_server"}, "server"),
         ({"play": "Verify the deployment"}, "verify"),
