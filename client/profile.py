@@ -16,7 +16,6 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -27,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
+from .schema import Names, Strict, as_list
 from .urls import redact
 
 PROFILE_FILE = "profile.yaml"
@@ -55,15 +55,8 @@ TF_SSD_OUTPUTS = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Names = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-
-
-def _as_list(value: object) -> object:
-    return [value] if isinstance(value, str) else value
+_Strict = Strict
+_as_list = as_list
 
 
 class Size(_Strict):
