@@ -13,13 +13,24 @@ from ..errors import ModelMismatchError
 Outputs = Mapping[str, np.ndarray] | np.ndarray
 
 
+Point = tuple[float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
+    """One result of a stage, in pixels of the image the decoder was given (the frame, or a crop:
+    the cascade maps a crop's results into the frame, every geometric field included)."""
+
     label: str
     class_id: int
     score: float
-    box: tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in pixels of the original frame
-    keypoints: tuple[tuple[float, float], ...] = ()
+    box: tuple[float, float, float, float]  # x_min, y_min, x_max, y_max
+    keypoints: tuple[Point, ...] = ()  # a detector's few points (BlazeFace's eyes, nose, ...)
+    quad: tuple[Point, ...] = ()  # a rotated box: 4 corners, clockwise from the top-left of its text
+    points: tuple[Point, ...] = ()  # landmarks (468 of a face mesh, 71 of an eye): JSON `landmarks`
+    named_points: tuple[tuple[str, Point], ...] = ()  # single points, each a JSON key ("iris")
+    text: str | None = None  # OCR text, a barcode's content
+    fields: tuple[tuple[str, Any], ...] = ()  # more JSON keys, not geometry ("format": "EAN-13")
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -28,9 +39,23 @@ class Detection:
             "score": round(self.score, 4),
             "box": [round(v, 1) for v in self.box],
         }
+        if self.text is not None:
+            record["text"] = self.text
+        for key, value in self.fields:
+            record[key] = value
         if self.keypoints:
-            record["keypoints"] = [[round(x, 1), round(y, 1)] for x, y in self.keypoints]
+            record["keypoints"] = _rounded(self.keypoints)
+        if self.quad:
+            record["quad"] = _rounded(self.quad)
+        if self.points:
+            record["landmarks"] = _rounded(self.points)
+        for key, (x, y) in self.named_points:
+            record[key] = [round(x, 1), round(y, 1)]
         return record
+
+
+def _rounded(points: tuple[Point, ...]) -> list[list[float]]:
+    return [[round(x, 1), round(y, 1)] for x, y in points]
 
 
 class Decoder(Protocol):
