@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .app import RunOptions, configure_logging, run
 from .errors import ClientError
-from .profile import DeviceInput, load_profile
+from .profile import DeviceInput, describe_stage, load_profile
 from .sources import describe_input
 from .urls import redact_text
 
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="with --check: print one JSON object {name, devices, inputs} (camera URLs masked)",
+        help="with --check: print one JSON object {name, devices, inputs, stages} (camera URLs masked)",
     )
     args = parser.parse_args(argv)
     if args.json and not args.check:
@@ -60,14 +60,20 @@ def check_profile(directory: Path, environ: Mapping[str, str], as_json: bool = F
 
     With `as_json`, one line: {"name", "devices": the /dev/videoN its inputs read (after profile.env
     and environment overrides; what the deployment passes into the container), "inputs": each input
-    described, camera credentials masked}."""
+    described, camera credentials masked, "stages": each stage's name, model (null for a stage run in
+    the client), version and the model files it reads (`{model_file: NAME}`)}."""
     loaded = load_profile(directory, environ=environ)
     if not as_json:
         print(f"profile ok: {loaded.name} ({loaded.file})", flush=True)
         return 0
     inputs = loaded.profile.inputs
     devices = list(dict.fromkeys(i.path for i in inputs if isinstance(i, DeviceInput)))
-    report = {"name": loaded.name, "devices": devices, "inputs": [describe_input(i, loaded) for i in inputs]}
+    report = {
+        "name": loaded.name,
+        "devices": devices,
+        "inputs": [describe_input(i, loaded) for i in inputs],
+        "stages": [describe_stage(stage) for stage in loaded.profile.cascade],
+    }
     print(json.dumps(report), flush=True)
     return 0
 

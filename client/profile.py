@@ -8,6 +8,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -26,37 +28,18 @@ from pydantic_core import PydanticCustomError
 
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
-from .schema import Names, Strict, as_list
+from .postprocess import (
+    BlazefacePostprocess,
+    RawPostprocess,
+    SsdPostprocess,
+)
+from .schema import Strict
 from .urls import redact
 
 PROFILE_FILE = "profile.yaml"
 ENV_FILE = "profile.env"
 
-# Output tensor names of the TensorFlow Object Detection API graphs; OpenVINO keeps several names per
-# tensor and a server reports one of them, so each role accepts a list of alternatives.
-TF_SSD_OUTPUTS = {
-    "boxes": [
-        "detection_boxes:0",
-        "detection_boxes",
-        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack/TensorArrayGatherV3:0",
-    ],
-    "classes": [
-        "detection_classes:0",
-        "detection_classes",
-        "add:0",
-        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack_2/TensorArrayGatherV3:0",
-    ],
-    "scores": [
-        "detection_scores:0",
-        "detection_scores",
-        "Postprocessor/BatchMultiClassNonMaxSuppression/map/TensorArrayStack_1/TensorArrayGatherV3:0",
-    ],
-    "count": ["num_detections:0", "num_detections", "Postprocessor/ToFloat_3:0"],
-}
-
-
 _Strict = Strict
-_as_list = as_list
 
 
 class Size(_Strict):
@@ -74,6 +57,11 @@ class ModelSpec(_Strict):
     color: Literal["rgb", "bgr"] = "rgb"
     mean: float | tuple[float, float, float] = 0.0
     std: float | tuple[float, float, float] = 1.0
+    # stretch: resized to size. fit_height: scaled to size.height keeping the ratio, then padded on
+    # the right (with zeros after normalisation) to size.width, or kept wider up to max_width for a
+    # model whose width is dynamic (a text recogniser).
+    resize: Literal["stretch", "fit_height"] = "stretch"
+    max_width: int | None = Field(default=None, gt=0, le=8192)
 
     @field_validator("std")
     @classmethod
@@ -87,61 +75,14 @@ class ModelSpec(_Strict):
     def _normalisation_needs_float(self) -> ModelSpec:
         if self.dtype == "uint8" and (self.mean != 0.0 or self.std != 1.0):
             raise ValueError("mean/std apply to float32 inputs only; a uint8 input is sent as raw pixels")
+        if self.max_width is not None:
+            if self.resize != "fit_height":
+                raise ValueError("max_width goes with resize: fit_height")
+            if self.max_width < self.size.width:
+                raise ValueError(
+                    f"max_width ({self.max_width}) must be at least size.width ({self.size.width})"
+                )
         return self
-
-
-class SsdOutputs(_Strict):
-    boxes: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["boxes"]))
-    classes: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["classes"]))
-    scores: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["scores"]))
-    count: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["count"]))
-    detection_output: Names = Field(default_factory=lambda: ["detection_out"])
-
-    @field_validator("boxes", "classes", "scores", "count", "detection_output", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return _as_list(value)
-
-
-class SsdPostprocess(_Strict):
-    type: Literal["ssd"]
-    format: Literal["tf", "detection_output"] = "tf"
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    labels: dict[int, str] = Field(default_factory=dict)
-    only_labeled: bool = False
-    max_detections: int = Field(default=100, gt=0)
-    outputs: SsdOutputs = Field(default_factory=SsdOutputs)
-
-
-class BlazefaceOutputs(_Strict):
-    regressors: Names = Field(default_factory=lambda: ["regressors"])
-    classificators: Names = Field(default_factory=lambda: ["classificators"])
-
-    @field_validator("regressors", "classificators", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return _as_list(value)
-
-
-class BlazefacePostprocess(_Strict):
-    type: Literal["blazeface"]
-    anchors: Literal["front"] = "front"
-    threshold: float = Field(default=0.75, ge=0.0, le=1.0)
-    nms: Literal["weighted", "plain"] = "weighted"
-    iou_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
-    label: str = Field(default="face", min_length=1)
-    max_detections: int = Field(default=100, gt=0)
-    outputs: BlazefaceOutputs = Field(default_factory=BlazefaceOutputs)
-
-
-class RawPostprocess(_Strict):
-    type: Literal["raw"]
-
-
-Postprocess = Annotated[
-    Union[SsdPostprocess, BlazefacePostprocess, RawPostprocess],  # noqa: UP007 (discriminated union)
-    Field(discriminator="type"),
-]
 
 
 # `scheme://` at the start of an input: a URL, whatever the case of its scheme
@@ -328,13 +269,95 @@ class OutputsSpec(_Strict):
     jpeg_quality: int = Field(default=85, ge=1, le=100)
 
 
+# A stage's post-processing, by `type`. The one-model form takes any of them but `barcode`, which
+# runs in the client and needs the stages form (a stage with no model).
+Postprocess = Annotated[
+    Union[SsdPostprocess, BlazefacePostprocess, RawPostprocess],  # noqa: UP007 (discriminated union)
+    Field(discriminator="type"),
+]
+StagePostprocess = Postprocess
+
+StageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class AlignSpec(_Strict):
+    """Turn each crop upright by an earlier stage's answer for the same result: `rotate` maps that
+    stage's label to degrees clockwise (a text-angle classifier's "180")."""
+
+    by: StageName
+    rotate: dict[str, Literal[0, 90, 180, 270]] = Field(min_length=1)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class CropSpec(_Strict):
+    """Which results of an earlier stage a later stage runs on, and how each crop is cut."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: StageName = Field(alias="from")
+    labels: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    # a fraction of the box's width and height added on each side (0.25: a box 1.5 times as large)
+    padding: float = Field(default=0.0, ge=0.0, le=2.0)
+    square: bool = False
+    max_crops: int = Field(default=8, ge=1, le=64)
+    # box: the axis-aligned box; quad: the rotated box, warped upright; auto: quad where a result has one
+    shape: Literal["auto", "box", "quad"] = "auto"
+    # named regions of landmark points (indices into the earlier stage's landmarks): one crop each,
+    # around those points, instead of one crop of the box
+    points: dict[StageName, list[Annotated[int, Field(ge=0, le=100_000)]]] | None = Field(
+        default=None, min_length=1, max_length=16
+    )
+    mirror: list[StageName] = Field(default_factory=list)  # regions flipped left-right (a right eye)
+    align: AlignSpec | None = None
+
+    @field_validator("points")
+    @classmethod
+    def _regions_not_empty(cls, value: dict[str, list[int]] | None) -> dict[str, list[int]] | None:
+        for region, indices in (value or {}).items():
+            if not indices:
+                raise ValueError(f"region {region!r} needs at least one landmark index")
+        return value
+
+    @model_validator(mode="after")
+    def _mirror_named_regions(self) -> CropSpec:
+        unknown = [r for r in self.mirror if r not in (self.points or {})]
+        if unknown:
+            raise ValueError(f"mirror names {unknown}, which are not regions of `points`")
+        return self
+
+
+class Stage(_Strict):
+    """One step of a cascade: a model served by OVMS (or a reader run in the client) on the frame, or
+    on crops of an earlier stage's results."""
+
+    name: StageName
+    model: ModelSpec | None = None
+    postprocess: StagePostprocess
+    crops: CropSpec | None = None
+    encoding: EncodingSpec = Field(default_factory=lambda: EncodingSpec())
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _short_encoding(cls, value: object) -> object:
+        return {"format": value} if isinstance(value, str) else value
+
+    @property
+    def local(self) -> bool:
+        """Runs in the client (no request to the server)."""
+        return self.model is None
+
+
 class Profile(_Strict):
     name: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     # kserve: KServe v2 gRPC (every OVMS since 2022.1; the only API from 2026.3 on). tfs: TensorFlow
     # Serving gRPC through ovmsclient, for servers up to OVMS 2026.2.
     api: Literal["kserve", "tfs"] = "kserve"
-    model: ModelSpec
-    postprocess: Postprocess
+    # The one-model form (model + postprocess + encoding) is a profile of one stage; `stages` is the
+    # cascade form: stage 1 on the frame, later stages on the frame or on crops of earlier results.
+    model: ModelSpec | None = None
+    postprocess: Postprocess | None = None
+    stages: list[Stage] | None = Field(default=None, min_length=1, max_length=8)
     inputs: list[Annotated[InputSource, BeforeValidator(_short_input)]] = Field(min_length=1, max_length=64)
     # Streams follow the inputs: by default one per input; more cycle through them (stream i reads
     # inputs[i mod len(inputs)]); fewer would leave inputs unread and are refused.
@@ -370,26 +393,166 @@ class Profile(_Strict):
     def _short_encoding(cls, value: object) -> object:
         return {"format": value} if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _one_form(self) -> Profile:
+        if self.stages is None:
+            missing = [key for key in ("model", "postprocess") if getattr(self, key) is None]
+            if missing:
+                raise PydanticCustomError(
+                    "profile_form",
+                    "a profile needs `model` and `postprocess` (one model) or `stages` (a cascade); "
+                    "missing {missing}",
+                    {"missing": ", ".join(missing)},
+                )
+            return self
+        given = [key for key in ("model", "postprocess", "encoding") if key in self.model_fields_set]
+        if given:
+            raise PydanticCustomError(
+                "profile_form",
+                "{given} at the top level cannot go with `stages`: set them on each stage",
+                {"given": ", ".join(given)},
+            )
+        return self
 
-def encoding_problem(profile: Profile) -> tuple[str, str, str] | None:
-    """(key, message, fix) when the model cannot take the encoded images the profile sends: what OVMS
-    does with an encoded image (decode to BGR, NHWC, pixels 0-255) decides what the model must take."""
-    encoding = profile.encoding.format
-    if encoding == "raw":
+    @cached_property
+    def cascade(self) -> tuple[Stage, ...]:
+        """The stages in order; the one-model form is one stage named after its model."""
+        if self.stages is not None:
+            return tuple(self.stages)
+        assert self.model is not None and self.postprocess is not None
+        return (
+            Stage(
+                name=self.model.name, model=self.model, postprocess=self.postprocess, encoding=self.encoding
+            ),
+        )
+
+    @property
+    def first_model(self) -> ModelSpec | None:
+        return self.cascade[0].model
+
+
+def describe_stage(stage: Stage) -> dict[str, Any]:
+    """What the deployment needs to know of a stage: its model and the model files it reads."""
+    characters = getattr(stage.postprocess, "characters", None)
+    model_file = getattr(characters, "model_file", None)
+    return {
+        "name": stage.name,
+        "model": stage.model.name if stage.model else None,
+        "version": stage.model.version if stage.model else 0,
+        "model_files": [model_file] if model_file else [],
+    }
+
+
+# Landmark counts of the post-processings whose results carry points (crop regions index them)
+POINT_COUNTS = {"landmarks": 468, "iris": 71}
+
+
+def stage_problems(profile: Profile) -> list[tuple[str, str, str]]:
+    """(key, message, fix) for each stage rule pydantic cannot see alone: unique names, a model where
+    one is needed, crops from an earlier stage, alignment by an earlier stage on the same results,
+    landmark regions in range, and what a model can take (encoding_problem)."""
+    if profile.stages is None:
+        problem = encoding_problem(profile.api, profile.cascade[0], "")
+        return [problem] if problem else []
+    problems: list[tuple[str, str, str]] = []
+    earlier: dict[str, Stage] = {}
+    for index, stage in enumerate(profile.stages):
+        key = f"stages[{index}]"
+        said = f"stage {stage.name!r}"
+        if stage.name in earlier:
+            problems.append((f"{key}.name", f"{said} is named twice", "give each stage its own name"))
+        local = stage.postprocess.type == "barcode"
+        if local and stage.model is not None:
+            problems.append((f"{key}.model", f"{said} runs in the client and has no model", "remove model"))
+        if not local and stage.model is None:
+            fix = "add model: {name, input, size, dtype, ...}"
+            problems.append((f"{key}.model", f"{said} needs a model ({stage.postprocess.type})", fix))
+        if stage.crops is not None:
+            if index == 0:
+                fix = "remove crops from the first stage"
+                problems.append((f"{key}.crops", f"{said} is the first stage: it runs on the frame", fix))
+            else:
+                problems += _crop_problems(profile.stages, index, earlier)
+        problem = encoding_problem(profile.api, stage, f"{key}.")
+        if problem is not None:
+            problems.append(problem)
+        earlier.setdefault(stage.name, stage)
+    return problems
+
+
+def _crop_problems(stages: list[Stage], index: int, earlier: dict[str, Stage]) -> list[tuple[str, str, str]]:
+    stage = stages[index]
+    crops = stage.crops
+    assert crops is not None
+    key = f"stages[{index}].crops"
+    said = f"stage {stage.name!r}"
+    source = earlier.get(crops.source)
+    if source is None:
+        later = any(s.name == crops.source for s in stages[index:])
+        what = "a later stage (or this one)" if later else "no stage"
+        fix = f"name an earlier stage: {', '.join(earlier)}"
+        return [(f"{key}.from", f"{said} takes crops from {crops.source!r}, which is {what}", fix)]
+    problems: list[tuple[str, str, str]] = []
+    count = POINT_COUNTS.get(source.postprocess.type)
+    if crops.points is not None and count is None:
+        message = f"{said}: stage {source.name!r} gives no landmarks ({source.postprocess.type})"
+        problems.append((f"{key}.points", message, "crop landmark regions of a landmarks or iris stage"))
+    for region, indices in (crops.points or {}).items() if count is not None else ():
+        bad = [i for i in indices if i >= count]
+        if bad:
+            message = f"{said}: landmark {bad[0]} does not exist ({source.name!r} gives {count})"
+            problems.append((f"{key}.points.{region}", message, f"use indices 0-{count - 1}"))
+    if crops.align is not None:
+        by = earlier.get(crops.align.by)
+        if by is None or by.crops is None or by.crops.source != crops.source:
+            message = (
+                f"{said} is aligned by {crops.align.by!r}, which must be an earlier stage on crops "
+                f"from the same stage ({crops.source!r})"
+            )
+            problems.append(
+                (f"{key}.align.by", message, "name an earlier stage whose crops.from is the same")
+            )
+    return problems
+
+
+def encoding_problem(api: str, stage: Stage, prefix: str = "") -> tuple[str, str, str] | None:
+    """(key, message, fix) when a stage's model cannot take the encoded images it would send: what
+    OVMS does with an encoded image (decode to BGR, NHWC, pixels 0-255) decides what the model must
+    take. `prefix` is the stage's key (`stages[2].`), empty for the one-model form."""
+    encoding = stage.encoding.format
+    model = stage.model
+    if encoding == "raw" or model is None:
         return None
-    model = profile.model
-    what = f"encoding {encoding}"
-    if profile.api != "kserve":
+    what = f"encoding {encoding}" + (f" of stage {stage.name!r}" if prefix else "")
+    if api != "kserve":
         return "api", f"{what} needs api: kserve (images travel in a KServe BYTES input)", "set api: kserve"
     if model.layout != "NHWC":
         fix = "serve the model with layout NHWC (OVMS config `layout: NHWC:NCHW`) or send raw tensors"
-        return "model.layout", f"{what} needs layout NHWC: OVMS decodes images into NHWC tensors", fix
+        return (
+            f"{prefix}model.layout",
+            f"{what} needs layout NHWC: OVMS decodes images into NHWC tensors",
+            fix,
+        )
     if model.color != "bgr":
         fix = "serve a model that takes BGR (models manifest `color`) and set model.color: bgr"
-        return "model.color", f"{what} needs color bgr: OVMS decodes images into BGR", fix
+        return f"{prefix}model.color", f"{what} needs color bgr: OVMS decodes images into BGR", fix
     if model.mean != 0.0 or model.std != 1.0:
         fix = "bake the normalisation into the model, or set encoding: raw"
-        return "model.mean", f"{what} cannot apply mean/std: OVMS passes decoded pixels 0-255 unscaled", fix
+        return (
+            f"{prefix}model.mean",
+            f"{what} cannot apply mean/std: OVMS passes decoded pixels 0-255 unscaled",
+            fix,
+        )
+    if stage.crops is not None and model.dtype != "uint8":
+        fix = "send crops as tensors (encoding: raw), or serve a model that takes uint8 images"
+        return (
+            f"{prefix}model.dtype",
+            f"{what}: encoded crops go only to a model that takes uint8 images",
+            fix,
+        )
+    if model.resize != "stretch":
+        fix = "use resize: stretch, or send tensors (encoding: raw)"
+        return f"{prefix}model.resize", f"{what} cannot pad an encoded image ({model.resize})", fix
     return None
 
 
@@ -428,6 +591,19 @@ def _set_loop(data: dict[str, Any], value: str) -> None:
             source["loop"] = value
 
 
+def _one_model(
+    apply: typing.Callable[[dict[str, Any], str], None], key: str
+) -> typing.Callable[[dict[str, Any], str], None]:
+    """A setting of the one-model form; a profile with stages sets it on each stage."""
+
+    def guarded(data: dict[str, Any], value: str) -> None:
+        if "stages" in data:
+            raise ValueError(f"the profile has stages: set stages[N].{key} in profile.yaml instead")
+        apply(data, value)
+
+    return guarded
+
+
 def _set_threshold(data: dict[str, Any], value: str) -> None:
     post = data.get("postprocess")
     if isinstance(post, dict) and post.get("type") == "raw":
@@ -441,8 +617,8 @@ ENV_OVERRIDES: dict[str, tuple[str, typing.Callable[[dict[str, Any], str], None]
     "CLIENT_INPUT_LOOP": ("inputs[*].loop", _set_loop),
     "CLIENT_STREAMS": ("streams", _set(("streams",))),
     "CLIENT_TARGET_FPS": ("target_fps", _set(("target_fps",))),
-    "CLIENT_MODEL_VERSION": ("model.version", _set(("model", "version"))),
-    "CLIENT_THRESHOLD": ("postprocess.threshold", _set_threshold),
+    "CLIENT_MODEL_VERSION": ("model.version", _one_model(_set(("model", "version")), "model.version")),
+    "CLIENT_THRESHOLD": ("postprocess.threshold", _one_model(_set_threshold, "postprocess.threshold")),
     "CLIENT_MODE": ("pipeline.mode", _set(("pipeline", "mode"))),
     "CLIENT_MAX_IN_FLIGHT": ("pipeline.max_in_flight", _set(("pipeline", "max_in_flight"))),
     "CLIENT_REQUEST_TIMEOUT_S": ("pipeline.request_timeout_s", _set(("pipeline", "request_timeout_s"))),
@@ -450,7 +626,7 @@ ENV_OVERRIDES: dict[str, tuple[str, typing.Callable[[dict[str, Any], str], None]
     "CLIENT_STATS_WINDOW_S": ("outputs.stats_window_s", _set(("outputs", "stats_window_s"))),
     "CLIENT_SNAPSHOT_INTERVAL_S": ("outputs.snapshot_interval_s", _set(("outputs", "snapshot_interval_s"))),
     "CLIENT_API": ("api", _set(("api",))),
-    "CLIENT_ENCODING": ("encoding.format", _set(("encoding", "format"))),
+    "CLIENT_ENCODING": ("encoding.format", _one_model(_set(("encoding", "format")), "encoding")),
 }
 # Not profile keys, but accepted in the env file too.
 EXTRA_SETTINGS = ("CLIENT_LOG_LEVEL",)
@@ -518,14 +694,16 @@ def load_profile(directory: Path, environ: Mapping[str, str] | None = None) -> L
         profile = Profile.model_validate(data)
     except ValidationError as exc:
         raise _translate(exc, data, file, applied_from) from None
-    problem = encoding_problem(profile)
-    if problem is not None:
-        key, message, fix = problem
+    problems = stage_problems(profile)
+    if problems:
+        key, message, fix = problems[0]
         source = applied_from.get("encoding.format") or applied_from.get(key)
-        if source is not None:
+        if source is not None and len(problems) == 1:
             raise ClientError(
                 f"{message} (sets profile key {key})", file=source.origin, key=source.variable, fix=fix
             )
+        if len(problems) > 1:
+            message += "; also " + "; ".join(f"{k}: {m}" for k, m, _ in problems[1:])
         raise ClientError(message, file=file, key=key, fix=fix)
     level = overrides.get("CLIENT_LOG_LEVEL")
     log_level = level.value.upper() if level else "INFO"
@@ -578,6 +756,7 @@ def _translate(
         if key.endswith(".[key]"):
             key = key[: -len(".[key]")]
             message = "expected integer keys (class ids)" if error["type"] == "int_parsing" else message
+        message = _stage_named(key, data) + message
         got = error.get("input")
         scalar = not isinstance(got, dict | list)
         if value_present and scalar and error["type"] not in ("missing", "extra_forbidden"):
@@ -608,6 +787,17 @@ def _translate(
         key=problems[0][1],
         fix="; ".join(fixes) or None,
     )
+
+
+def _stage_named(key: str, data: dict[str, Any]) -> str:
+    """`stage 'ocr': ` for a key inside a stage that has a name, else nothing."""
+    match = re.match(r"^stages\[(\d+)\]", key)
+    stages = data.get("stages")
+    if not match or not isinstance(stages, list) or int(match.group(1)) >= len(stages):
+        return ""
+    stage = stages[int(match.group(1))]
+    name = stage.get("name") if isinstance(stage, dict) else None
+    return f"stage {name!r}: " if isinstance(name, str) and len(name) <= 64 else ""
 
 
 _FIXES = {

@@ -1,5 +1,5 @@
 """What the deployment sets in the environment: server address, TLS files, results directory, the
-camera credentials file."""
+camera credentials file, the model files folder."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ class Deployment:
     results_dir: Path
     # OVMS_CAMERA_CREDENTIALS: the JSON file of camera credentials (client/credentials.py)
     camera_credentials: Path | None = None
+    # OVMS_MODEL_FILES_DIR: files prepared beside the models (a recogniser's characters), laid out
+    # <model>/<version>/<file>; the deployment mounts them read-only at /model-files
+    model_files_dir: Path = Path("/model-files")
 
 
 def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
@@ -49,7 +52,8 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
             key="OVMS_ADDRESS",
         )
     results = environ.get("OVMS_RESULTS_DIR", "").strip() or "results"
-    return Deployment(address, _tls(environ), Path(results), _camera_credentials(environ))
+    model_files = environ.get("OVMS_MODEL_FILES_DIR", "").strip() or "/model-files"
+    return Deployment(address, _tls(environ), Path(results), _camera_credentials(environ), Path(model_files))
 
 
 def _camera_credentials(environ: Mapping[str, str]) -> Path | None:
