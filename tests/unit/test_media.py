@@ -80,7 +80,14 @@ def test_sample_media_video_frames_and_photo(cache: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o755
     assert {p.stat().st_mode & 0o777 for p in [made.photo, made.video, *jpegs]} == {0o644}
     # no temporary files left beside the results
-    assert sorted(p.name for p in folder.iterdir()) == ["astronaut.png", "frames", "media.json", "sample.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "astronaut.png",
+        "frames",
+        "media.json",
+        "retail.mp4",
+        "retail_frames",
+        "sample.mp4",
+    ]
 
 
 def test_second_run_does_nothing_and_repairs_damage(cache: Path, tmp_path: Path) -> None:
