@@ -45,5 +45,18 @@ class RequestRejected(Exception):
     input, a version just retired): the frame has no result, but the server is up."""
 
 
+class UnreadableResponse(RequestRejected):
+    """The server answered, but an output of its answer cannot be read (data missing, more or fewer
+    elements than its shape, a datatype the client does not know): the frame has no result, but the
+    server is up. The message names the model and the output."""
+
+    def __init__(self, model: str, output: str | None, problem: str) -> None:
+        self.model = model
+        self.output = output
+        self.problem = problem
+        where = f"model {model!r}" + (f" output {output!r}" if output is not None else "")
+        super().__init__(f"{where}: {problem}")
+
+
 class ApiNotServed(ClientError):
     """The server does not serve the API the profile asks for (TFS on OVMS 2026.3 and later)."""
