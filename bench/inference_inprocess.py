@@ -33,7 +33,7 @@ import openvino as ov
 from client.app import RunOptions, configure_logging, run
 from client.backoff import Backoff
 from client.errors import ClientError
-from client.profile import ModelSpec, Profile
+from client.profile import ModelSpec, Profile, Stage
 from client.server import ServerFactory
 from client.settings import Deployment
 from ovms_double import binding
@@ -149,10 +149,12 @@ def factory_from_env(environ: Mapping[str, str]) -> ServerFactory:
     nireq = int(environ.get(NIREQ_ENV) or 0)
     properties = {str(k): str(v) for k, v in plugin_config.items()}
 
-    def build(_deployment: Deployment, profile: Profile) -> InProcessServer:
-        if profile.encoding.format != "raw":
-            raise ClientError("the in-process baseline takes raw tensors", key="encoding.format")
-        return InProcessServer(Path(directory), profile.model, properties, nireq)
+    def build(_deployment: Deployment, profile: Profile, stage: Stage) -> InProcessServer:
+        if stage.encoding.format != "raw" or stage.model is None:
+            raise ClientError("the in-process baseline takes raw tensors of one model", key="encoding.format")
+        if len(profile.cascade) > 1:
+            raise ClientError("the in-process baseline runs one-model profiles", key="stages")
+        return InProcessServer(Path(directory), stage.model, properties, nireq)
 
     return build
 

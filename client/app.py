@@ -14,14 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from .backoff import Backoff
+from .cascade import Cascade, StageRunner
 from .credentials import CameraCredentials, load_camera_credentials
-from .decoders import make_decoder
+from .decoders import CtcDecoder, Decoder, make_decoder
+from .errors import ModelMismatchError
 from .health import ServerGate
 from .pipeline import StreamConfig, StreamWorker
 from .preprocess import Preprocessor
-from .profile import LoadedProfile, load_profile
+from .profile import LoadedProfile, Stage, load_profile
 from .results import JsonLines, Snapshots
 from .server import InferenceServer, ServerFactory, check_metadata, make_server
 from .settings import deployment_from_env
@@ -101,34 +104,66 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             outputs.snapshot_keep,
             outputs.jpeg_quality,
         )
-        decoder = make_decoder(profile.postprocess)
-        server: InferenceServer = server_factory(deployment, profile)
+        stages = profile.cascade
+        first = stages[0]
+        servers = {s.name: server_factory(deployment, profile, s) for s in stages if s.model is not None}
+        decoders = {s.name: make_decoder(s.postprocess, s.model) for s in stages if s.model is not None}
+        server = servers[first.name]
         resilience = profile.resilience
         log.info(
-            "profile %s: model %r, %d stream(s), %s (window %d), server %s, %s API, %s frames",
+            "profile %s: %s, %d stream(s), %s (window %d), server %s, %s API, %s frames",
             loaded.name,
-            profile.model.name,
+            "model " + repr(first.model.name if first.model else None)
+            if len(stages) == 1
+            else "stages "
+            + " -> ".join(f"{s.name} ({s.model.name if s.model else 'in the client'})" for s in stages),
             profile.streams,
             "sync" if sync else "pipelined",
             window,
             deployment.address,
             profile.api,
-            profile.encoding.format,
+            first.encoding.format,
         )
-        wait_backoff = Backoff(resilience.backoff_initial_s, resilience.backoff_max_s)
-        metadata = server.wait_for_metadata(stop, wait_backoff)
-        if metadata is None:
-            log.info("stopped before the server answered")
-            return 0
-        resolved = check_metadata(metadata, profile.model, decoder)
-        if resolved:
-            log.info("outputs: %s", ", ".join(f"{role}={name}" for role, name in resolved.items()))
+        for stage in stages:
+            if stage.model is None:
+                continue
+            wait_backoff = Backoff(resilience.backoff_initial_s, resilience.backoff_max_s)
+            metadata = servers[stage.name].wait_for_metadata(stop, wait_backoff)
+            if metadata is None:
+                log.info("stopped before the server answered")
+                return 0
+            resolved = _checked(metadata, stage, decoders[stage.name], len(stages) > 1)
+            if resolved:
+                log.info(
+                    "%soutputs: %s",
+                    f"stage {stage.name}: " if len(stages) > 1 else "",
+                    ", ".join(f"{role}={name}" for role, name in resolved.items()),
+                )
+            _bind_model_files(decoders[stage.name], stage, metadata, deployment.model_files_dir, loaded)
 
-        stats = Stats(outputs.stats_window_s, streams=profile.streams)
-        gate = ServerGate(
-            Backoff(resilience.backoff_initial_s, resilience.backoff_max_s), on_probe=server.reconnect
+        stats = Stats(
+            outputs.stats_window_s,
+            streams=profile.streams,
+            stages=[(s.name, s.model.name if s.model else None) for s in stages],
         )
-        preprocess = Preprocessor(profile.model, profile.encoding)
+        gate = ServerGate(
+            Backoff(resilience.backoff_initial_s, resilience.backoff_max_s),
+            on_probe=lambda: [each.reconnect() for each in servers.values()],
+        )
+        decoder = decoders[first.name]
+        assert first.model is not None
+        preprocess = Preprocessor(first.model, first.encoding)
+        crop_pool = (
+            ThreadPoolExecutor(
+                max_workers=min(64, max(4, profile.streams * window * 2)), thread_name_prefix="crop"
+            )
+            if len(stages) > 1
+            else None
+        )
+        cascade = None
+        if crop_pool is not None:
+            runners = [_runner(s, servers, decoders, stats, gate) for s in stages[1:]]
+            cascade = Cascade(first, runners, crop_pool)
         with ThreadPoolExecutor(max_workers=profile.streams * window, thread_name_prefix="request") as pool:
             workers = [
                 StreamWorker(
@@ -139,6 +174,7 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
                         sync=sync,
                         target_fps=profile.target_fps,
                         max_frames=options.max_frames,
+                        stage=first.name,
                     ),
                     source,
                     preprocess,
@@ -150,6 +186,7 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
                     detections,
                     snapshots,
                     stop,
+                    cascade,
                 )
                 for index, source in enumerate(sources)
             ]
@@ -160,6 +197,8 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             )
             for worker in workers:
                 worker.join()
+        if crop_pool is not None:
+            crop_pool.shutdown(wait=True)
         _emit_stats(stats, stats_file, loaded, gate, sources, final=True)
         failures = [w.failure for w in workers if w.failure is not None]
         return 1 if failures else 0
@@ -172,6 +211,56 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             detections.close()
         if stats_file is not None:
             stats_file.close()
+
+
+def _checked(metadata: Mapping[str, Any], stage: Stage, decoder: Decoder, named: bool) -> dict[str, str]:
+    """check_metadata for one stage; in a cascade its error keys name the stage."""
+    assert stage.model is not None
+    try:
+        return check_metadata(metadata, stage.model, decoder)
+    except ModelMismatchError as exc:
+        if not named:
+            raise
+        key = f"stage {stage.name!r}: {exc.key}" if exc.key else f"stage {stage.name!r}"
+        raise ModelMismatchError(exc.message, file=exc.file, key=key, fix=exc.fix) from exc
+
+
+def _bind_model_files(
+    decoder: Decoder, stage: Stage, metadata: Mapping[str, Any], files_dir: Path, loaded: LoadedProfile
+) -> None:
+    """A recogniser's character list, for the model version the server reports, checked against the
+    class count of its output."""
+    if not isinstance(decoder, CtcDecoder):
+        return
+    assert stage.model is not None
+    version = int(metadata.get("model_version") or stage.model.version)
+    decoder.bind(profile_dir=loaded.directory, files_dir=files_dir, model=stage.model.name, version=version)
+    for name in decoder.roles["probabilities"]:
+        shape = metadata.get("outputs", {}).get(name, {}).get("shape") or []
+        if shape and shape[-1] > 0:
+            decoder.check_classes(int(shape[-1]))
+            break
+
+
+def _runner(
+    stage: Stage,
+    servers: Mapping[str, InferenceServer],
+    decoders: Mapping[str, Decoder],
+    stats: Stats,
+    gate: ServerGate,
+) -> StageRunner:
+    if stage.model is None:
+        from .decoders import BarcodeReader
+
+        return StageRunner(stage, stats, gate, reader=BarcodeReader(stage.postprocess))
+    return StageRunner(
+        stage,
+        stats,
+        gate,
+        preprocess=Preprocessor(stage.model, stage.encoding),
+        predict=servers[stage.name].predict,
+        decoder=decoders[stage.name],
+    )
 
 
 def _open_sources(loaded: LoadedProfile, credentials: CameraCredentials | None = None) -> list[FrameSource]:
@@ -241,7 +330,9 @@ def _emit_stats(
 ) -> None:
     line = stats.snapshot([source.status() for source in sources])
     line["profile"] = loaded.name
-    line["model"] = loaded.profile.model.name
+    stages = loaded.profile.cascade
+    line["model"] = stages[0].model.name if stages[0].model else None
+    line["models"] = [s.model.name for s in stages if s.model is not None]
     line["server"] = "up" if gate.up else "down"
     line["outages"] = gate.outages
     if final:

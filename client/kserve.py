@@ -15,8 +15,9 @@ from tritonclient.utils import InferenceServerException
 
 from .backoff import Backoff
 from .errors import RequestRejected
+from .kserve_outputs import read_outputs
 from .preprocess import Payload
-from .profile import Profile
+from .profile import Profile, Stage
 from .server import DATATYPES, Outputs, wait_for_metadata
 from .settings import Deployment
 
@@ -53,15 +54,17 @@ class KServeServer:
         "use a current OVMS, or `api: tfs` for an older one",
     )
 
-    def __init__(self, deployment: Deployment, profile: Profile) -> None:
+    def __init__(self, deployment: Deployment, profile: Profile, stage: Stage | None = None) -> None:
+        stage = stage or profile.cascade[0]
+        assert stage.model is not None, "a stage run in the client has no server"
         self.address = deployment.address
-        self.model = profile.model
+        self.model = stage.model
         self.timeout_s = profile.pipeline.request_timeout_s
         self._tls = deployment.tls
         self.tls = deployment.tls is not None
-        self.encoded = profile.encoding.format != "raw"
-        self._datatype = "BYTES" if self.encoded else DATATYPES[profile.model.dtype]
-        self._version = str(profile.model.version) if profile.model.version else ""
+        self.encoded = stage.encoding.format != "raw"
+        self._datatype = "BYTES" if self.encoded else DATATYPES[self.model.dtype]
+        self._version = str(self.model.version) if self.model.version else ""
         self._outputs: list[str] | None = None
         self.client = self._connect()
 
@@ -100,10 +103,13 @@ class KServeServer:
             if rejected(exc):
                 raise RequestRejected(f"{_status(exc)}: {exc.message()}") from exc
             raise
+        response = result.get_response()
         names = self._outputs
         if names is None:
-            names = self._outputs = [t.name for t in result.get_response().outputs]
-        return {name: result.as_numpy(name) for name in names}
+            names = self._outputs = [t.name for t in response.outputs]
+        # raw_output_contents (OVMS, Triton) or the typed contents fields (the kserve SDK's server);
+        # an answer that cannot be read is this frame's error (UnreadableResponse), not an outage
+        return read_outputs(response, self.model.name, names)
 
     # -- start-up ------------------------------------------------------------------------------
     def metadata(self, timeout_s: float) -> dict[str, Any]:

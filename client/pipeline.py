@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .cascade import Cascade, FrameResults
 from .decoders import Decoder, Detection, RawDecoder
 from .errors import RequestRejected
 from .health import Admission, ServerGate
@@ -37,6 +38,7 @@ class Outcome:
     detections: list[Detection] = field(default_factory=list)
     outputs: dict[str, list[int]] | None = None  # raw profiles: output name -> shape
     error: str | None = None  # set when the frame got no result
+    results: FrameResults | None = None  # a cascade's nested results (detections are the first stage's)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class StreamConfig:
     sync: bool
     target_fps: float
     max_frames: int | None
+    stage: str = ""  # the first stage's name (per-stage stats)
 
 
 class StreamWorker(threading.Thread):
@@ -81,6 +84,7 @@ class StreamWorker(threading.Thread):
         detections: JsonLines | None,
         snapshots: Snapshots,
         stop: threading.Event,
+        cascade: Cascade | None = None,
     ) -> None:
         super().__init__(name=f"stream-{config.stream}", daemon=True)
         self.config = config
@@ -94,6 +98,7 @@ class StreamWorker(threading.Thread):
         self.detections = detections
         self.snapshots = snapshots
         self.stop_event = stop
+        self.cascade = cascade
         self.captured = 0
         self.failure: BaseException | None = None
         self._decode_failed = False
@@ -144,11 +149,9 @@ class StreamWorker(threading.Thread):
             else:
                 tensor = self.preprocess(frame)
                 if config.sync:
-                    item.outcome = self._infer(tensor, admission, frame.shape[1], frame.shape[0])
+                    item.outcome = self._infer(tensor, admission, frame)
                 else:
-                    item.future = self.executor.submit(
-                        self._infer, tensor, admission, frame.shape[1], frame.shape[0]
-                    )
+                    item.future = self.executor.submit(self._infer, tensor, admission, frame)
             pending.append(item)
             self._drain(pending, block=False)
             while len(pending) >= config.window:
@@ -160,19 +163,24 @@ class StreamWorker(threading.Thread):
             self._complete(pending.popleft())
 
     # -- a pool thread (or the stream thread in sync mode) -------------------------------------
-    def _infer(self, tensor: Payload, admission: Admission, width: int, height: int) -> Outcome:
+    def _infer(self, tensor: Payload, admission: Admission, frame: np.ndarray) -> Outcome:
+        height, width = frame.shape[:2]
         self.stats.request_started()
         started = time.perf_counter()
+        stage = self.config.stage
         try:
             try:
                 outputs = self.predict(tensor)
             except RequestRejected as exc:  # the server is up and refused this frame: an error, no outage
                 self.gate.success(admission)
+                self.stats.stage_request(stage, time.perf_counter() - started, ok=False)
                 return Outcome(time.perf_counter() - started, error=f"rejected: {exc}"[:300])
             except Exception as exc:
                 self.gate.failure(admission, exc)
+                self.stats.stage_request(stage, time.perf_counter() - started, ok=False)
                 return Outcome(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"[:300])
             latency = time.perf_counter() - started
+            self.stats.stage_request(stage, latency, ok=True)
             self.gate.success(admission)
             try:
                 outcome = Outcome(latency, self.decoder.decode(outputs, width, height))
@@ -183,6 +191,9 @@ class StreamWorker(threading.Thread):
                 return Outcome(latency, error=f"decode failed: {type(exc).__name__}: {exc}"[:300])
             if isinstance(self.decoder, RawDecoder):
                 outcome.outputs = RawDecoder.describe(outputs)
+            if self.cascade is not None:
+                outcome.results = self.cascade.run(frame, outcome.detections)
+                outcome.latency_s = time.perf_counter() - started
             return outcome
         finally:
             self.stats.request_finished()
@@ -203,12 +214,19 @@ class StreamWorker(threading.Thread):
             self.stats.result(outcome.latency_s, config.stream)
             record["status"] = "ok"
             record["latency_ms"] = round(outcome.latency_s * 1000.0, 2)
-            record["detections"] = [d.to_json() for d in outcome.detections]
+            results = outcome.results
+            if results is None:
+                record["detections"] = [d.to_json() for d in outcome.detections]
+            else:
+                record["detections"] = results.detections_json()
+                if results.on_frame:
+                    record["stages"] = results.stages_json()
             if outcome.outputs is not None:
                 record["outputs"] = outcome.outputs
             if self.snapshots.due(config.stream):
+                drawn = outcome.detections if results is None else results.all_detections()
                 try:
-                    self.snapshots.write(config.stream, item.index, item.frame, outcome.detections)
+                    self.snapshots.write(config.stream, item.index, item.frame, drawn)
                 except (OSError, RuntimeError) as exc:
                     log.warning("stream %d: snapshot not written: %s", config.stream, exc)
         else:

@@ -6,6 +6,8 @@ which is what OVMS decodes it back into."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -27,6 +29,8 @@ class Preprocessor:
         self.normalise = bool(np.any(self.mean != 0.0) or np.any(self.inv_std != 1.0))
         self.encoding = encoding.format if encoding is not None else "raw"
         self._extension, self._params = _encoder(encoding)
+        self.fit_height = spec.resize == "fit_height"
+        self.max_width = spec.max_width or spec.size.width
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -38,9 +42,19 @@ class Preprocessor:
 
     def _resized(self, frame: np.ndarray) -> np.ndarray:
         width, height = self.size
+        if self.fit_height:
+            # the height fixed, the ratio kept (up to max_width); padded on the right later
+            width = min(self.max_width, max(1, math.ceil(height * frame.shape[1] / max(1, frame.shape[0]))))
         if frame.shape[0] != height or frame.shape[1] != width:
-            return cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+            return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
         return frame
+
+    def _padded(self, image: np.ndarray) -> np.ndarray:
+        """fit_height: zeros on the right up to the model's width (after normalisation, as PaddleOCR)."""
+        missing = self.size[0] - image.shape[1]
+        if not self.fit_height or missing <= 0:
+            return image
+        return np.pad(image, ((0, 0), (0, missing), (0, 0)))
 
     def __call__(self, frame: np.ndarray) -> Payload:
         image = self._resized(frame)
@@ -56,6 +70,7 @@ class Preprocessor:
             if self.normalise:
                 image -= self.mean
                 image *= self.inv_std
+        image = self._padded(image)
         if self.nchw:
             image = image.transpose(2, 0, 1)
         return np.ascontiguousarray(image[np.newaxis])

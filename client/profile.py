@@ -26,6 +26,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .decoders.specs import (
+    BarcodePostprocess,
+    ClassifyPostprocess,
+    CtcPostprocess,
+    DbPostprocess,
+    IrisPostprocess,
+    LandmarksPostprocess,
+)
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
 from .postprocess import (
@@ -272,10 +280,32 @@ class OutputsSpec(_Strict):
 # A stage's post-processing, by `type`. The one-model form takes any of them but `barcode`, which
 # runs in the client and needs the stages form (a stage with no model).
 Postprocess = Annotated[
-    Union[SsdPostprocess, BlazefacePostprocess, RawPostprocess],  # noqa: UP007 (discriminated union)
+    Union[  # noqa: UP007 (discriminated union)
+        SsdPostprocess,
+        BlazefacePostprocess,
+        RawPostprocess,
+        DbPostprocess,
+        ClassifyPostprocess,
+        CtcPostprocess,
+        LandmarksPostprocess,
+        IrisPostprocess,
+    ],
     Field(discriminator="type"),
 ]
-StagePostprocess = Postprocess
+StagePostprocess = Annotated[
+    Union[  # noqa: UP007 (discriminated union)
+        SsdPostprocess,
+        BlazefacePostprocess,
+        RawPostprocess,
+        DbPostprocess,
+        ClassifyPostprocess,
+        CtcPostprocess,
+        LandmarksPostprocess,
+        IrisPostprocess,
+        BarcodePostprocess,
+    ],
+    Field(discriminator="type"),
+]
 
 StageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
@@ -443,8 +473,12 @@ def describe_stage(stage: Stage) -> dict[str, Any]:
     }
 
 
-# Landmark counts of the post-processings whose results carry points (crop regions index them)
-POINT_COUNTS = {"landmarks": 468, "iris": 71}
+def point_count(postprocess: object) -> int | None:
+    """How many landmark points a stage's results carry (crop regions index them); None: no points."""
+    kind = getattr(postprocess, "type", None)
+    if kind == "landmarks":
+        return int(getattr(postprocess, "points", 468))
+    return 71 if kind == "iris" else None
 
 
 def stage_problems(profile: Profile) -> list[tuple[str, str, str]]:
@@ -464,6 +498,11 @@ def stage_problems(profile: Profile) -> list[tuple[str, str, str]]:
         local = stage.postprocess.type == "barcode"
         if local and stage.model is not None:
             problems.append((f"{key}.model", f"{said} runs in the client and has no model", "remove model"))
+        if local and index == 0:
+            fix = "put a stage with a model first (the client is a client of the server)"
+            problems.append(
+                (f"{key}.postprocess.type", f"{said} runs in the client and cannot be first", fix)
+            )
         if not local and stage.model is None:
             fix = "add model: {name, input, size, dtype, ...}"
             problems.append((f"{key}.model", f"{said} needs a model ({stage.postprocess.type})", fix))
@@ -493,7 +532,7 @@ def _crop_problems(stages: list[Stage], index: int, earlier: dict[str, Stage]) -
         fix = f"name an earlier stage: {', '.join(earlier)}"
         return [(f"{key}.from", f"{said} takes crops from {crops.source!r}, which is {what}", fix)]
     problems: list[tuple[str, str, str]] = []
-    count = POINT_COUNTS.get(source.postprocess.type)
+    count = point_count(source.postprocess)
     if crops.points is not None and count is None:
         message = f"{said}: stage {source.name!r} gives no landmarks ({source.postprocess.type})"
         problems.append((f"{key}.points", message, "crop landmark regions of a landmarks or iris stage"))

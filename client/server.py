@@ -20,7 +20,7 @@ from .backoff import Backoff
 from .decoders import Decoder, check_outputs
 from .errors import ApiNotServed, ModelMismatchError
 from .preprocess import Payload
-from .profile import ModelSpec, Profile
+from .profile import ModelSpec, Profile, Stage
 from .settings import Deployment
 
 log = logging.getLogger("client.server")
@@ -43,7 +43,8 @@ class InferenceServer(Protocol):
     def reconnect(self) -> None: ...
 
 
-ServerFactory = Callable[[Deployment, Profile], InferenceServer]
+# (deployment, profile, stage) -> what answers that stage's requests
+ServerFactory = Callable[[Deployment, Profile, Stage], InferenceServer]
 
 
 class ApiClient(Protocol):
@@ -111,15 +112,16 @@ def wait_for_metadata(
     return None
 
 
-def make_server(deployment: Deployment, profile: Profile) -> InferenceServer:
-    """The adapter of the profile's API; each imports its client library only when chosen."""
+def make_server(deployment: Deployment, profile: Profile, stage: Stage | None = None) -> InferenceServer:
+    """The adapter of the profile's API for one stage's model (the first stage's by default); each
+    imports its client library only when chosen."""
     if profile.api == "tfs":
         from .tfs import TfsServer
 
-        return TfsServer(deployment, profile)
+        return TfsServer(deployment, profile, stage)
     from .kserve import KServeServer
 
-    return KServeServer(deployment, profile)
+    return KServeServer(deployment, profile, stage)
 
 
 def check_metadata(metadata: Mapping[str, Any], model: ModelSpec, decoder: Decoder) -> dict[str, str]:

@@ -22,6 +22,7 @@ class Stats:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         streams: int = 1,
+        stages: Sequence[tuple[str, str | None]] = (),
     ) -> None:
         self.window_s = window_s
         self.streams = streams
@@ -35,6 +36,10 @@ class Stats:
         self.dropped = 0
         self.errors = 0
         self.in_flight = 0
+        # per stage (name -> model): requests and failures in total, latencies over the window
+        self._stage_models = dict(stages)
+        self._stage_counts = {name: [0, 0] for name in self._stage_models}
+        self._stage_latencies: deque[tuple[float, float, str]] = deque()
 
     def request_started(self) -> None:
         with self._lock:
@@ -48,6 +53,16 @@ class Stats:
         with self._lock:
             self.frames += 1
             self._results.append((self._clock(), latency_s, stream))
+
+    def stage_request(self, stage: str, latency_s: float, ok: bool) -> None:
+        """One request of a stage (one per frame for the first stage, one per crop for later ones)."""
+        with self._lock:
+            counts = self._stage_counts.setdefault(stage, [0, 0])
+            counts[0] += 1
+            if ok:
+                self._stage_latencies.append((self._clock(), latency_s, stage))
+            else:
+                counts[1] += 1
 
     def drop(self, error: bool) -> None:
         with self._lock:
@@ -69,6 +84,12 @@ class Stats:
             stream_ids = np.fromiter((r[2] for r in self._results), dtype=np.int64, count=count)
             per_stream = np.bincount(stream_ids, minlength=self.streams)
             frames, dropped, errors, in_flight = self.frames, self.dropped, self.errors, self.in_flight
+            while self._stage_latencies and self._stage_latencies[0][0] <= horizon:
+                self._stage_latencies.popleft()
+            by_stage: dict[str, list[float]] = {name: [] for name in self._stage_counts}
+            for _, latency, stage in self._stage_latencies:
+                by_stage.setdefault(stage, []).append(latency)
+            counts = {name: tuple(c) for name, c in self._stage_counts.items()}
         p50 = p95 = None
         if count:
             p50, p95 = (float(v) * 1000.0 for v in np.percentile(latencies, [50, 95]))
@@ -84,8 +105,24 @@ class Stats:
             "window_s": self.window_s,
             "window_frames": count,
             "stream_fps": [round(int(n) / span, 2) if span > 0 else 0.0 for n in per_stream],
+            "stages": {
+                name: {
+                    "model": self._stage_models.get(name),
+                    "requests": counts[name][0],
+                    "failures": counts[name][1],
+                    **_percentiles(by_stage.get(name, [])),
+                }
+                for name in counts
+            },
             **source_fields(sources),
         }
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float | None]:
+    if not latencies:
+        return {"latency_p50_ms": None, "latency_p95_ms": None}
+    p50, p95 = (float(v) * 1000.0 for v in np.percentile(latencies, [50, 95]))
+    return {"latency_p50_ms": round(p50, 2), "latency_p95_ms": round(p95, 2)}
 
 
 def source_fields(sources: Sequence[SourceStatus]) -> dict[str, Any]:

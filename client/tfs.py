@@ -15,7 +15,7 @@ from ovmsclient.tfs_compat.base.errors import BadResponseError, InvalidInputErro
 from .backoff import Backoff
 from .errors import RequestRejected
 from .preprocess import Payload
-from .profile import Profile
+from .profile import Profile, Stage
 from .server import Outputs, wait_for_metadata
 from .settings import Deployment, TlsFiles
 
@@ -53,9 +53,11 @@ class TfsServer:
         "set `api: kserve` in the profile (KServe v2 is served by every OVMS since 2022.1)",
     )
 
-    def __init__(self, deployment: Deployment, profile: Profile) -> None:
+    def __init__(self, deployment: Deployment, profile: Profile, stage: Stage | None = None) -> None:
+        stage = stage or profile.cascade[0]
+        assert stage.model is not None, "a stage run in the client has no server"
         self.address = deployment.address
-        self.model = profile.model
+        self.model = stage.model
         self.timeout_s = profile.pipeline.request_timeout_s
         self._tls_config = _tls_config(deployment.tls)
         self.tls = deployment.tls is not None

@@ -435,10 +435,10 @@ def test_jpeg_frames_find_the_person(double, client_runner):
 class _CorruptEveryFifth:
     """The client's own KServe adapter, with every fifth frame's JPEG replaced by bytes no decoder reads."""
 
-    def __init__(self, deployment, profile) -> None:
+    def __init__(self, deployment, profile, stage=None) -> None:
         from client.kserve import KServeServer
 
-        self.inner = KServeServer(deployment, profile)
+        self.inner = KServeServer(deployment, profile, stage)
         self.address = self.inner.address
         self.sent = 0
         self.corrupted = 0
@@ -465,8 +465,8 @@ def test_a_corrupt_jpeg_frame_is_an_error_and_the_stream_goes_on(double, tmp_pat
     results = tmp_path / "results"
     servers: list[_CorruptEveryFifth] = []
 
-    def factory(deployment, profile):
-        servers.append(_CorruptEveryFifth(deployment, profile))
+    def factory(deployment, profile, stage):
+        servers.append(_CorruptEveryFifth(deployment, profile, stage))
         return servers[-1]
 
     environ = {

@@ -87,7 +87,9 @@ def test_check_json_reports_devices_and_masked_inputs(env, tmp_path, capsys):
             "device /dev/video2",
             "http http://cam/v.mjpg",
         ],
-        "stages": [{"name": "person-detection", "model": "person-detection", "version": 0, "model_files": []}],
+        "stages": [
+            {"name": "person-detection", "model": "person-detection", "version": 0, "model_files": []}
+        ],
     }
     assert "p%40ss" not in out
     # plain --check is unchanged
