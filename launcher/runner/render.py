@@ -224,6 +224,41 @@ def clients_table(summary: RunSummary) -> Table | None:
     return table
 
 
+def _stage_rows(client: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(stage name, its stats) of a client whose profile has more than one stage; a one-stage profile
+    is the clients table's row itself, so it has none here."""
+    stages = client.get("stages")
+    if not isinstance(stages, dict) or len(stages) < 2:
+        return []
+    return [(str(name), row) for name, row in stages.items() if isinstance(row, dict)]
+
+
+def client_stages_table(summary: RunSummary) -> Table | None:
+    """Per stage of each cascade client (stats.jsonl `stages`): its model (none: run in the client),
+    requests and failed requests since the start, latency percentiles over the stats window."""
+    rows = [(h.host, c, name, row) for h in summary.hosts for c in h.clients for name, row in _stage_rows(c)]
+    if not rows:
+        return None
+    table = Table(title="client stages", title_justify="left")
+    for name in ("host", "client", "stage", "model"):
+        table.add_column(name)
+    for name in ("requests", "failed", "p50 ms", "p95 ms"):
+        table.add_column(name, justify="right")
+    for host, client, stage, row in rows:
+        failed = row.get("failures")
+        table.add_row(
+            host,
+            str(client.get("name") or "-"),
+            stage,
+            str(row.get("model") or "(in client)"),
+            _number(row.get("requests"), ""),
+            Text(_number(failed, ""), style="bold red" if failed else ""),
+            _number(row.get("latency_p50_ms"), ".1f"),
+            _number(row.get("latency_p95_ms"), ".1f"),
+        )
+    return table
+
+
 def _sources_cell(sources: Any) -> Text:
     """One line per stream: `0 reading 0.1s rtsp://camera-1:8554/aisle3`, red unless it is reading."""
     text = Text()
@@ -296,6 +331,7 @@ def render_summary(console: Console, summary: RunSummary, *, detailed: bool = Fa
             containers_table(summary),
             server_metrics_table(summary),
             clients_table(summary),
+            client_stages_table(summary),
             cameras_table(summary),
         )
         for table in tables:

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import LauncherError
 from launcher.inventory import CAMERAS_GROUP, CLIENTS_GROUP, SERVERS_GROUP, Inventory
@@ -18,6 +18,9 @@ from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
 from launcher.validate.variables import HostVars
 from launcher.validate.view import View
+
+if TYPE_CHECKING:
+    from client.profile import Profile
 
 MANUAL = "manual"
 
@@ -241,13 +244,44 @@ def _client_container_clashes(hosts: Mapping[str, HostVars], origins: VarOrigins
 
 
 @dataclass(frozen=True)
+class StageInfo:
+    """One stage of a profile as validation needs it: its model (None for a stage run in the client,
+    e.g. barcode) and pinned version (0: the latest served), and `key`, where the profile sets that
+    model (`stages[N].model`, or `model` for the one-model form)."""
+
+    name: str
+    model: str | None
+    version: int
+    index: int
+    key: str
+
+
+@dataclass(frozen=True)
 class ProfileInfo:
     name: str
     directory: Path
     file: Path
-    model: str
+    model: str | None  # stage 1's model
     version: int
     api: str = "kserve"
+    stages: tuple[StageInfo, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, directory: Path, file: Path, profile: Profile) -> ProfileInfo:
+        """From a loaded `client.profile.Profile` (its cascade: one stage for the one-model form)."""
+        one_model = profile.stages is None
+        stages = tuple(
+            StageInfo(
+                stage.name,
+                stage.model.name if stage.model is not None else None,
+                stage.model.version if stage.model is not None else 0,
+                index,
+                "model" if one_model else f"stages[{index}].model",
+            )
+            for index, stage in enumerate(profile.cascade)
+        )
+        first = stages[0]
+        return cls(name, directory, file, first.model, first.version, profile.api, stages)
 
 
 def _client_environ(client: View) -> dict[str, str]:
@@ -361,17 +395,12 @@ def check_profiles(
                         fix,
                     )
                 else:
-                    cache[ident] = ProfileInfo(
-                        loaded.name,
-                        directory,
-                        loaded.file,
-                        loaded.profile.model.name,
-                        loaded.profile.model.version,
-                        loaded.profile.api,
-                    )
+                    cache[ident] = ProfileInfo.of(loaded.name, directory, loaded.file, loaded.profile)
             outcome = cache[ident]
             if isinstance(outcome, Problem):
-                problems.append(Problem(outcome.file, outcome.key, outcome.message, outcome.fix, (name,)))
+                # the file names the folder; the message names the profile as the inventory does
+                message = f"profile {ref.name!r}: {outcome.message}"
+                problems.append(Problem(outcome.file, outcome.key, message, outcome.fix, (name,)))
             else:
                 found.setdefault(name, []).append(outcome)
     return found, problems
@@ -444,30 +473,42 @@ def check_models(
         if server is None or server not in served:
             continue
         for info in infos:
-            if info.model not in served[server]:
-                problems.append(
-                    Problem(
-                        str(info.file),
-                        "model.name",
-                        f"model {info.model!r} of profile {info.name!r} is not served by {server} "
-                        f"(its ovms_server_models: {', '.join(served[server]) or 'none'})",
-                        f"add `- name: {info.model}` to ovms_server_models of {server}, "
-                        "or set ovms_client_server to a server that serves it",
-                        (client,),
-                    )
-                )
-                continue
-            policy = served[server][info.model].version_policy
-            specific = policy.specific if policy is not None else None
-            if info.version and specific is not None and info.version not in specific.versions:
-                problems.append(
-                    Problem(
-                        str(info.file),
-                        "model.version",
-                        f"version {info.version} of {info.model!r} is not served by {server} "
-                        f"(it serves {specific.versions})",
-                        "use version 0 (latest) or one of the served versions",
-                        (client,),
-                    )
-                )
+            for stage in info.stages:
+                problems += _stage_not_served(info, stage, client, server, served[server])
     return problems
+
+
+def _stage_not_served(
+    info: ProfileInfo, stage: StageInfo, client: str, server: str, served: Mapping[str, Any]
+) -> list[Problem]:
+    """A problem when the server does not serve the stage's model, or not its pinned version."""
+    if stage.model is None:
+        return []  # runs in the client (barcode)
+    said = f"model {stage.model!r} of profile {info.name!r}"
+    if stage.key != "model":  # the one-model form's stage is its model
+        said += f", stage {stage.name!r},"
+    if stage.model not in served:
+        return [
+            Problem(
+                str(info.file),
+                f"{stage.key}.name",
+                f"{said} is not served by {server} (its ovms_server_models: {', '.join(served) or 'none'})",
+                f"add `- name: {stage.model}` to ovms_server_models of {server}, "
+                "or set ovms_client_server to a server that serves it",
+                (client,),
+            )
+        ]
+    policy = served[stage.model].version_policy
+    specific = policy.specific if policy is not None else None
+    if stage.version and specific is not None and stage.version not in specific.versions:
+        return [
+            Problem(
+                str(info.file),
+                f"{stage.key}.version",
+                f"version {stage.version} of {said} is not served by {server} "
+                f"(it serves {specific.versions})",
+                "use version 0 (latest) or one of the served versions",
+                (client,),
+            )
+        ]
+    return []

@@ -23,7 +23,7 @@ _FALSE = {"0", "off", "f", "false", "n", "no"}
 
 
 # The keys of a client's latest stats line that `launcher status` shows (client/app.py writes them),
-# besides `sources`, the per-stream state of its cameras and files.
+# besides `sources`, the per-stream state of its cameras and files, `stages` and `models`.
 STATS_KEYS = (
     "fps",
     "latency_p50_ms",
@@ -36,6 +36,10 @@ STATS_KEYS = (
     "drops",
     "ts",
 )
+# The keys of each stage's entry in `stages` of a stats line (client/stats.py: requests and failures
+# since the start, latency percentiles over the window, the stage's model or null for a stage run in
+# the client).
+STAGE_STATS_KEYS = ("requests", "failures", "latency_p50_ms", "latency_p95_ms", "model")
 # client/profile.py DeviceInput: the only device paths a profile can name
 _DEVICE = re.compile(r"^/dev/video[0-9]+$")
 # The keys of one camera's credentials (ovms_client_camera_credentials values)
@@ -98,8 +102,23 @@ def ovms_client_stats(results: list[dict]) -> list[dict]:
         sources = stats.get("sources")
         sources = sources if isinstance(sources, list) else []
         entry["sources"] = [dict(s) for s in sources if isinstance(s, dict)]
+        entry["stages"] = _stage_stats(stats.get("stages"))
+        models = stats.get("models")
+        entry["models"] = [m for m in models if isinstance(m, str)] if isinstance(models, list) else []
         clients.append(entry)
     return clients
+
+
+def _stage_stats(stages: object) -> dict[str, dict]:
+    """{stage name: {requests, failures, latency_p50_ms, latency_p95_ms, model}} of a stats line, in
+    the profile's order (a line written before stages existed has none: {})."""
+    if not isinstance(stages, dict):
+        return {}
+    return {
+        str(name): {key: row.get(key) for key in STAGE_STATS_KEYS}
+        for name, row in stages.items()
+        if isinstance(row, dict)
+    }
 
 
 def ovms_client_containers(containers: list[dict]) -> list[dict]:
@@ -205,8 +224,9 @@ def ovms_client_status_files(copies: list[dict]) -> dict[str, str]:
 
 def ovms_client_checked(output: object, profile: str) -> dict:
     """The client's own reading of a profile (`python -m client --profile DIR --check --json`): the
-    JSON object on the last line of the check container's output that holds one. `devices` is
-    checked here too, as the role renders it into the container's device list."""
+    JSON object on the last line of the check container's output that holds one. `devices` and
+    `stages` are checked here too, as the role renders them into the container's device list and
+    into the paths of model files (a profile fetched by the host is untrusted)."""
     lines = str(output or "").splitlines()
     for line in reversed(lines):
         line = line.strip()
@@ -221,9 +241,100 @@ def ovms_client_checked(output: object, profile: str) -> dict:
                     isinstance(d, str) and _DEVICE.match(d) for d in devices
                 ):
                     raise ValueError(f"profile {profile}: the client's check gave devices {devices!r}")
+                data["stages"] = _checked_stages(data.get("stages", []), profile)
                 return data
     tail = " | ".join(lines[-5:])
     raise ValueError(f"profile {profile}: the client's check printed no result ({tail or 'no output'})")
+
+
+# A model or file name that becomes a path on the controller and the host: a plain name
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _checked_stages(stages: object, profile: str) -> list[dict]:
+    """The `stages` of a check ([{name, model, version, model_files}]; a client from before stages
+    gives none): a model whose files are read, and each file, must be plain names."""
+    if not isinstance(stages, list):
+        raise ValueError(f"profile {profile}: the client's check gave stages {stages!r}")
+    checked = []
+    for stage in stages:
+        name = stage.get("name") if isinstance(stage, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(f"profile {profile}: the client's check gave a stage {stage!r}")
+        model, files = stage.get("model"), stage.get("model_files", [])
+        if model is not None and not isinstance(model, str):
+            raise ValueError(f"profile {profile}, stage {name}: the client's check gave model {model!r}")
+        if not isinstance(files, list) or not all(
+            isinstance(f, str) and _MODEL_NAME.match(f) and f not in (".", "..") for f in files
+        ):
+            raise ValueError(
+                f"profile {profile}, stage {name}: the client's check gave model files {files!r}"
+            )
+        if files and not (isinstance(model, str) and _MODEL_NAME.match(model)):
+            raise ValueError(
+                f"profile {profile}, stage {name}: model {model!r} reads model files {files} but is not a "
+                "plain model name (letters, digits, '.', '_', '-')"
+            )
+        version = stage.get("version", 0)
+        checked.append(
+            {
+                "name": name,
+                "model": model,
+                "version": version if isinstance(version, int) and not isinstance(version, bool) else 0,
+                "model_files": list(files),
+            }
+        )
+    return checked
+
+
+def ovms_client_model_needs(prepared: dict, profiles: list[dict]) -> list[dict]:
+    """{profile, stage, model, file} for each model file a stage of these profiles (ovms_client_profiles
+    entries) reads, from their checks as recorded in ovms_client_prepared (profile -> {stages})."""
+    needs = []
+    for entry in profiles:
+        for stage in (prepared.get(entry["name"]) or {}).get("stages") or []:
+            for name in stage.get("model_files") or []:
+                needs.append(
+                    {"profile": entry["name"], "stage": stage["name"], "model": stage["model"], "file": name}
+                )
+    return needs
+
+
+def ovms_client_model_file_dirs(files: list[dict]) -> list[str]:
+    """<model> and <model>/<version> of every file found (lookup ovms_client_model_files), parents first."""
+    dirs = set()
+    for entry in files:
+        if entry.get("version") is not None:
+            dirs.update((entry["model"], f"{entry['model']}/{entry['version']}"))
+    return sorted(dirs)
+
+
+def ovms_client_model_files_stale(found: list[dict], root: str, files: list[dict]) -> list[str]:
+    """What of the host's model files folder `root` (ansible.builtin.find's files, any type) no profile
+    reads any more: the topmost such paths (removing a folder removes what it holds)."""
+    root = root.rstrip("/")
+    wanted = {f"{root}/{d}" for d in ovms_client_model_file_dirs(files)}
+    wanted |= {
+        f"{root}/{f['model']}/{f['version']}/{f['file']}" for f in files if f.get("version") is not None
+    }
+    stale = sorted(str(entry["path"]) for entry in found if str(entry["path"]) not in wanted)
+    return [path for path in stale if not any(path.startswith(f"{other}/") for other in stale)]
+
+
+def ovms_client_model_files_changed(copies: list[dict], prepared: dict, profiles: list[dict]) -> list[str]:
+    """The profiles (of ovms_client_profiles) one of whose stages reads a model file that was just copied
+    (the results of the copy task, looping over ovms_client_model_file): their clients are recreated."""
+    models = {
+        result[result.get("ansible_loop_var", "item")]["model"] for result in copies if result.get("changed")
+    }
+    return [
+        entry["name"]
+        for entry in profiles
+        if any(
+            stage.get("model") in models and stage.get("model_files")
+            for stage in (prepared.get(entry["name"]) or {}).get("stages") or []
+        )
+    ]
 
 
 def ovms_client_device_spec(stats: list[dict]) -> dict:
@@ -331,6 +442,10 @@ class FilterModule:
             "ovms_client_verify_files": ovms_client_verify_files,
             "ovms_client_status_files": ovms_client_status_files,
             "ovms_client_checked": ovms_client_checked,
+            "ovms_client_model_needs": ovms_client_model_needs,
+            "ovms_client_model_file_dirs": ovms_client_model_file_dirs,
+            "ovms_client_model_files_stale": ovms_client_model_files_stale,
+            "ovms_client_model_files_changed": ovms_client_model_files_changed,
             "ovms_client_device_spec": ovms_client_device_spec,
             "ovms_client_credentials_problems": ovms_client_credentials_problems,
             "ovms_client_credentials_json": ovms_client_credentials_json,
