@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import queue
 import re
 import threading
 import time
@@ -160,16 +161,62 @@ def _apply_layout(model: ov.Model, config: ModelConfig) -> ov.Model:
     return ppp.build()
 
 
-class _Pending:
-    """One request waiting for its AsyncInferQueue callback."""
+class _ShapeCheck:
+    """Shape inference of a model with dynamic inputs at the concrete shapes of a request, before the
+    compiled model sees them: a shape the model's own operations reject (PP-OCR's recogniser below a
+    height of 48, its detector at a size that is not a multiple of 32) fails that request with
+    OV_INTERNAL_INFERENCE_ERROR, as in OVMS. Checked here because OpenVINO's CPU plugin, after such
+    a failed inference, can fail or answer wrongly shaped outputs to later valid requests of the same
+    compiled model (seen with OpenVINO 2026.4: a [1,3,48,480] request answered with batch 8 after a
+    failed [8,3,128,64] one). One reshape of a copy of the model per new shape (about 10 ms), cached."""
 
-    __slots__ = ("done", "error", "finished", "outputs")
+    LIMIT = 4096
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.outputs: list[tuple[bytes, list[int]]] = []
-        self.error: str | None = None
-        self.finished = 0.0
+    def __init__(self, model: ov.Model) -> None:
+        self._model = model
+        self._copy = model.clone()
+        self._lock = threading.Lock()
+        self._known: dict[tuple[tuple[int, tuple[int, ...]], ...], str | None] = {}
+
+    def problem(self, shapes: dict[int, tuple[int, ...]]) -> str | None:
+        """None when the model accepts these input shapes, else OpenVINO's message."""
+        key = tuple(sorted(shapes.items()))
+        if key in self._known:
+            return self._known[key]
+        with self._lock:
+            try:
+                self._copy.reshape({index: ov.PartialShape(list(shape)) for index, shape in shapes.items()})
+                found = None
+            except Exception as exc:  # OpenVINO raises its own exception types here
+                found = str(exc)
+                self._copy = self._model.clone()  # no state of the failure is carried over
+            if len(self._known) < self.LIMIT:
+                self._known[key] = found
+        return found
+
+
+class _RequestPool:
+    """The version's `nireq` infer requests, like OVMS's infer request queue: a gRPC thread takes an
+    idle one (waiting while all are busy), runs one inference on it and gives it back.
+
+    Not OpenVINO's `AsyncInferQueue`: when an inference fails there (a shape the model's own
+    operations reject, possible with dynamic inputs, e.g. PP-OCR's recogniser below a height of 48)
+    its callback never runs and every later `start_async` re-raises the stored error, so one bad
+    request would hang and then fail the model for good. Here it fails that request alone, as in OVMS.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, size: int) -> None:
+        self._compiled = compiled
+        self._idle: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
+        for _ in range(size):
+            self._idle.put(compiled.create_infer_request())
+
+    def take(self) -> ov.InferRequest:
+        return self._idle.get()
+
+    def give_back(self, request: ov.InferRequest, failed: bool) -> None:
+        # a request whose inference failed is replaced, so no state of the failure is carried over
+        self._idle.put(self._compiled.create_infer_request() if failed else request)
 
 
 class ModelVersion:
@@ -187,8 +234,8 @@ class ModelVersion:
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
         self._compiled: ov.CompiledModel | None = None
-        self._queue: ov.AsyncInferQueue | None = None
-        self._submit_lock = threading.Lock()
+        self._pool: _RequestPool | None = None
+        self._shape_check: _ShapeCheck | None = None
         self._cond = threading.Condition()
         self._in_flight = 0
         self._input_index: dict[str, int] = {}
@@ -237,10 +284,13 @@ class ModelVersion:
             compiled = core.compile_model(model, config.target_device, plugin_config)
             nireq = config.nireq or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             streams = int(compiled.get_property("NUM_STREAMS"))
-            queue = ov.AsyncInferQueue(compiled, nireq)
-            queue.set_callback(self._on_done)
+            pool = _RequestPool(compiled, nireq)
+            dynamic = any(port.get_partial_shape().is_dynamic for port in model.inputs)
+            shape_check = _ShapeCheck(model) if dynamic else None
             # before any gRPC thread calls into OpenVINO's binding (see binding.py)
-            binding.prime(compiled)
+            binding.prime(
+                compiled, accepts=None if shape_check is None else lambda s: shape_check.problem(s) is None
+            )
         except (ServingError, RuntimeError, OSError, ValueError) as exc:
             log.error(
                 "Error occurred while loading model: %s; version: %d; error: %s", self.name, self.version, exc
@@ -262,7 +312,7 @@ class ModelVersion:
             for p in model.outputs
         ]
         self._input_index = {info.name: i for i, info in enumerate(self.inputs)}
-        self._compiled, self._queue, self.nireq = compiled, queue, nireq
+        self._compiled, self._pool, self._shape_check, self.nireq = compiled, pool, shape_check, nireq
         self.reporter.loaded(streams, nireq)
         for info in self.inputs:
             log.info(
@@ -296,15 +346,15 @@ class ModelVersion:
         with self._cond:
             while self._in_flight:
                 self._cond.wait()
-        if self._queue is not None:
-            self._queue.wait_all()
-        self._queue = None
+        self._pool = None
+        self._shape_check = None
         self._compiled = None
         self.reporter.unloaded()
         self._set(State.END)
 
     def cleanup_failed(self) -> None:
-        self._queue = None
+        self._pool = None
+        self._shape_check = None
         self._compiled = None
         self._set(State.END, ErrorCode.OK)
 
@@ -330,44 +380,42 @@ class ModelVersion:
             if not self._in_flight:
                 self._cond.notify_all()
 
-    def _on_done(self, request: ov.InferRequest, pending: _Pending) -> None:
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[tuple[TensorInfo, bytes, list[int]]]:
+        """Run one inference on one of the version's infer requests; call between acquire() and
+        release(). An inference OpenVINO rejects fails this request only (OV_INTERNAL_INFERENCE_ERROR)."""
+        pool = self._pool
+        if pool is None:
+            raise ServingError(Code.MODEL_VERSION_NOT_LOADED_ANYMORE)
+        by_port = {self._input_index[name]: array for name, array in inputs.items()}
+        check = self._shape_check
+        problem = check.problem({i: a.shape for i, a in by_port.items()}) if check is not None else None
+        if problem is not None:
+            log.error("Async caught an exception %s: %s", Code.OV_INTERNAL_INFERENCE_ERROR.message, problem)
+            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR)
+        asked = time.perf_counter()
+        self.reporter.infer_request_taken(+1)
+        request = pool.take()  # waits for an idle infer request: the scheduling queue's wait
+        started = time.perf_counter()
+        failed = True
         try:
+            request.infer(by_port, share_inputs=True)
+            outputs = []
             for i in range(len(self.outputs)):
                 tensor = request.get_output_tensor(i)
                 # One copy out of the reused request buffer, straight into the bytes the response carries.
-                pending.outputs.append((tensor.data.tobytes(), list(tensor.shape)))
-        except RuntimeError as exc:  # pragma: no cover - OpenVINO internal failure
-            pending.error = str(exc)
-        pending.finished = time.perf_counter()
-        self.reporter.infer_request_taken(-1)
-        pending.done.set()
-
-    def infer(self, inputs: dict[str, np.ndarray]) -> list[tuple[TensorInfo, bytes, list[int]]]:
-        """Run one inference on the version's AsyncInferQueue; call between acquire() and release()."""
-        queue = self._queue
-        if queue is None:
-            raise ServingError(Code.MODEL_VERSION_NOT_LOADED_ANYMORE)
-        pending = _Pending()
-        asked = time.perf_counter()
-        try:
-            with self._submit_lock:
-                by_port = {self._input_index[name]: array for name, array in inputs.items()}
-                # counted before start_async, whose callback may run before it returns
-                self.reporter.infer_request_taken(+1)
-                # start_async waits for an idle infer request: the scheduling queue's wait
-                queue.start_async(by_port, pending, share_inputs=True)
-                started = time.perf_counter()
+                outputs.append((tensor.data.tobytes(), list(tensor.shape)))
+            failed = False
         except RuntimeError as exc:
+            # as OVMS's performInference: the log has OpenVINO's message, the client the status alone
+            log.error("Async caught an exception %s: %s", Code.OV_INTERNAL_INFERENCE_ERROR.message, exc)
+            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR) from exc
+        finally:
+            finished = time.perf_counter()
+            pool.give_back(request, failed)
             self.reporter.infer_request_taken(-1)
-            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, str(exc)) from exc
         self.reporter.wait_time((started - asked) * 1e6)
-        pending.done.wait()
-        if pending.error is not None:
-            raise ServingError(Code.OV_INTERNAL_INFERENCE_ERROR, pending.error)
-        self.reporter.inference_time((pending.finished - started) * 1e6)
-        return [
-            (info, data, shape) for info, (data, shape) in zip(self.outputs, pending.outputs, strict=True)
-        ]
+        self.reporter.inference_time((finished - started) * 1e6)
+        return [(info, data, shape) for info, (data, shape) in zip(self.outputs, outputs, strict=True)]
 
 
 def describe_shape(info: TensorInfo) -> str:

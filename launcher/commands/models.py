@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from launcher.models import model_states, prepare_models, repository_dir
+from launcher.models import model_states, prepare_models, repository_dir, version_files
 
 _manifest_option = click.option(
     "--manifest",
@@ -29,7 +29,8 @@ def models() -> None:
 @_manifest_option
 @click.argument("names", nargs=-1)
 def prepare(manifest: Path | None, names: tuple[str, ...]) -> None:
-    """Fetch, verify and convert the manifest's models (all, or NAMES) to OpenVINO IR."""
+    """Fetch, verify and convert the manifest's models (all, or NAMES) to OpenVINO IR (or place
+    ONNX models marked `serve: as_is` unchanged), with their client files."""
     console = Console(stderr=True, soft_wrap=True)
     prepared = prepare_models(manifest, list(names) or None, console=console)
     changed = sum(1 for model in prepared if model.changed)
@@ -45,7 +46,7 @@ def prepare(manifest: Path | None, names: tuple[str, ...]) -> None:
 def list_models(manifest: Path | None) -> None:
     """Show the manifest's models and their state in the cache."""
     table = Table(title=f"models in {repository_dir()}", title_justify="left")
-    for column in ("name", "version", "format", "source", "state"):
+    for column in ("name", "version", "format", "source", "files", "state"):
         table.add_column(column)
     for entry, _path, state in model_states(manifest):
         source = entry.source.describe()
@@ -54,5 +55,7 @@ def list_models(manifest: Path | None) -> None:
         else:
             text = next(iter(source.values()))
         style = _STATE_STYLE[state]
-        table.add_row(entry.name, str(entry.version), entry.format, text, f"[{style}]{state}[/]")
+        served = f"{entry.format} as-is" if entry.as_is else entry.format
+        files = ", ".join(version_files(entry))
+        table.add_row(entry.name, str(entry.version), served, text, files, f"[{style}]{state}[/]")
     Console().print(table)

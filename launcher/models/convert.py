@@ -1,7 +1,9 @@
-"""Convert a verified source model to OpenVINO IR (`model.xml` + `model.bin`) with the openvino runtime."""
+"""Convert a verified source model to OpenVINO IR (`model.xml` + `model.bin`) with the openvino runtime,
+or place an ONNX model as-is (`model.onnx`, which OVMS reads directly)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
 
 IR_XML = "model.xml"
 IR_BIN = "model.bin"
+ONNX_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -179,3 +182,18 @@ def convert_to_ir(
     except Exception as exc:
         raise _fail(entry, "the written IR does not load back", exc) from None
     return describe(saved)
+
+
+def place_as_is(entry: ModelEntry, sources: list[Path], out_dir: Path) -> dict[str, list[TensorInfo]]:
+    """Copy the verified ONNX source unchanged to `out_dir/model.onnx` and read it back with
+    OpenVINO (as OVMS will) to make sure it loads; its inputs and outputs as OVMS reports them
+    (dynamic dimensions stay dynamic: `?`, which OVMS reports as -1)."""
+    import openvino
+
+    target = out_dir / ONNX_FILE
+    shutil.copyfile(sources[0], target)
+    try:
+        model = openvino.Core().read_model(str(target))
+    except Exception as exc:
+        raise _fail(entry, f"cannot read {sources[0].name} as onnx", exc) from None
+    return describe(model)

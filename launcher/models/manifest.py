@@ -29,6 +29,9 @@ from launcher.paths import PROJECT_ROOT
 DEFAULT_MANIFEST = PROJECT_ROOT / "models" / "manifest.yaml"
 
 ModelFormat = Literal["tf_frozen", "tflite", "onnx", "ir"]
+# ir: converted to OpenVINO IR (model.xml + model.bin); as_is: the source file placed unchanged
+# (model.onnx), which OVMS reads directly.
+ServeMode = Literal["ir", "as_is"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -117,6 +120,27 @@ class ColorConversion(_Strict):
         return self
 
 
+# Files the repository writes into a version folder itself, and suffixes OVMS takes for a model
+# file: a client file may be neither (OVMS picks the model file of a version by its suffix).
+RESERVED_FILES = ("model.xml", "model.bin", "model.onnx", "checksums.sha256", "source.json")
+MODEL_SUFFIXES = (".xml", ".bin", ".onnx", ".tflite", ".pb", ".pdmodel", ".pdiparams", ".savedmodel")
+_FILE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class ClientFile(_Strict):
+    """A file written beside the model for clients (not read by the server). Today one source:
+    `onnx_metadata: KEY`, the value of a metadata property of the ONNX source file, as stored."""
+
+    onnx_metadata: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+    def describe(self) -> dict[str, str]:
+        return self.model_dump()
+
+
+# fields that change the model itself: only for a model converted to IR
+_IR_ONLY = ("reshape", "layout", "tensor_names", "color")
+
+
 class ModelEntry(_Strict):
     """One model version to prepare."""
 
@@ -125,11 +149,13 @@ class ModelEntry(_Strict):
     source: Source
     sha256: Sha256
     format: ModelFormat
+    serve: ServeMode = "ir"
     weights_sha256: Sha256 | None = Field(default=None, validate_default=True)
     reshape: dict[str, list[Dim]] | None = None
     layout: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z?.]+$|^\[.*\]$")]] | None = None
     tensor_names: dict[str, Annotated[str, Field(min_length=1)]] | None = None
     color: dict[str, ColorConversion] | None = None
+    client_files: dict[str, ClientFile] | None = None
 
     @field_validator("sha256", "weights_sha256")
     @classmethod
@@ -142,6 +168,56 @@ class ModelEntry(_Strict):
         for tensor, shape in (value or {}).items():
             if not shape or any(dim == 0 for dim in shape):
                 raise ValueError(f"shape of {tensor!r} must be a non-empty list of dimensions >= 1 (or -1)")
+        return value
+
+    @field_validator("serve")
+    @classmethod
+    def _as_is_only_onnx(cls, value: str, info: ValidationInfo) -> str:
+        fmt = info.data.get("format")
+        if value == "as_is" and fmt is not None and fmt != "onnx":
+            raise ValueError(
+                f"as_is is only valid with format onnx (OVMS loads .onnx files directly); "
+                f"a {fmt} model is converted to IR: remove `serve` or set it to ir"
+            )
+        return value
+
+    @field_validator(*_IR_ONLY)
+    @classmethod
+    def _ir_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None and info.data.get("serve") == "as_is":
+            raise ValueError(
+                "cannot be used with serve: as_is (the ONNX file is placed unchanged); "
+                "remove it, or convert the model to IR (serve: ir)"
+            )
+        return value
+
+    @field_validator("client_files")
+    @classmethod
+    def _client_files(cls, value: dict[str, ClientFile] | None, info: ValidationInfo) -> dict | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError(
+                "lists no file: remove the key, or name one, "
+                "e.g. {characters.txt: {onnx_metadata: character}}"
+            )
+        for name in value:
+            if not re.fullmatch(_FILE_NAME_RE, name):
+                raise ValueError(
+                    f"file name {name!r} must be a plain file name: letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit (no folders)"
+                )
+            if name in RESERVED_FILES or name.lower().endswith(MODEL_SUFFIXES):
+                raise ValueError(
+                    f"file name {name!r} is a name or suffix the model repository or OVMS uses "
+                    f"({', '.join(RESERVED_FILES)}, *{', *'.join(MODEL_SUFFIXES)}): choose another, "
+                    "e.g. characters.txt"
+                )
+        fmt = info.data.get("format")
+        if fmt is not None and fmt != "onnx":
+            raise ValueError(
+                f"onnx_metadata reads the ONNX source's metadata: it needs format onnx (got {fmt})"
+            )
         return value
 
     @field_validator("weights_sha256")
@@ -157,6 +233,10 @@ class ModelEntry(_Strict):
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def as_is(self) -> bool:
+        return self.serve == "as_is"
 
 
 class Manifest(_Strict):
@@ -221,6 +301,7 @@ _PATTERN_HELP = {
     "weights_sha256": "must be a sha256: 64 hexadecimal digits",
     "name": "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
     "package": "must be a PyPI project name",
+    "onnx_metadata": "must be an ONNX metadata key: 1 to 128 letters, digits, '_', '.', ':' or '-'",
     "layout": "must be an OpenVINO layout such as NHWC or [N,C,H,W]",
 }
 

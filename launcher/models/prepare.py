@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
-from launcher.models import convert, fetch, repository
+from launcher.models import clientfiles, convert, fetch, repository
 from launcher.models.fetch import Want
 from launcher.models.manifest import LoadedManifest, ModelEntry, load_manifest
 
@@ -28,7 +28,17 @@ class PreparedModel:
 
 
 def recipe(entry: ModelEntry) -> dict[str, Any]:
-    """Everything that determines the IR; a version whose recorded recipe differs is rebuilt."""
+    """Everything that determines the version's files; a version whose recorded recipe differs is
+    rebuilt. Keys added later appear only when declared, so entries without them keep the recipe
+    (and the files) they had."""
+    client = (
+        {"client_files": {k: v.describe() for k, v in entry.client_files.items()}}
+        if entry.client_files
+        else {}
+    )
+    if entry.as_is:
+        # the file is placed unchanged: no converter involved, so an OpenVINO upgrade changes nothing
+        return {"format": entry.format, "sha256": entry.sha256, "serve": "as_is", **client}
     return {
         "format": entry.format,
         "sha256": entry.sha256,
@@ -37,9 +47,15 @@ def recipe(entry: ModelEntry) -> dict[str, Any]:
         "layout": entry.layout,
         "tensor_names": entry.tensor_names,
         "converter": convert.converter_version(),
-        # only when declared: entries without one keep the recipe (and the IR) they had
         **({"color": {k: v.model_dump() for k, v in entry.color.items()}} if entry.color else {}),
+        **client,
     }
+
+
+def version_files(entry: ModelEntry) -> tuple[str, ...]:
+    """The files a prepared version of `entry` holds besides checksums.sha256 and source.json: the
+    served model (model.xml + model.bin, or model.onnx), then its client files."""
+    return repository.checked_files(recipe(entry))
 
 
 def _companion(url: str) -> str:
@@ -93,12 +109,16 @@ def prepare_entry(loaded: LoadedManifest, entry: ModelEntry, console: Console) -
         console.print(f"{entry.label}: {state} in the cache, preparing it again")
     repository.clean_leftovers(entry.name)
     sources = fetch_sources(loaded, entry, console)
+    key_prefix = f"models[{loaded.index_of(entry)}]"
     with repository.staging(entry.name, entry.version) as stage:
-        with console.status(f"{entry.label}: converting {entry.format} to OpenVINO IR"):
-            io = convert.convert_to_ir(
-                entry, sources, stage.path, loaded.file, f"models[{loaded.index_of(entry)}]"
-            )
-        repository.write_checksums(stage.path)
+        if entry.as_is:
+            with console.status(f"{entry.label}: placing {entry.format} as-is"):
+                io = convert.place_as_is(entry, sources, stage.path)
+        else:
+            with console.status(f"{entry.label}: converting {entry.format} to OpenVINO IR"):
+                io = convert.convert_to_ir(entry, sources, stage.path, loaded.file, key_prefix)
+        client = clientfiles.write_client_files(entry, sources[0], stage.path, loaded.file, key_prefix)
+        repository.write_checksums(stage.path, repository.checked_files(wanted))
         stage.write_source_json(
             {
                 "name": entry.name,
@@ -106,12 +126,15 @@ def prepare_entry(loaded: LoadedManifest, entry: ModelEntry, console: Console) -
                 "source": entry.source.describe(),
                 "recipe": wanted,
                 "prepared_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "served_files": list(repository.served_files(wanted)),
+                "client_files": list(client),
                 "inputs": [vars(t) for t in io["inputs"]],
                 "outputs": [vars(t) for t in io["outputs"]],
             }
         )
         stage.install()
-    console.print(f"{entry.label}: prepared from {entry.format} -> {target}")
+    how = f"{entry.format} served as-is" if entry.as_is else f"{entry.format}"
+    console.print(f"{entry.label}: prepared from {how} -> {target}")
     return PreparedModel(entry.name, entry.version, target, True, io["inputs"], io["outputs"])
 
 

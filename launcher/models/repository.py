@@ -1,8 +1,10 @@
 """The controller's model repository, laid out as OVMS expects.
 
-    cache_dir()/models/<name>/<version>/model.xml
+    cache_dir()/models/<name>/<version>/model.xml         (a model converted to IR: `serve: ir`)
                                        model.bin
-                                       checksums.sha256   (sha256sum format: model.xml, model.bin)
+                                       model.onnx        (instead, for a model served as-is)
+                                       <client files>    (e.g. characters.txt: manifest `client_files`)
+                                       checksums.sha256   (sha256sum format: every file above)
                                        source.json        (the recipe the version was built from)
 
 A version directory is built in a hidden temporary directory beside it (``.<version>.tmp-*``; OVMS
@@ -23,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from launcher.models.convert import IR_BIN, IR_XML
+from launcher.models.convert import IR_BIN, IR_XML, ONNX_FILE
 from launcher.models.fetch import sha256_file
 from launcher.paths import cache_dir
 
 CHECKSUMS = "checksums.sha256"
 SOURCE_JSON = "source.json"
-CHECKED_FILES = (IR_XML, IR_BIN)
 
 State = Literal["ready", "missing", "stale", "corrupt"]
 
@@ -61,8 +62,25 @@ def repository_lock() -> AbstractContextManager[None]:
     return cache_lock("models")
 
 
-def write_checksums(directory: Path) -> None:
-    lines = [f"{sha256_file(directory / name)}  {name}\n" for name in CHECKED_FILES]
+def served_files(recipe: dict[str, Any]) -> tuple[str, ...]:
+    """The files OVMS reads in a version built from `recipe` (recipes without `serve` are IR)."""
+    return (ONNX_FILE,) if recipe.get("serve") == "as_is" else (IR_XML, IR_BIN)
+
+
+def client_file_names(recipe: dict[str, Any]) -> tuple[str, ...]:
+    """The client files (manifest `client_files`) a version built from `recipe` holds."""
+    files = recipe.get("client_files")
+    return tuple(sorted(files)) if isinstance(files, dict) else ()
+
+
+def checked_files(recipe: dict[str, Any]) -> tuple[str, ...]:
+    """Every file of a version built from `recipe` that checksums.sha256 lists: the served model
+    files, then the client files."""
+    return (*served_files(recipe), *client_file_names(recipe))
+
+
+def write_checksums(directory: Path, names: tuple[str, ...]) -> None:
+    lines = [f"{sha256_file(directory / name)}  {name}\n" for name in names]
     (directory / CHECKSUMS).write_text("".join(lines), encoding="utf-8")
 
 
@@ -75,10 +93,13 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def checksums_ok(directory: Path) -> bool:
+def checksums_ok(directory: Path, names: tuple[str, ...]) -> bool:
+    """checksums.sha256 lists exactly `names`, and each file has the listed sha256."""
     try:
         sums = read_checksums(directory)
-        return all(sums.get(name) == sha256_file(directory / name) for name in CHECKED_FILES)
+        if set(sums) != set(names):
+            return False
+        return all(sums[name] == sha256_file(directory / name) for name in names)
     except OSError:
         return False
 
@@ -97,11 +118,15 @@ def state_of(directory: Path, recipe: dict[str, Any]) -> State:
     if not directory.is_dir():
         return "missing"
     recorded = read_source_json(directory)
-    if recorded is None or not all((directory / name).is_file() for name in (*CHECKED_FILES, CHECKSUMS)):
+    held = recorded.get("recipe") if recorded is not None else None
+    if not isinstance(held, dict):
         return "corrupt"
-    if recorded.get("recipe") != recipe:
+    names = checked_files(held)  # what the version was built to hold
+    if not all((directory / name).is_file() for name in (*names, CHECKSUMS)):
+        return "corrupt"
+    if held != recipe:
         return "stale"
-    return "ready" if checksums_ok(directory) else "corrupt"
+    return "ready" if checksums_ok(directory, names) else "corrupt"
 
 
 @dataclass
@@ -116,10 +141,10 @@ class Staging:
         (self.path / SOURCE_JSON).write_text(text, encoding="utf-8")
 
     def install(self) -> None:
-        for name in (*CHECKED_FILES, CHECKSUMS, SOURCE_JSON):
+        for path in sorted(self.path.iterdir()):
             # readable by the server's own user (OVMS runs as uid 5000 with the repository mounted)
-            (self.path / name).chmod(0o644)
-            with (self.path / name).open("rb") as handle:
+            path.chmod(0o644)
+            with path.open("rb") as handle:
                 os.fsync(handle.fileno())
         self.path.chmod(0o755)
         old: Path | None = None
@@ -153,3 +178,25 @@ def clean_leftovers(name: str) -> None:
     for child in folder.iterdir():
         if child.name.startswith(".") and (".tmp-" in child.name or ".old-" in child.name):
             shutil.rmtree(child, ignore_errors=True)
+
+
+def _is_version(path: Path) -> bool:
+    return path.is_dir() and path.name.isdigit() and not path.name.startswith("0")
+
+
+def client_files(name: str) -> dict[int, dict[str, Path]]:
+    """{version: {file name: path}}: the client files (manifest `client_files`) of every prepared
+    version of model `name` in the controller cache, as recorded in each version's source.json.
+    Versions without client files map to {}; a model never prepared gives {}. Nothing is hashed
+    here: `state_of` (and the ovms_models role, before it copies) checks the files."""
+    folder = repository_dir() / name
+    found: dict[int, dict[str, Path]] = {}
+    if not folder.is_dir():
+        return found
+    for version in sorted((p for p in folder.iterdir() if _is_version(p)), key=lambda p: int(p.name)):
+        recorded = read_source_json(version) or {}
+        recipe = recorded.get("recipe") if isinstance(recorded.get("recipe"), dict) else {}
+        found[int(version.name)] = {
+            file: version / file for file in client_file_names(recipe) if (version / file).is_file()
+        }
+    return found
