@@ -254,6 +254,7 @@ class StageInfo:
     version: int
     index: int
     key: str
+    model_files: tuple[str, ...] = ()  # files it reads beside its model (`{model_file: NAME}`)
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ class ProfileInfo:
     @classmethod
     def of(cls, name: str, directory: Path, file: Path, profile: Profile) -> ProfileInfo:
         """From a loaded `client.profile.Profile` (its cascade: one stage for the one-model form)."""
+        from client.profile import describe_stage
+
         one_model = profile.stages is None
         stages = tuple(
             StageInfo(
@@ -277,6 +280,7 @@ class ProfileInfo:
                 stage.model.version if stage.model is not None else 0,
                 index,
                 "model" if one_model else f"stages[{index}].model",
+                tuple(describe_stage(stage)["model_files"]),
             )
             for index, stage in enumerate(profile.cascade)
         )
@@ -418,6 +422,7 @@ def check_models(
 
     problems: list[Problem] = []
     manifest_versions: dict[str, set[int]] | None = None
+    manifest_files: dict[str, set[str]] = {}  # model -> the client files a version of it writes
     manifest_file = str(manifest) if manifest else "models/manifest.yaml"
     try:
         loaded = load_manifest(manifest)
@@ -425,6 +430,7 @@ def check_models(
         manifest_versions = {}
         for entry in loaded.models:
             manifest_versions.setdefault(entry.name, set()).add(entry.version)
+            manifest_files.setdefault(entry.name, set()).update(entry.client_files or {})
     except LauncherError as exc:
         problems.append(from_error(exc, default_file=manifest_file))
 
@@ -475,7 +481,36 @@ def check_models(
         for info in infos:
             for stage in info.stages:
                 problems += _stage_not_served(info, stage, client, server, served[server])
+                model = served[server].get(stage.model) if stage.model else None
+                if model is not None and model.source != MANUAL and stage.model in manifest_files:
+                    problems += _model_files_not_prepared(info, stage, client, manifest_file, manifest_files)
     return problems
+
+
+def _model_files_not_prepared(
+    info: ProfileInfo,
+    stage: StageInfo,
+    client: str,
+    manifest_file: str,
+    manifest_files: Mapping[str, set[str]],
+) -> list[Problem]:
+    """A file the stage reads beside its model that no manifest entry of that model writes."""
+    assert stage.model is not None
+    known = manifest_files[stage.model]
+    prefix = "" if stage.key == "model" else f"stages[{stage.index}]."
+    return [
+        Problem(
+            str(info.file),
+            f"{prefix}postprocess.characters.model_file",
+            f"profile {info.name!r}, stage {stage.name!r} reads {name!r} beside model {stage.model!r}, "
+            f"which the models manifest {manifest_file} does not write (its client_files: "
+            f"{', '.join(sorted(known)) or 'none'})",
+            f"add `client_files: {{{name}: ...}}` to the model's manifest entry, or name one of its files",
+            (client,),
+        )
+        for name in stage.model_files
+        if name not in known
+    ]
 
 
 def _stage_not_served(

@@ -286,7 +286,7 @@ def test_every_dict_option_with_options_reads_as_a_view():
 
 SHIPPED = sorted(p.name for p in (PROJECT_ROOT / "inventories").iterdir() if p.is_dir())
 # inventories layered on another one, as their hosts.yml says they are used
-LAYERED_ON = {"localhost-camera": ("localhost",)}
+LAYERED_ON = {"localhost-camera": ("localhost",), "localhost-models": ("localhost",)}
 
 
 @pytest.mark.parametrize("inventory", SHIPPED)

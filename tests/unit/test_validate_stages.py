@@ -13,10 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import launcher.validate as validate_module
 from launcher.cli import main
 from launcher.validate import validate
-from launcher.validate.crosschecks import ProfileInfo, StageInfo
 
 pytestmark = pytest.mark.models
 
@@ -160,23 +158,10 @@ def test_a_stage_rule_of_the_profile_exits_2_naming_profile_stage_and_key(tmp_pa
     assert f"{profile}: {key}" in result.output
 
 
-def test_a_stage_without_a_model_needs_nothing_served(tmp_path, monkeypatch):
+def test_a_stage_without_a_model_needs_nothing_served(tmp_path):
     """A stage run in the client (barcode: no model) is skipped; the others are still checked."""
-    real = validate_module.check_profiles
-
-    def with_a_local_stage(*args: Any) -> tuple[dict[str, list[ProfileInfo]], list[Any]]:
-        found, problems = real(*args)
-        for infos in found.values():
-            for i, info in enumerate(infos):
-                local = StageInfo("barcode", None, 0, len(info.stages), f"stages[{len(info.stages)}].model")
-                infos[i] = ProfileInfo(
-                    info.name, info.directory, info.file, info.model, info.version, info.api,
-                    (*info.stages, local),
-                )  # fmt: skip
-        return found, problems
-
-    monkeypatch.setattr(validate_module, "check_profiles", with_a_local_stage)
-    inventory, _ = _site(tmp_path, _stages(), BOTH)
+    stages = [*_stages(), {"name": "codes", "postprocess": {"type": "barcode"}}]
+    inventory, _ = _site(tmp_path, stages, BOTH)
     report = validate([inventory])
     assert report.ok, [p.render() for p in report.problems]
     assert [s.model for s in report.profiles["localhost"][0].stages] == [
@@ -184,8 +169,43 @@ def test_a_stage_without_a_model_needs_nothing_served(tmp_path, monkeypatch):
         "face-landmarks",
         None,
     ]
-    inventory, _ = _site(tmp_path / "one", _stages(), [{"name": "face-detection"}])
+    inventory, _ = _site(tmp_path / "one", stages, [{"name": "face-detection"}])
     assert [p.key for p in validate([inventory]).problems] == ["stages[1].model.name"]
+
+
+def _reader(files: str) -> list[dict[str, Any]]:
+    """text-detection on the frame, the recogniser on crops, reading `files` beside its model."""
+    model = {"input": "x", "layout": "NCHW", "dtype": "float32", "color": "bgr", "mean": 127.5, "std": 127.5}
+    return [
+        {
+            "name": "boxes",
+            "model": {**model, "name": "text-detection", "size": {"width": 640, "height": 480}},
+            "postprocess": {"type": "db"},
+        },
+        {
+            "name": "read",
+            "crops": {"from": "boxes"},
+            "model": {**model, "name": "text-recognition", "size": {"width": 320, "height": 48}},
+            "postprocess": {"type": "ctc", "characters": {"model_file": files}},
+        },
+    ]
+
+
+def test_a_model_file_the_manifest_writes_is_valid(tmp_path):
+    served = [{"name": "text-detection"}, {"name": "text-recognition"}]
+    inventory, _ = _site(tmp_path, _reader("characters.txt"), served)
+    report = validate([inventory])
+    assert report.ok, [p.render() for p in report.problems]
+    assert report.profiles["localhost"][0].stages[1].model_files == ("characters.txt",)
+
+
+def test_a_model_file_the_manifest_does_not_write_exits_2(tmp_path):
+    served = [{"name": "text-detection"}, {"name": "text-recognition"}]
+    inventory, profile = _site(tmp_path, _reader("charset.txt"), served)
+    [problem] = _refused(inventory)
+    assert (problem["file"], problem["key"]) == (str(profile), "stages[1].postprocess.characters.model_file")
+    for words in ("'face-mesh'", "stage 'read'", "'charset.txt'", "characters.txt"):
+        assert words in problem["message"], problem["message"]
 
 
 def test_the_one_model_form_keeps_its_keys(tmp_path):
