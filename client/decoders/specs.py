@@ -96,9 +96,15 @@ class CharacterSource(Strict):
 
     @field_validator("path")
     @classmethod
-    def _not_a_url(cls, value: str | None) -> str | None:
-        if value is not None and "://" in value:
+    def _inside_the_profile(cls, value: str | None) -> str | None:
+        """A profile may come from someone else: its files stay inside its own folder."""
+        if value is None:
+            return value
+        if "://" in value:
             raise ValueError("expected a file path relative to the profile folder, not a URL")
+        parts = Path(value).parts
+        if Path(value).is_absolute() or ".." in parts or "\x00" in value:
+            raise ValueError("expected a path inside the profile folder (relative, no '..')")
         return value
 
     @model_validator(mode="after")
@@ -119,7 +125,7 @@ class CharacterSource(Strict):
         """The file to read: `path` against the profile folder, or `model_file` in the model files
         folder, under the served model's name and version (the version the server reports)."""
         if self.path is not None:
-            return profile_dir / self.path
+            return _inside(profile_dir, self.path, key)
         if files_dir is None:
             raise ClientError(
                 f"the character list {self.model_file!r} is a model file, but no model files folder is set",
@@ -127,6 +133,25 @@ class CharacterSource(Strict):
                 fix="set OVMS_MODEL_FILES_DIR (the deployment mounts /model-files), or give characters.path",
             )
         return files_dir / model / str(version) / str(self.model_file)
+
+
+def _inside(folder: Path, relative: str, key: str) -> Path:
+    """`folder/relative` when it is a regular file whose real path stays inside `folder`: a link out
+    of a profile folder is never followed."""
+    path = folder / relative
+    try:
+        real, root = path.resolve(strict=True), folder.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return path  # missing: read_characters says so, naming the file
+    if not real.is_relative_to(root) or not real.is_file() or real.stat().st_nlink > 1:
+        raise ClientError(
+            "the character list must be a regular file inside the profile folder (a link out of it, "
+            "symbolic or hard, or anything but a file, is refused)",
+            file=path,
+            key=f"{key}.path",
+            fix="copy the file into the profile folder",
+        )
+    return real
 
 
 class CtcOutputs(Strict):

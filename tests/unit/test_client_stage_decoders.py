@@ -817,3 +817,30 @@ def test_real_face_mesh_and_iris_on_the_astronaut():
         (x0, y0), (x1, y1) = contour.min(axis=0), contour.max(axis=0)
         assert x0 <= ix + ex <= x1 and y0 <= iy + ey <= y1, region
         assert len(iris.points) == 71 and len(iris.keypoints) == 5
+
+
+def test_a_profile_character_list_stays_inside_the_profile(tmp_path):
+    """A profile may come from someone else: `characters.path` is relative, without '..', and never a
+    link (symbolic or hard) out of the profile folder."""
+    import os
+
+    from pydantic import ValidationError
+
+    from client.decoders.specs import CharacterSource
+    from client.errors import ClientError
+
+    for bad in ("../x.txt", "/etc/passwd", "a/../../b.txt"):
+        with pytest.raises(ValidationError, match="inside the profile folder"):
+            CharacterSource(path=bad)
+    profile = tmp_path / "p"
+    profile.mkdir()
+    (profile / "ok.txt").write_text("a\nb\n", encoding="utf-8")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x\n", encoding="utf-8")
+    os.symlink(outside, profile / "soft.txt")
+    os.link(outside, profile / "hard.txt")
+    locate = {"profile_dir": profile, "files_dir": None, "model": "m", "version": 1}
+    assert CharacterSource(path="ok.txt").locate(**locate) == (profile / "ok.txt").resolve()
+    for name in ("soft.txt", "hard.txt"):
+        with pytest.raises(ClientError, match="symbolic or hard"):
+            CharacterSource(path=name).locate(**locate)
