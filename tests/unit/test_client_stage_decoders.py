@@ -822,8 +822,6 @@ def test_real_face_mesh_and_iris_on_the_astronaut():
 def test_a_profile_character_list_stays_inside_the_profile(tmp_path):
     """A profile may come from someone else: `characters.path` is relative, without '..', and never a
     link (symbolic or hard) out of the profile folder."""
-    import os
-
     from pydantic import ValidationError
 
     from client.decoders.specs import CharacterSource
@@ -837,8 +835,8 @@ def test_a_profile_character_list_stays_inside_the_profile(tmp_path):
     (profile / "ok.txt").write_text("a\nb\n", encoding="utf-8")
     outside = tmp_path / "secret.txt"
     outside.write_text("x\n", encoding="utf-8")
-    os.symlink(outside, profile / "soft.txt")
-    os.link(outside, profile / "hard.txt")
+    (profile / "soft.txt").symlink_to(outside)
+    (profile / "hard.txt").hardlink_to(outside)
     locate = {"profile_dir": profile, "files_dir": None, "model": "m", "version": 1}
     assert CharacterSource(path="ok.txt").locate(**locate) == (profile / "ok.txt").resolve()
     for name in ("soft.txt", "hard.txt"):
