@@ -34,6 +34,9 @@ from .urls import redact_text
 
 log = logging.getLogger("client")
 
+# threads sending a cascade's crops (all crops of the frames in flight at once, up to this)
+MAX_CROP_WORKERS = 64
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -92,6 +95,8 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
 
     outputs = profile.outputs
     results_dir = deployment.results_dir
+    crop_pool: ThreadPoolExecutor | None = None
+    cascade: Cascade | None = None
     detections: JsonLines | None = None
     stats_file: JsonLines | None = None
     try:
@@ -153,17 +158,14 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
         decoder = decoders[first.name]
         assert first.model is not None
         preprocess = Preprocessor(first.model, first.encoding)
-        crop_pool = (
-            ThreadPoolExecutor(
-                max_workers=min(64, max(4, profile.streams * window * 2)), thread_name_prefix="crop"
-            )
-            if len(stages) > 1
-            else None
-        )
-        cascade = None
-        if crop_pool is not None:
-            runners = [_runner(s, servers, decoders, stats, gate) for s in stages[1:]]
-            cascade = Cascade(first, runners, crop_pool)
+        if len(stages) > 1:
+            # every crop of every frame in flight at once (a stage's crops go together), within reason
+            crops = max((s.crops.max_crops for s in stages if s.crops is not None), default=1)
+            workers = min(MAX_CROP_WORKERS, max(4, profile.streams * window * crops))
+            crop_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crop")
+            runners = [_runner(s, servers, decoders, stats) for s in stages[1:]]
+            # a stage waits for its crops a little longer than one request may take
+            cascade = Cascade(first, runners, crop_pool, profile.pipeline.request_timeout_s + 2.0)
         with ThreadPoolExecutor(max_workers=profile.streams * window, thread_name_prefix="request") as pool:
             workers = [
                 StreamWorker(
@@ -197,12 +199,12 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             )
             for worker in workers:
                 worker.join()
-        if crop_pool is not None:
-            crop_pool.shutdown(wait=True)
         _emit_stats(stats, stats_file, loaded, gate, sources, final=True)
         failures = [w.failure for w in workers if w.failure is not None]
         return 1 if failures else 0
     finally:
+        if crop_pool is not None:
+            crop_pool.shutdown(wait=False, cancel_futures=True)
         if timer is not None:
             timer.cancel()
         for source in sources:
@@ -247,16 +249,14 @@ def _runner(
     servers: Mapping[str, InferenceServer],
     decoders: Mapping[str, Decoder],
     stats: Stats,
-    gate: ServerGate,
 ) -> StageRunner:
     if stage.model is None:
         from .decoders import BarcodeReader
 
-        return StageRunner(stage, stats, gate, reader=BarcodeReader(stage.postprocess))
+        return StageRunner(stage, stats, reader=BarcodeReader(stage.postprocess))
     return StageRunner(
         stage,
         stats,
-        gate,
         preprocess=Preprocessor(stage.model, stage.encoding),
         predict=servers[stage.name].predict,
         decoder=decoders[stage.name],

@@ -20,8 +20,8 @@ import numpy as np
 
 from .crops import Crop, box_crop, mirrored, points_crop, quad_crop, rotated, to_frame
 from .decoders import Decoder, Detection
+from .decoders.base import finite
 from .errors import RequestRejected
-from .health import Admission, ServerGate
 from .preprocess import Payload, Preprocessor
 from .profile import CropSpec, Stage
 from .stats import Stats
@@ -92,13 +92,14 @@ class StageFailed(Exception):
 
 class StageRunner:
     """One later stage on one image: preprocess -> request -> decode, or the client-side reader. Counts
-    each request in the stage's stats; an outage seen here closes the server gate like a frame's."""
+    each request in the stage's stats. Whatever fails here fails this crop only: a later stage's
+    model that times out or refuses every request must not stop the first stage's results (the
+    server gate follows the first stage, whose failure means the server cannot be used)."""
 
     def __init__(
         self,
         stage: Stage,
         stats: Stats,
-        gate: ServerGate,
         *,
         preprocess: Preprocessor | None = None,
         predict: Callable[[Payload], Outputs] | None = None,
@@ -107,7 +108,6 @@ class StageRunner:
     ) -> None:
         self.stage = stage
         self.stats = stats
-        self.gate = gate
         self.preprocess = preprocess
         self.predict = predict
         self.decoder = decoder
@@ -125,7 +125,7 @@ class StageRunner:
                 self.stats.stage_request(name, time.perf_counter() - started, ok=False)
                 raise StageFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
             self.stats.stage_request(name, time.perf_counter() - started, ok=True)
-            return found
+            return [d for d in found if finite(d)]
         assert self.preprocess is not None and self.predict is not None and self.decoder is not None
         payload = self.preprocess(image)
         started = time.perf_counter()
@@ -136,11 +136,10 @@ class StageRunner:
             raise StageFailed(f"rejected: {exc}"[:300]) from exc
         except Exception as exc:
             self.stats.stage_request(name, time.perf_counter() - started, ok=False)
-            self.gate.failure(Admission.SEND, exc)
             raise StageFailed(f"{type(exc).__name__}: {exc}"[:300]) from exc
         self.stats.stage_request(name, time.perf_counter() - started, ok=True)
         try:
-            return self.decoder.decode(outputs, width, height)
+            return [d for d in self.decoder.decode(outputs, width, height) if finite(d)]
         except Exception as exc:
             if not self._decode_failed:
                 self._decode_failed = True
@@ -156,18 +155,33 @@ class _Job:
 
 
 class Cascade:
-    """Runs the later stages of one profile for one frame at a time (shared by every stream)."""
+    """Runs the later stages of one profile for one frame at a time (shared by every stream). A stage
+    waits at most `stage_timeout_s` for its crops (each request has its own timeout too): a crop not
+    answered by then fails, so a frame never waits much longer than its stages' timeouts."""
 
-    def __init__(self, first: Stage, runners: Sequence[StageRunner], pool: Executor) -> None:
+    def __init__(
+        self, first: Stage, runners: Sequence[StageRunner], pool: Executor, stage_timeout_s: float = 30.0
+    ) -> None:
         self.first = first
         self.runners = list(runners)
         self.pool = pool
+        self.stage_timeout_s = stage_timeout_s
+        self._failed_once: set[str] = set()
 
     def run(self, frame: np.ndarray, detections: Sequence[Detection]) -> FrameResults:
         first = [Node(d) for d in detections]
         results = FrameResults(first, by_stage={self.first.name: first})
         for runner in self.runners:
-            self._run_stage(runner, frame, results)
+            try:
+                self._run_stage(runner, frame, results)
+            except Exception as exc:  # a bug cutting or placing crops: this stage fails, the frame goes on
+                name = runner.stage.name
+                if name not in self._failed_once:
+                    self._failed_once.add(name)
+                    log.exception("stage %s failed on a frame (logged once)", name)
+                failure = Failure(f"{type(exc).__name__}: {exc}"[:300])
+                results.on_frame.setdefault(name, []).append(failure)
+                results.by_stage[name] = []
         return results
 
     def _run_stage(self, runner: StageRunner, frame: np.ndarray, results: FrameResults) -> None:
@@ -176,11 +190,22 @@ class Cascade:
         for job in jobs:
             image = frame if job.crop is None else job.crop.image
             job.future = self.pool.submit(runner, image)
-        wait_all([job.future for job in jobs if job.future is not None])
+        _, late = wait_all(
+            [job.future for job in jobs if job.future is not None], timeout=self.stage_timeout_s
+        )
+        for future in late:
+            future.cancel()  # a queued crop is not sent; a running one ends at its request timeout
         made: list[Node] = []
         for job in jobs:
             assert job.future is not None
             region = job.crop.region if job.crop is not None else None
+            if job.future in late:
+                items: list[Node | Failure] = [
+                    Failure(f"no answer within {self.stage_timeout_s:g} s", region)
+                ]
+                target = results.on_frame if job.parent is None else job.parent.children
+                target.setdefault(stage.name, []).extend(items)
+                continue
             try:
                 found = job.future.result()
             except StageFailed as exc:
@@ -189,7 +214,8 @@ class Cascade:
                 log.exception("stage %s failed on a crop", stage.name)
                 items = [Failure(f"{type(exc).__name__}: {exc}"[:300], region)]
             else:
-                nodes = [Node(d if job.crop is None else to_frame(d, job.crop), region) for d in found]
+                placed = (d if job.crop is None else to_frame(d, job.crop) for d in found)
+                nodes = [Node(d, region) for d in placed if finite(d)]
                 made += nodes
                 items = list(nodes)
             target = results.on_frame if job.parent is None else job.parent.children

@@ -70,8 +70,10 @@ def box_crop(
         width = height = side
     x0, x1 = x0 - width * padding, x1 + width * padding
     y0, y1 = y0 - height * padding, y1 + height * padding
+    if not all(map(math.isfinite, (x0, y0, x1, y1))):
+        return None
     out_w, out_h = round(x1 - x0), round(y1 - y0)
-    if out_w < MIN_SIDE or out_h < MIN_SIDE or not all(map(math.isfinite, (x0, y0, x1, y1))):
+    if out_w < MIN_SIDE or out_h < MIN_SIDE:
         return None
     image, to_frame = _warp(frame, _rect_corners(x0, y0, x1, y1), out_w, out_h)
     return Crop(image, to_frame, region)
@@ -82,7 +84,7 @@ def quad_crop(frame: np.ndarray, quad: Sequence[Point], padding: float = 0.0) ->
     standing on its side (1.5 times as tall as wide) is turned to read left to right, as PaddleOCR
     does with vertical text lines."""
     corners = np.asarray(quad, dtype=np.float32).reshape(4, 2)
-    if not np.all(np.isfinite(corners)):
+    if not np.all(np.isfinite(corners)) or not _convex(corners):
         return None
     width = max(np.linalg.norm(corners[0] - corners[1]), np.linalg.norm(corners[2] - corners[3]))
     height = max(np.linalg.norm(corners[0] - corners[3]), np.linalg.norm(corners[1] - corners[2]))
@@ -110,6 +112,17 @@ def quad_crop(frame: np.ndarray, quad: Sequence[Point], padding: float = 0.0) ->
     return crop
 
 
+def _convex(corners: np.ndarray) -> bool:
+    """A quadrilateral a warp can map to a rectangle: convex, its corners in one turning direction and
+    an area of at least a few pixels (three corners on a line would send points far away)."""
+    turns = []
+    for i in range(4):
+        a, b, c = corners[i], corners[(i + 1) % 4], corners[(i + 2) % 4]
+        turns.append(float((b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0])))
+    area = abs(float(cv2.contourArea(corners)))
+    return area >= MIN_SIDE * MIN_SIDE and (all(t > 0 for t in turns) or all(t < 0 for t in turns))
+
+
 def points_crop(
     frame: np.ndarray,
     points: Sequence[Point],
@@ -120,6 +133,8 @@ def points_crop(
     """A square crop around some landmark points (an eye from its two corners): their bounding box,
     made square and grown by `padding` of its side on each side."""
     chosen = np.asarray([points[i] for i in indices], dtype=np.float32)
+    if not np.all(np.isfinite(chosen)):
+        return None
     x0, y0 = chosen.min(axis=0)
     x1, y1 = chosen.max(axis=0)
     return box_crop(frame, (x0, y0, x1, y1), padding, square=True, region=region)

@@ -106,7 +106,10 @@ def read_outputs(
                 f"no raw_output_contents entry for it: the response has {len(raw)} for "
                 f"{len(outputs)} outputs (the protocol wants one per output, in order)",
             )
-        arrays[name] = _read(outputs[index], raw[index] if raw else None, model)
+        try:
+            arrays[name] = _read(outputs[index], raw[index] if raw else None, model)
+        except (MemoryError, ValueError) as exc:  # a shape numpy cannot hold: the answer, not the server
+            raise UnreadableResponse(model, name, f"cannot be read ({type(exc).__name__}: {exc})") from None
     return arrays
 
 
@@ -152,6 +155,11 @@ def _from_raw(
 def _bytes_elements(raw: bytes, count: int, shape: list[int], unreadable: Unreadable) -> np.ndarray:
     """BYTES raw: each element a 4-byte little-endian length, then that many bytes."""
     view = memoryview(raw)
+    if 4 * count > len(view):  # before allocating: a shape may claim far more than the bytes hold
+        raise unreadable(
+            f"raw_output_contents holds {len(view)} bytes, too few for the {count} BYTES elements of "
+            f"shape {shape} (4 bytes of length each at least)"
+        )
     elements = np.empty(count, dtype=np.object_)
     offset = 0
     for index in range(count):

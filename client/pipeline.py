@@ -20,6 +20,7 @@ import numpy as np
 
 from .cascade import Cascade, FrameResults
 from .decoders import Decoder, Detection, RawDecoder
+from .decoders.base import finite
 from .errors import RequestRejected
 from .health import Admission, ServerGate
 from .preprocess import Payload, Preprocessor
@@ -183,7 +184,8 @@ class StreamWorker(threading.Thread):
             self.stats.stage_request(stage, latency, ok=True)
             self.gate.success(admission)
             try:
-                outcome = Outcome(latency, self.decoder.decode(outputs, width, height))
+                found = self.decoder.decode(outputs, width, height)
+                outcome = Outcome(latency, [d for d in found if finite(d)])
             except Exception as exc:  # a response the decoder cannot read: this frame has no result
                 if not self._decode_failed:
                     self._decode_failed = True
@@ -227,7 +229,7 @@ class StreamWorker(threading.Thread):
                 drawn = outcome.detections if results is None else results.all_detections()
                 try:
                     self.snapshots.write(config.stream, item.index, item.frame, drawn)
-                except (OSError, RuntimeError) as exc:
+                except (OSError, RuntimeError, ValueError) as exc:
                     log.warning("stream %d: snapshot not written: %s", config.stream, exc)
         else:
             # "server unavailable" frames were never sent: dropped, not an error of a request.

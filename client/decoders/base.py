@@ -54,6 +54,18 @@ class Detection:
         return record
 
 
+def finite(detection: Detection) -> bool:
+    """Every number of a result is finite: a model's NaN or inf (an fp16 overflow) makes a result
+    that can be neither placed, cropped, drawn nor written as JSON."""
+    values = [
+        detection.score,
+        *detection.box,
+        *(v for point in (*detection.keypoints, *detection.quad, *detection.points) for v in point),
+        *(v for _, point in detection.named_points for v in point),
+    ]
+    return bool(np.all(np.isfinite(np.asarray(values, dtype=np.float64))))
+
+
 def _rounded(points: tuple[Point, ...]) -> list[list[float]]:
     return [[round(x, 1), round(y, 1)] for x, y in points]
 

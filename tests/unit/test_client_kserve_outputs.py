@@ -267,7 +267,7 @@ BROKEN = {
     "BYTES raw, fewer elements": (
         raw_response(("text", "BYTES", [3], bytes_raw([b"a", b"b"]))),
         "text",
-        "raw_output_contents holds 2 BYTES elements, shape [3] needs 3",
+        "raw_output_contents holds 10 bytes, too few for the 3 BYTES elements of shape [3]",
     ),
     "BYTES raw, bytes left over": (
         raw_response(("text", "BYTES", [1], bytes_raw([b"a", b"b"]))),
@@ -323,3 +323,14 @@ def test_an_output_asked_for_that_the_response_lacks():
     with pytest.raises(UnreadableResponse) as caught:
         read_outputs(response, MODEL, ["a", "b"])
     assert str(caught.value) == f"model {MODEL!r} output 'b': the response has no such output (it has ['a'])"
+
+
+def test_a_shape_claiming_more_than_the_answer_holds_is_unreadable_not_an_outage():
+    """A BYTES output whose shape claims 2**40 elements, or a shape numpy cannot hold: the answer is
+    unreadable (a per-frame error), never a MemoryError the stream would take for an outage."""
+    for shape in ([2**40], [2**62, 4]):
+        response = ModelInferResponse(model_name="m")
+        response.outputs.add(name="out", datatype="BYTES", shape=shape)
+        response.raw_output_contents.append(b"\x01\x00\x00\x00a")
+        with pytest.raises(UnreadableResponse, match="model 'm' output 'out'"):
+            read_outputs(response, "m")
