@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .decoders.iris import EYE_POINTS
 from .decoders.specs import (
     BarcodePostprocess,
     ClassifyPostprocess,
@@ -53,6 +54,11 @@ _Strict = Strict
 class Size(_Strict):
     width: int = Field(gt=0, le=8192)
     height: int = Field(gt=0, le=8192)
+
+
+# The largest model input one request may carry (4096 x 4096): a profile from someone else must not
+# make every crop of every frame in flight a tensor of gigabytes
+MAX_INPUT_PIXELS = 4096 * 4096
 
 
 class ModelSpec(_Strict):
@@ -83,6 +89,12 @@ class ModelSpec(_Strict):
     def _normalisation_needs_float(self) -> ModelSpec:
         if self.dtype == "uint8" and (self.mean != 0.0 or self.std != 1.0):
             raise ValueError("mean/std apply to float32 inputs only; a uint8 input is sent as raw pixels")
+        widest = self.max_width or self.size.width
+        if widest * self.size.height > MAX_INPUT_PIXELS:
+            raise ValueError(
+                f"an input of {widest}x{self.size.height} pixels is more than {MAX_INPUT_PIXELS:,} "
+                "(one request's tensor, repeated for every crop in flight)"
+            )
         if self.max_width is not None:
             if self.resize != "fit_height":
                 raise ValueError("max_width goes with resize: fit_height")
@@ -475,10 +487,19 @@ def describe_stage(stage: Stage) -> dict[str, Any]:
 
 def point_count(postprocess: object) -> int | None:
     """How many landmark points a stage's results carry (crop regions index them); None: no points."""
-    kind = getattr(postprocess, "type", None)
-    if kind == "landmarks":
-        return int(getattr(postprocess, "points", 468))
-    return 71 if kind == "iris" else None
+    if isinstance(postprocess, LandmarksPostprocess):
+        return postprocess.points
+    return EYE_POINTS if isinstance(postprocess, IrisPostprocess) else None
+
+
+def declared_labels(postprocess: object) -> set[str] | None:
+    """The labels a stage's results can carry, when its post-processing says (None: any)."""
+    if isinstance(postprocess, ClassifyPostprocess):
+        return set(postprocess.labels)
+    if isinstance(postprocess, SsdPostprocess):
+        return set(postprocess.labels.values()) if postprocess.only_labeled else None
+    label = getattr(postprocess, "label", None)
+    return {label} if isinstance(label, str) else None
 
 
 def stage_problems(profile: Profile) -> list[tuple[str, str, str]]:
@@ -541,8 +562,20 @@ def _crop_problems(stages: list[Stage], index: int, earlier: dict[str, Stage]) -
         if bad:
             message = f"{said}: landmark {bad[0]} does not exist ({source.name!r} gives {count})"
             problems.append((f"{key}.points.{region}", message, f"use indices 0-{count - 1}"))
+    known = declared_labels(source.postprocess)
+    unknown = [label for label in crops.labels or () if known is not None and label not in known]
+    if unknown:
+        message = f"{said}: stage {source.name!r} gives no result labelled {unknown[0]!r}"
+        problems.append((f"{key}.labels", message, f"use its labels: {', '.join(sorted(known or ()))}"))
     if crops.align is not None:
         by = earlier.get(crops.align.by)
+        answers = declared_labels(by.postprocess) if by is not None else None
+        odd = [label for label in crops.align.rotate if answers is not None and label not in answers]
+        if odd:
+            message = f"{said}: stage {crops.align.by!r} never answers {odd[0]!r}"
+            problems.append(
+                (f"{key}.align.rotate", message, f"use its labels: {', '.join(sorted(answers or ()))}")
+            )
         if by is None or by.crops is None or by.crops.source != crops.source:
             message = (
                 f"{said} is aligned by {crops.align.by!r}, which must be an earlier stage on crops "

@@ -21,3 +21,9 @@ Names = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)
 def as_list(value: object) -> object:
     """A single name given as text is a list of one name."""
     return [value] if isinstance(value, str) else value
+
+
+# A file written beside a model for its clients (the models manifest's `client_files`, a profile's
+# `{model_file: NAME}`): a plain name that starts with a letter or digit (never an option, a hidden
+# file or a path).
+MODEL_FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import ClientError
-from ..schema import Names, Strict, as_list
+from ..schema import MODEL_FILE_NAME, Names, Strict, as_list
 
 # Output tensor names of the shipped models (OpenVINO keeps several names per tensor; the server
 # reports one of them): PP-OCRv4 detection, the PP-OCR text-angle classifier, PP-OCRv4 recognition,
@@ -76,7 +76,7 @@ class ClassifyPostprocess(Strict):
         return value
 
 
-_PLAIN_FILE = re.compile(r"^[A-Za-z0-9._-]+$")
+_PLAIN_FILE = re.compile(MODEL_FILE_NAME)
 
 
 class CharacterSource(Strict):

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from client.schema import MODEL_FILE_NAME
 from launcher.errors import LauncherError
 from launcher.paths import PROJECT_ROOT
 
@@ -124,7 +125,7 @@ class ColorConversion(_Strict):
 # file: a client file may be neither (OVMS picks the model file of a version by its suffix).
 RESERVED_FILES = ("model.xml", "model.bin", "model.onnx", "checksums.sha256", "source.json")
 MODEL_SUFFIXES = (".xml", ".bin", ".onnx", ".tflite", ".pb", ".pdmodel", ".pdiparams", ".savedmodel")
-_FILE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_FILE_NAME_RE = MODEL_FILE_NAME  # the client reads these names: one rule for both
 
 
 class ClientFile(_Strict):

@@ -415,3 +415,36 @@ def test_results_nest_in_frame_pixels():
     [record] = results.detections_json()
     [child] = record["stages"]["read"]
     assert child["box"] == [20.0, 30.0, 60.0, 50.0] and child["text"] == "7"
+
+
+def test_labels_a_stage_never_gives_are_refused(tmp_path):
+    """A typo in crops.labels or align.rotate would silently switch a stage off."""
+    price = yaml.safe_load((PROFILES / "price-label" / "profile.yaml").read_text())
+    price["stages"][1]["crops"]["labels"] = ["txet"]
+    price["stages"][2]["crops"]["align"]["rotate"] = {"18O": 180}
+    folder = tmp_path / "price"
+    folder.mkdir()
+    (folder / "profile.yaml").write_text(yaml.safe_dump(price))
+    with pytest.raises(ClientError) as caught:
+        load_profile(folder, {})
+    assert caught.value.key == "stages[1].crops.labels"
+    assert "gives no result labelled 'txet'" in caught.value.message
+    assert (
+        "stages[2].crops.align.rotate: stage 'text-recognition': stage 'text-angle' never answers '18O'"
+        in (caught.value.message)
+    )
+
+
+def test_a_model_input_of_gigabytes_is_refused(tmp_path):
+    stages = [
+        {"name": "a", "model": _model("a"), "postprocess": {"type": "raw"}},
+        {
+            "name": "b",
+            "crops": {"from": "a"},
+            "model": _model("b", size={"width": 8192, "height": 8192}),
+            "postprocess": {"type": "raw"},
+        },
+    ]
+    with pytest.raises(ClientError) as caught:
+        load_profile(_write(tmp_path, stages), {})
+    assert caught.value.key == "stages[1].model" and "16,777,216" in caught.value.message
