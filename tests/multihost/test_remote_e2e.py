@@ -2,11 +2,13 @@
 camera clients (host2, host3), deployed by the launcher over SSH. Both speak KServe v2 over mTLS;
 host3 sends each frame as one JPEG (the remote setup's bandwidth), host2 raw tensors. host3 also runs
 the RTSP camera simulator, published on its address like an IP camera, and host2's client reads it:
-a camera on one host, its client on a second, the server on a third.
+a camera on one host, its client on a second, the server on a third. host2 also runs the face-mesh
+cascade (face detection -> face landmarks -> iris landmarks, every crop a request of its own) on the
+same camera, over the same mTLS proxy.
 
 The tests run in file order on one deployment (module fixture `remote`): deploy → detections through
-mTLS → status → idempotent re-deploy → network and TLS refusals → revocation → a remote profile copy
-over HTTP (and a wrong sha256) → destroy.
+mTLS → the cascade's nested results → status → idempotent re-deploy → network and TLS refusals →
+revocation → a remote profile copy over HTTP (and a wrong sha256) → destroy.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import hashlib
 import json
 import shutil
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from launcher.inventory import SERVERS_GROUP
 from launcher.paths import PROJECT_ROOT
 from multihost.conftest import CAMERA_LAYOUT
 from testbed import remote as rm
-from testbed.harness import Harness
+from testbed.harness import Harness, Host
 from testbed.launcher_cli import Launcher, LauncherRun
 
 PROXY_ROLE = PROJECT_ROOT / "roles" / "ovms_tls_proxy"
@@ -51,10 +55,19 @@ JPEG_VARS = {JPEG_CLIENT: {"ovms_client_env": {"CLIENT_ENCODING": "jpeg"}}}
 # the camera host and the client host reading it
 CAMERA_HOST, CAMERA_CLIENT = CLIENT2, CLIENT1
 CAMERA_PORT = 8554
+# A cascade profile over mTLS on the camera's client (host3 sends JPEG frames, which stages of float
+# tensors do not take): its stage models are served beside the person detector.
+CASCADE, CASCADE_CLIENT = "face-mesh", CAMERA_CLIENT
+CASCADE_INSTANCE = f"{CASCADE}-1"
+CASCADE_MODELS = ("face-detection", "face-landmarks", "iris-landmarks")
+FACE_POINTS, EYE_POINTS = 468, 71
 
 
 def group_vars(media_dir: Path) -> dict:
-    return rm.group_vars(media_dir)
+    variables = rm.group_vars(media_dir)
+    servers = variables[SERVERS_GROUP]
+    servers["ovms_server_models"] = [*servers["ovms_server_models"], *({"name": m} for m in CASCADE_MODELS)]
+    return variables
 
 
 @dataclass
@@ -83,7 +96,13 @@ class Remote:
         camera = {
             # published on the harness network, like an IP camera on a store's LAN
             CAMERA_HOST: {**JPEG_VARS[CAMERA_HOST], "ovms_camera_bind_address": "0.0.0.0"},
-            CAMERA_CLIENT: {"ovms_client_env": {"CLIENT_INPUT": self.camera_url}},
+            CAMERA_CLIENT: {
+                "ovms_client_env": {"CLIENT_INPUT": self.camera_url},
+                "ovms_client_profiles": [
+                    {"name": PROFILE, "instances": 1},
+                    {"name": CASCADE, "instances": 1},
+                ],
+            },
         }
         merged = {**JPEG_VARS, **camera}
         for host, variables in (host_vars or {}).items():
@@ -151,6 +170,44 @@ def test_each_client_host_detects_persons_through_mtls(remote: Remote, client: s
     assert env.get("CLIENT_ENCODING", "raw") == encoding, env
     logs = host.ssh.run(["docker", "logs", CLIENT_CONTAINER], check=False)
     assert f"kserve API, {encoding} frames" in logs.stdout + logs.stderr
+
+
+def _cascade_records(host: Host, wanted: int = 5, timeout: float = 90) -> list[dict]:
+    """The latest ok face-mesh records holding a face, waiting (bounded) until there are `wanted`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [
+            r
+            for r in rm.detection_records(host, CASCADE_INSTANCE, lines=20)
+            if r.get("status") == "ok" and r.get("detections")
+        ]
+        if len(records) >= wanted or time.monotonic() > deadline:
+            return records
+        time.sleep(2)
+
+
+@pytest.mark.models
+def test_a_cascade_over_mtls_nests_landmarks_and_irises(remote: Remote):
+    remote.require_deployed()
+    host = remote.host(CASCADE_CLIENT)
+    info = rm.container(host, f"ovms-client-{CASCADE_INSTANCE}")
+    assert info and info["State"]["Running"], f"{CASCADE_INSTANCE} is not running on {CASCADE_CLIENT}"
+    env = rm.container_env(info)
+    assert env["OVMS_ADDRESS"] == remote.tls_address and "OVMS_TLS_CERT" in env, env
+    records = _cascade_records(host)
+    assert len(records) >= 5, f"no face in {CASCADE_CLIENT}'s face-mesh results\n" + rm.diagnostics([host])
+    for record in records:
+        for face in record["detections"]:
+            # each face carries its mesh, and each mesh its two eyes' irises: three models, nested
+            (mesh,) = face["stages"]["face-landmarks"]
+            assert len(mesh["landmarks"]) == FACE_POINTS, (record["frame"], mesh.get("error"))
+            irises = mesh["stages"]["iris-landmarks"]
+            assert len(irises) == 2 and len({i["region"] for i in irises}) == 2, irises
+            assert all(len(i["landmarks"]) == EYE_POINTS and len(i["iris"]) == 2 for i in irises), irises
+    stats = rm.wait_for_stats(host, CASCADE_INSTANCE, lambda s: s.get("frames", 0) > 0)
+    stages = stats[-1]["stages"]
+    assert list(stages) == list(CASCADE_MODELS), stages
+    assert all(s["requests"] > 0 and s["failures"] == 0 for s in stages.values()), stages
 
 
 def test_status_shows_models_and_clients_of_every_host(remote: Remote):
