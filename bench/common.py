@@ -251,6 +251,18 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "proxy_added_jpeg_over_raw", "<=", 0.4, "latency the mTLS proxy adds to a JPEG frame ÷ to a raw one"
     ),
+    Target(
+        "cascade_4crops_over_1crop_latency",
+        "<=",
+        1.6,
+        "cascade frame latency, 4 faces ÷ 1 face (face-detection -> face-landmarks; crops concurrent)",
+    ),
+    Target(
+        "cascade_overhead_over_model_time",
+        "<=",
+        1.5,
+        "cascade frame latency (4 faces) ÷ server inference time on its critical path",
+    ),
     Target("warm_redeploy_s", "<=", 6.0, "warm re-deploy, nothing changed"),
     Target("warm_redeploy_changed", "<=", 0, "tasks changed by the warm re-deploy"),
     Target("cold_over_compose", "<=", 2.5, "cold launcher deploy ÷ docker-compose up to AVAILABLE"),

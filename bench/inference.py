@@ -22,7 +22,9 @@ median of the per-round ratios. Bytes on the wire per frame are the client conta
 over the measured window. Then stream density, the reference method: streams at 15 FPS each are added
 while every stream keeps 15 FPS (within 2 %), for (a) and (c), and for (c) raw and JPEG through a
 50 Mbit/s link (Linux tc's token bucket on the client's interface); the searches take their steps
-alternately.
+alternately. Last, the cascade scenario (`bench.inference_cascade`): face-detection -> face-landmarks
+on a frame with 1 and with 4 faces against face-detection alone, the client and the double as local
+processes; its ratios join this benchmark's.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench import inference_cascade
 from bench.common import (
     calibrate,
-    conclude,
     load_result,
     machine_noise,
     median,
     output_dir,
     percentile,
+    print_ratios,
     spread,
     stop_on_sigterm,
     write_result,
@@ -99,6 +102,8 @@ RATIO_ORDER = (
     "link50_density_jpeg_over_raw",
     "link50_density_raw",
     "link50_density_jpeg",
+    # the cascade scenario (bench/inference_cascade.py)
+    *inference_cascade.RATIO_ORDER,
 )
 
 
@@ -547,6 +552,7 @@ def measure(plan: Plan) -> Measured:
         ratios: dict[str, Any] = dict(ratios_of(trials, plan.rounds))
         spreads = spreads_of(trials, plan.rounds)
         searches = run_density(stack, plan, paths, nireq, max_in_flight)
+        cascade = inference_cascade.measure(inference_cascade.SMOKE if plan.smoke else inference_cascade.FULL)
         calibration_after = calibrate()
         for key, (numerator, denominator) in {
             "density_mtls_over_inprocess": ("mtls", "inprocess"),
@@ -561,6 +567,8 @@ def measure(plan: Plan) -> Measured:
         }.items():
             ratios[key] = searches[name].best
             spreads[key] = dict(searches[name].bounds())
+        ratios |= cascade.ratios
+        spreads |= cascade.spreads
         ratios = {key: ratios[key] for key in RATIO_ORDER}
         raw = {
             "paths": paths,
@@ -576,6 +584,7 @@ def measure(plan: Plan) -> Measured:
                 }
                 for name, s in searches.items()
             },
+            "cascade": cascade.raw,
             "duration_s": round(time.monotonic() - started, 1),
             "docker": {"network": stack.network, "containers": list(stack.created)},
         }
@@ -622,6 +631,7 @@ def measure(plan: Plan) -> Measured:
                 "role_defaults": stack.proxy_tuning,
                 "image_nginx_conf": image_nginx_tuning(),
             },
+            "cascade": cascade.params,
         }
         noise = machine_noise(calibration_before, calibration_after)
         return Measured(ratios, spreads, raw, params, noise)
@@ -656,8 +666,14 @@ def main(argv: list[str] | None = None) -> int:
         figdir = output_dir(True)
         render(load_result(NAME, path.parent) or {}, figdir)
         print(f"result: {path}; charts: {figdir}", flush=True)
+    # as bench.common.conclude, with the cascade scenario's targets where bench/common.py lacks them
+    if not args.smoke:
+        from bench.report import regenerate
+
+        print(f"[{NAME}] wrote {regenerate()}", flush=True)
     title = "inference path and stream density"
-    return conclude(NAME, title, measured.ratios, args.smoke, measured.spreads)
+    print_ratios(title, measured.ratios, inference_cascade.all_targets(), measured.spreads)
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from bench import inference_cascade
 from bench.common import NOISY_SPREAD, TARGETS, relative_spread
 
 PATHS = ("inprocess", "grpc", "mtls", "grpc_jpeg", "mtls_jpeg")
@@ -177,6 +178,8 @@ def _ratio_rows(ratios: Mapping[str, Any], spreads: Mapping[str, Any]) -> list[s
     targets = {t.key: t for t in TARGETS}
     rows = ["| ratio | value | spread (min..max) | target | met |", "|---|---|---|---|---|"]
     for key, value in ratios.items():
+        if key in inference_cascade.RATIO_ORDER:
+            continue  # in the cascade's own section
         target = targets.get(key)
         shown = _bounds(spreads.get(key))
         if target is None:
@@ -345,4 +348,7 @@ def render(result: Mapping[str, Any], figdir: Path) -> str:
         "![Bytes per frame and cameras per uplink](benchmarks/inference-wire.png)",
         "",
     ]
+    cascade = inference_cascade.render(result, figdir)
+    if cascade:
+        lines += [cascade]
     return "\n".join(lines)

@@ -76,3 +76,57 @@ def test_inference_benchmark_smoke_run(tmp_path: Path):
     listed = subprocess.run(["docker", "network", "ls", "-q", "--filter", f"name=^{network}$"],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert listed.stdout.split() == [], network
+
+
+@pytest.mark.models
+def test_cascade_scenario_smoke_run(tmp_path: Path):
+    """The cascade scenario alone, short: its ratios printed last and stored with their spreads, the
+    four configurations with server times and per-stage figures, its report section; nothing left
+    running."""
+    from bench import inference_cascade as cascade
+
+    env = {**os.environ, "OVMS_BENCH_SMOKE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.inference_cascade", "--smoke"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    keys = list(cascade.RATIO_ORDER)
+    tail = proc.stdout.strip().splitlines()[-len(keys) :]
+    assert [line.split(" = ")[0] for line in tail] == keys, proc.stdout[-2000:]
+    # the two targeted ratios print their target
+    assert all("(target <= " in line for line in tail[:2]), tail
+    result = json.loads((tmp_path / "inference_cascade.json").read_text())
+    assert result["smoke"] is True
+    for key in keys:
+        value, bounds = result["ratios"][key], result["spreads"][key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, result["ratios"])
+        assert bounds["min"] <= bounds["median"] <= bounds["max"], (key, bounds)
+    configs = result["raw"]["configs"]
+    assert set(configs) == {f"{kind}_{frame}" for kind, frame in cascade.CONFIGS}
+    frames_per_run = result["params"]["frames_per_run"] + result["params"]["warmup_frames"]
+    for name, cell in configs.items():
+        faces = cascade.FRAMES[cell["frame"]]
+        assert cell["faces"] == [faces, faces, faces], (name, cell["faces"])
+        assert cell["p50_ms"] > 0 and cell["critical_model_ms"] > 0, (name, cell)
+        models = ["face-detection"] + (["face-landmarks"] if cell["kind"] == "cascade" else [])
+        assert sorted(cell["server"]) == sorted(models), (name, cell["server"])
+        assert sorted(cell["stages"]) == sorted(models), (name, cell["stages"])
+        trial = cell["trials"][0]
+        assert trial["not_ok"] == 0 and trial["failed_crops"] == 0, (name, trial)
+        # stats.jsonl counted every request of the run: one per frame, one per face for the crops
+        assert cell["stages"]["face-detection"]["requests"] == frames_per_run, (name, cell["stages"])
+        if cell["kind"] == "cascade":
+            assert cell["stages"]["face-landmarks"]["requests"] == faces * frames_per_run, cell["stages"]
+            assert cell["stages"]["face-landmarks"]["latency_p50_ms"] > 0, cell["stages"]
+    # the report section, with its chart
+    section = cascade.render(result, tmp_path / "figs")
+    assert all(f"`{key}`" in section for key in keys), section
+    assert "benchmarks/inference-cascade.png" in section
+    assert (tmp_path / "figs" / "inference-cascade.png").stat().st_size > 1000
+    # nothing left behind: the scratch folder (and the double's config in it) is gone, no process
+    # still runs from it
+    workdir = result["raw"]["workdir"]
+    assert not Path(workdir).exists(), workdir
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert [line for line in ps.stdout.splitlines() if workdir in line] == [], workdir
