@@ -27,18 +27,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .decoders.iris import EYE_POINTS
-from .decoders.specs import (
+from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
+from .errors import ClientError
+from .postprocess import (
     BarcodePostprocess,
+    BlazefacePostprocess,
     ClassifyPostprocess,
     CtcPostprocess,
     DbPostprocess,
     IrisPostprocess,
     LandmarksPostprocess,
-)
-from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
-from .errors import ClientError
-from .postprocess import (
-    BlazefacePostprocess,
     RawPostprocess,
     SsdPostprocess,
 )
@@ -291,31 +289,19 @@ class OutputsSpec(_Strict):
 
 # A stage's post-processing, by `type`. The one-model form takes any of them but `barcode`, which
 # runs in the client and needs the stages form (a stage with no model).
-Postprocess = Annotated[
-    Union[  # noqa: UP007 (discriminated union)
-        SsdPostprocess,
-        BlazefacePostprocess,
-        RawPostprocess,
-        DbPostprocess,
-        ClassifyPostprocess,
-        CtcPostprocess,
-        LandmarksPostprocess,
-        IrisPostprocess,
-    ],
-    Field(discriminator="type"),
-]
+_MODEL_POSTPROCESSES = (
+    SsdPostprocess,
+    BlazefacePostprocess,
+    RawPostprocess,
+    DbPostprocess,
+    ClassifyPostprocess,
+    CtcPostprocess,
+    LandmarksPostprocess,
+    IrisPostprocess,
+)
+Postprocess = Annotated[Union[_MODEL_POSTPROCESSES], Field(discriminator="type")]  # noqa: UP007
 StagePostprocess = Annotated[
-    Union[  # noqa: UP007 (discriminated union)
-        SsdPostprocess,
-        BlazefacePostprocess,
-        RawPostprocess,
-        DbPostprocess,
-        ClassifyPostprocess,
-        CtcPostprocess,
-        LandmarksPostprocess,
-        IrisPostprocess,
-        BarcodePostprocess,
-    ],
+    Union[(*_MODEL_POSTPROCESSES, BarcodePostprocess)],
     Field(discriminator="type"),
 ]
 

@@ -1,23 +1,15 @@
 """Post-processing of model outputs into detections; one decoder per `postprocess.type`.
 
-The profile schema imports the post-processing specs (`client.decoders.specs`), which runs this file
-first: so nothing here imports the profile or post-processing modules (or a decoder that does) at
-import time. The SSD and BlazeFace decoders, and the barcode reader (zxing-cpp), load on first use
-(`from client.decoders import SsdDecoder` works as before)."""
+The specs the decoders read are in `client.postprocess`; nothing here imports the profile module. The
+SSD and BlazeFace decoders, and the barcode reader (zxing-cpp), load on first use (`from
+client.decoders import SsdDecoder` works as before)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import Decoder, Detection, check_outputs
-from .classify import ClassifyDecoder
-from .ctc import CtcDecoder, read_characters
-from .db import DbDecoder
-from .iris import IrisDecoder
-from .landmarks import FACE_MESH_REGIONS, InputGeometry, LandmarksDecoder
-from .raw import RawDecoder
-from .specs import (
+from ..postprocess import (
     BarcodePostprocess,
     ClassifyPostprocess,
     CtcPostprocess,
@@ -25,6 +17,13 @@ from .specs import (
     IrisPostprocess,
     LandmarksPostprocess,
 )
+from .base import Decoder, Detection, check_outputs
+from .classify import ClassifyDecoder
+from .ctc import CtcDecoder, read_characters
+from .db import DbDecoder
+from .iris import IrisDecoder
+from .landmarks import FACE_MESH_REGIONS, InputGeometry, LandmarksDecoder
+from .raw import RawDecoder
 
 if TYPE_CHECKING:
     from ..profile import ModelSpec

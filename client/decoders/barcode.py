@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from ..postprocess import BARCODE_FORMATS, BarcodePostprocess
 from .base import Detection, Point
-from .specs import BARCODE_FORMATS, BarcodePostprocess
 
 
 def _zxing_format(name: str) -> zxingcpp.BarcodeFormat:

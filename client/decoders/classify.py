@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..errors import ModelMismatchError
+from ..postprocess import ClassifyPostprocess
 from .base import Detection, Outputs, pick
-from .specs import ClassifyPostprocess
 
 _DISTRIBUTION_TOLERANCE = 1e-3
 

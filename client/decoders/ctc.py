@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClientError, ModelMismatchError
+from ..postprocess import CtcPostprocess
 from .base import Detection, Outputs, pick
-from .specs import CtcPostprocess
 
 MAX_CHARACTERS_BYTES = 16 << 20
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from ..errors import ModelMismatchError
+from ..postprocess import DbPostprocess
 from .base import Detection, Outputs, Point, pick
-from .specs import DbPostprocess
 
 MAX_CANDIDATES = 1000  # contours looked at per map (PP-OCR's max_candidates)
 SAME_LINE_PX = 10.0  # boxes whose tops differ by less are on one line (PP-OCR's sorted_boxes)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..postprocess import IrisPostprocess
 from .base import Detection, Outputs, pick
 from .landmarks import InputGeometry, bounding_box, point_rows, points_tuple
-from .specs import IrisPostprocess
 
 EYE_POINTS = 71
 IRIS_POINTS = 5

