@@ -186,6 +186,14 @@ def make_profiles(folder: Path, frames_dir: Path) -> dict[tuple[str, str], Path]
     return made
 
 
+def _shown(path: Path) -> str:
+    """A path under the launcher's cache as `<cache>/…`: results name no folder of this machine."""
+    try:
+        return f"<cache>/{path.relative_to(cache_dir()).as_posix()}"
+    except ValueError:
+        return str(path)
+
+
 def model_dir(name: str) -> Path:
     """The prepared model's folder (version folders inside); a clear error naming the command."""
     root = cache_dir() / "models" / name
@@ -253,8 +261,12 @@ class LocalDouble:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
-    def config(self) -> dict[str, Any]:
-        entries = [{"name": m, "base_path": str(model_dir(m))} for m in MODELS]
+    def config(self, shown: bool = False) -> dict[str, Any]:
+        """The server's config.json; `shown`: as recorded in the results, the cache written `<cache>`
+        (no path of this machine in a committed file)."""
+        entries = [
+            {"name": m, "base_path": _shown(model_dir(m)) if shown else str(model_dir(m))} for m in MODELS
+        ]
         if self.plugin_config:
             entries = [{**e, "plugin_config": dict(self.plugin_config)} for e in entries]
         return {"model_config_list": [{"config": e} for e in entries]}
@@ -675,7 +687,7 @@ def measure(plan: Plan, plugin_config: Mapping[str, str] | None = None) -> Measu
             "workdir": str(workdir),  # removed at the end, the double's config with it
         }
         params = {
-            "models": {m: str(model_dir(m)) for m in MODELS},
+            "models": {m: _shown(model_dir(m)) for m in MODELS},
             "frames": {
                 "face1": "the sample photo (512x512, one face of about 93 px)",
                 "face4": f"the photo's {FACE_REGION[2]}x{FACE_REGION[2]} region at ({FACE_REGION[0]}, "
@@ -693,7 +705,7 @@ def measure(plan: Plan, plugin_config: Mapping[str, str] | None = None) -> Measu
             "process; later-stage crops go out at once on the client's crop pool",
             "server": {
                 "what": "python -m ovms_double, a local process on loopback",
-                "config_json": double.config(),
+                "config_json": double.config(shown=True),
                 "plugin_config": dict(double.plugin_config),
                 "flags": " ".join(double.flags),
                 "nireq": nireq,
