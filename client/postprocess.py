@@ -44,11 +44,6 @@ class SsdOutputs(Strict):
     count: Names = Field(default_factory=lambda: list(TF_SSD_OUTPUTS["count"]))
     detection_output: Names = Field(default_factory=lambda: ["detection_out"])
 
-    @field_validator("boxes", "classes", "scores", "count", "detection_output", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
-
 
 class SsdPostprocess(Strict):
     type: Literal["ssd"]
@@ -63,11 +58,6 @@ class SsdPostprocess(Strict):
 class BlazefaceOutputs(Strict):
     regressors: Names = Field(default_factory=lambda: ["regressors"])
     classificators: Names = Field(default_factory=lambda: ["classificators"])
-
-    @field_validator("regressors", "classificators", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
 
 
 class BlazefacePostprocess(Strict):
@@ -100,11 +90,6 @@ Label = Annotated[str, Field(min_length=1, max_length=64)]
 class DbOutputs(Strict):
     probability: Names = Field(default_factory=lambda: list(DB_OUTPUTS))  # [1,1,H,W] text probability
 
-    @field_validator("probability", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
-
 
 class DbPostprocess(Strict):
     """DB (Differentiable Binarization) text detection: the probability map to rotated text boxes."""
@@ -122,11 +107,6 @@ class DbPostprocess(Strict):
 
 class ClassifyOutputs(Strict):
     probabilities: Names = Field(default_factory=lambda: list(CLASSIFY_OUTPUTS))  # [1,N]
-
-    @field_validator("probabilities", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
 
 
 class ClassifyPostprocess(Strict):
@@ -229,11 +209,6 @@ def _inside(folder: Path, relative: str, key: str) -> Path:
 class CtcOutputs(Strict):
     probabilities: Names = Field(default_factory=lambda: list(CTC_OUTPUTS))  # [1,T,C]
 
-    @field_validator("probabilities", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
-
 
 class CtcPostprocess(Strict):
     """Greedy CTC text recognition: class 0 is the blank, 1..n the characters of the list and, with
@@ -251,11 +226,6 @@ class LandmarksOutputs(Strict):
     landmarks: Names = Field(default_factory=lambda: list(LANDMARKS_OUTPUTS["landmarks"]))  # [.., N*3]
     presence: Names = Field(default_factory=lambda: list(LANDMARKS_OUTPUTS["presence"]))  # a logit
 
-    @field_validator("landmarks", "presence", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
-
 
 class LandmarksPostprocess(Strict):
     """A face mesh (MediaPipe face_landmark): N (x, y, z) points in input pixels and a presence logit."""
@@ -270,11 +240,6 @@ class LandmarksPostprocess(Strict):
 class IrisOutputs(Strict):
     contours: Names = Field(default_factory=lambda: list(IRIS_OUTPUTS["contours"]))  # [1,213]: 71 x 3
     iris: Names = Field(default_factory=lambda: list(IRIS_OUTPUTS["iris"]))  # [1,15]: 5 x 3, centre first
-
-    @field_validator("contours", "iris", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return as_list(value)
 
 
 class IrisPostprocess(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Strict(BaseModel):
@@ -14,13 +14,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# Output tensor names a role accepts (a server reports one of a tensor's names)
-Names = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-
-
 def as_list(value: object) -> object:
     """A single name given as text is a list of one name."""
     return [value] if isinstance(value, str) else value
+
+
+# Output tensor names a role accepts (a server reports one of a tensor's names); one name may be
+# given as text
+Names = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(as_list), Field(min_length=1)]
 
 
 # A file written beside a model for its clients (the models manifest's `client_files`, a profile's
