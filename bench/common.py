@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 SMOKE_DIR_ENV = "OVMS_BENCH_SMOKE_DIR"

@@ -36,9 +36,10 @@ from bench.common import calibrate, conclude, machine_noise, median, spread, sto
 from bench.launch import BenchError, run_launcher
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import cache_dir
 from launcher.runner.strategy import STRATEGY_ENV
 from testbed.isolation import write_isolation
+from testbed.paths import PROJECT_ROOT
 
 NAME = "deploy"
 MODEL = "person-detection"

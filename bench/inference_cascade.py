@@ -72,7 +72,8 @@ from bench.common import (
     write_result,
 )
 from bench.inference_setup import BenchError
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import cache_dir
+from testbed.paths import PROJECT_ROOT
 
 NAME = "inference_cascade"
 DETECTOR = "face-detection"

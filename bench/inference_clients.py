@@ -32,7 +32,7 @@ from bench.inference_setup import (
     label_flags,
     unique,
 )
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 # --- CPU counters ----------------------------------------------------------------------------------
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

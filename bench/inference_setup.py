@@ -26,9 +26,10 @@ from typing import Any
 import jinja2
 import yaml
 
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import cache_dir
 from launcher.pki import Kind, PkiLayout, generate
 from launcher.pki.plan import client_spec, server_spec
+from testbed.paths import PROJECT_ROOT
 
 LABELS = ("ovms-launcher.test=1", "ovms-launcher.bench=1")
 PREFIX = "ovms-bench"

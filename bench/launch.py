@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procstats import Measured, run_measured
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 LAUNCHER = str(Path(sys.executable).parent / "launcher")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import NOISY_SPREAD, RESULTS_DIR, TARGETS, load_result, machine
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 BENCHMARKS = ("inference", "deploy", "fleet")
 COMMANDS = {

@@ -21,11 +21,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from launcher.content import content
 from launcher.errors import LauncherError
-from launcher.paths import PROJECT_ROOT
 
 # role -> inventory group, the one list the playbooks read with `vars_files` (key `ovms_groups`)
-GROUPS_FILE = PROJECT_ROOT / "playbooks" / "vars" / "groups.yml"
+GROUPS_FILE = content().playbooks / "vars" / "groups.yml"
 GROUPS_KEY = "ovms_groups"
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

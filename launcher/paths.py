@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def cache_dir() -> Path:
     """Controller-side cache (models, wheelhouse, base images); `OVMS_LAUNCHER_CACHE` overrides it."""

@@ -12,17 +12,17 @@ import click
 from rich.markup import escape
 
 from launcher.console import make_console
+from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, group_list, load_inventory
-from launcher.paths import PROJECT_ROOT
 from launcher.pki.deploy_renewal import renew_before_deploy
 from launcher.runner import RunRequest, execute, parse_extra_vars
 from launcher.runner.summary import EXIT_INVALID
 from launcher.validate import ValidationReport, validate, validate_for_destroy
 from launcher.validate.options import check_run_options
 
-DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "localhost"
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
+DEFAULT_INVENTORY = content().inventories / "localhost"
+PLAYBOOKS = content().playbooks
 
 
 def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,7 +133,7 @@ def _checked_options(inventory: Inventory, action: str, options: dict[str, Any])
     as deploy does (Ansible would skip the host silently, or run nothing)."""
     playbook = PLAYBOOKS / f"{action}.yml"
     _, problems = check_run_options(
-        inventory, options.get("limit"), options.get("tags"), playbook, PROJECT_ROOT / "roles"
+        inventory, options.get("limit"), options.get("tags"), playbook, content().roles
     )
     if problems:
         _report_problems(ValidationReport(problems, inventory), options["json_output"])

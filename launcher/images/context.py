@@ -7,9 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
+from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.images.specs import ImageSpec
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import cache_dir
 
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
 
@@ -28,7 +29,7 @@ def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
         shutil.rmtree(ctx)
     shutil.copytree(spec.directory, ctx, ignore=_IGNORE)
     for dest, src in spec.sources.items():
-        source = PROJECT_ROOT / src
+        source = content().root / src
         if not source.is_dir():
             raise LauncherError(
                 f"image {spec.name} needs the source folder {src}, which is missing",

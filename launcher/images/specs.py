@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher.content import content
 from launcher.errors import LauncherError
-from launcher.paths import PROJECT_ROOT
 from ovms_double import release as double_release
 
-IMAGES_DIR = PROJECT_ROOT / "images"
+IMAGES_DIR = content().images
 OFFLINE_BASE = "ovms-launcher/base:bookworm"
 LABEL_PREFIX = "ovms-launcher"
 # The OVMS release an image serves, for images whose tag does not say it (the double's "dev");

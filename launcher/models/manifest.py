@@ -24,10 +24,10 @@ from pydantic import (
 )
 
 from client.schema import MODEL_FILE_NAME
+from launcher.content import content
 from launcher.errors import LauncherError
-from launcher.paths import PROJECT_ROOT
 
-DEFAULT_MANIFEST = PROJECT_ROOT / "models" / "manifest.yaml"
+DEFAULT_MANIFEST = content().manifest
 
 ModelFormat = Literal["tf_frozen", "tflite", "onnx", "ir"]
 # ir: converted to OpenVINO IR (model.xml + model.bin); as_is: the source file placed unchanged

@@ -19,9 +19,9 @@ import click
 from rich.markup import escape
 
 from launcher.console import make_console
+from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
-from launcher.paths import PROJECT_ROOT
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.renew import ServerRenewal, due_server_certificates, renew_server_certificates
 from launcher.validate.crosschecks import resolve_servers
@@ -39,7 +39,7 @@ def proxy_servers(
     if not inventory.servers:
         return {}
     origins = VarOrigins(inventory.sources, extravars)
-    defaults = RoleDefaults.load(PROJECT_ROOT / "roles")
+    defaults = RoleDefaults.load(content().roles)
     hosts, _ = check_hosts(inventory, extravars, defaults, origins)
     assigned, _ = resolve_servers(inventory, hosts, origins)
     selected, _ = check_limit(inventory, limit)

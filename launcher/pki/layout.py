@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from launcher.paths import PROJECT_ROOT
+from launcher.content import content
 
 CERTS_DIR_ENV = "OVMS_LAUNCHER_CERTS_DIR"
 
@@ -20,7 +20,7 @@ class Kind(StrEnum):
 def default_certs_dir() -> Path:
     """`$OVMS_LAUNCHER_CERTS_DIR`, else `certs/` in the project checkout."""
     env = os.environ.get(CERTS_DIR_ENV)
-    return Path(env).expanduser() if env else PROJECT_ROOT / "certs"
+    return Path(env).expanduser() if env else content().root / "certs"
 
 
 @dataclass(frozen=True)

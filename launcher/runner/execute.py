@@ -15,8 +15,9 @@ from typing import Any
 
 import ansible_runner
 
+from launcher.content import content
 from launcher.errors import ExternalError, LauncherError
-from launcher.paths import PROJECT_ROOT, cache_dir
+from launcher.paths import cache_dir
 from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
 from launcher.runner.rundir import new_run_dir
@@ -45,7 +46,7 @@ class RunRequest:
     verbosity: int = 0
     forks: int | None = None  # parallel hosts; the launcher passes the inventory's host count
     runs_root: Path | None = None
-    ansible_config: Path = PROJECT_ROOT / "ansible.cfg"
+    ansible_config: Path = content().ansible_cfg
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def runner_envvars(ansible_config: Path) -> dict[str, str]:
         "ANSIBLE_CONFIG": str(ansible_config),
         "PATH": os.pathsep.join(parts),
         "OVMS_LAUNCHER_CACHE": str(cache_dir()),
+        # the collection (ovms.edge) the playbooks and roles come from
+        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
     }
     certs = os.environ.get(CERTS_DIR_ENV)
     if certs:

@@ -6,13 +6,13 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from launcher.paths import PROJECT_ROOT
+from launcher.content import content
 
 
 def runs_root() -> Path:
     """`$OVMS_LAUNCHER_RUNS`, else `<repo>/runs/` (git-ignored)."""
     env = os.environ.get("OVMS_LAUNCHER_RUNS")
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "runs"
+    return Path(env).expanduser().resolve() if env else content().root / "runs"
 
 
 def new_run_dir(action: str, root: Path | None = None, now: datetime | None = None) -> Path:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
-from launcher.paths import PROJECT_ROOT
 from launcher.validate.api import check_api_support
 from launcher.validate.crosschecks import (
     ProfileInfo,
@@ -97,12 +97,13 @@ def validate_for_destroy(
     inventory: Inventory,
     extravars: Mapping[str, Any] | None = None,
     *,
-    roles_dir: Path = PROJECT_ROOT / "roles",
+    roles_dir: Path | None = None,
 ) -> list[Problem]:
     """What `launcher destroy` needs right: every variable's type (the names it removes come from
     them) and data folders it may delete (`--purge`). Profiles, models and certificates need not be
     valid to remove a deployment."""
     extravars = dict(extravars or {})
+    roles_dir = roles_dir or content().roles
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
     hosts, problems = check_hosts(inventory, extravars, defaults, origins)
@@ -114,12 +115,12 @@ def validate(
     extravars: Mapping[str, Any] | None = None,
     *,
     manifest: Path | None = None,
-    roles_dir: Path = PROJECT_ROOT / "roles",
-    profiles_dir: Path = PROJECT_ROOT / "profiles",
+    roles_dir: Path | None = None,
+    profiles_dir: Path | None = None,
     certificates: bool = False,
     limit: str | None = None,
     tags: str | None = None,
-    playbook: Path = PROJECT_ROOT / "playbooks" / "deploy.yml",
+    playbook: Path | None = None,
     inventory: Inventory | None = None,
 ) -> ValidationReport:
     """Every problem found in the inventories (with extra vars applied) before anything runs.
@@ -129,6 +130,9 @@ def validate(
     `inventory`: the inventories already loaded (by `launcher deploy`, which renews certificates first).
     """
     extravars = dict(extravars or {})
+    roles_dir = roles_dir or content().roles
+    profiles_dir = profiles_dir or content().profiles
+    playbook = playbook or content().playbook("deploy")
     try:
         inventory = inventory if inventory is not None else load_inventory(inventories)
     except LauncherError as exc:

@@ -8,20 +8,18 @@ import importlib.util
 from functools import cache
 from types import ModuleType
 
-from launcher.paths import PROJECT_ROOT
-
-COMMON_ROLE = PROJECT_ROOT / "roles" / "ovms_common"
+from launcher.content import content
 
 
 def filters() -> ModuleType:
-    """roles/ovms_common/filter_plugins/ovms_common.py as a module."""
+    """plugins/filter/ovms_common.py as a module."""
     return role_filters("ovms_common")
 
 
 @cache
 def role_filters(role: str) -> ModuleType:
-    """roles/<role>/filter_plugins/<role>.py as a module."""
-    path = COMMON_ROLE.parent / role / "filter_plugins" / f"{role}.py"
+    """The collection's plugins/filter/<role>.py (the filters of that role) as a module."""
+    path = content().root / "plugins" / "filter" / f"{role}.py"
     spec = importlib.util.spec_from_file_location(f"{role}_filters", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

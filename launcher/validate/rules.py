@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from launcher.paths import PROJECT_ROOT
+from launcher.content import content
 from launcher.validate import common_role
 from launcher.validate.specs import load_yaml
 
@@ -311,7 +311,7 @@ DEMULTIPLY = (at_least(-1), at_most(10000))
 @cache
 def git_patterns() -> dict[str, str]:
     """The git source rules the ovms_client role checks on the host too (roles/ovms_client/vars)."""
-    data = load_yaml(PROJECT_ROOT / "roles" / "ovms_client" / "vars" / "main.yml") or {}
+    data = load_yaml(content().roles / "ovms_client" / "vars" / "main.yml") or {}
     return {key: data[f"ovms_client_git_{key}_pattern"] for key in ("repo", "ref", "commit")}
 
 

@@ -13,10 +13,10 @@ from functools import cache
 
 import yaml
 
+from launcher.content import content
 from launcher.inventory import Inventory
 from launcher.pki.plan import CONTROLLER_CLIENT, controller_name_clash
 from launcher.validate import common_role
-from launcher.validate.common_role import COMMON_ROLE
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
 from launcher.validate.variables import HostVars
@@ -32,7 +32,8 @@ DATA_DIRS = {
 
 @cache
 def _system_dirs() -> tuple[str, ...]:
-    defaults = yaml.safe_load((COMMON_ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    path = content().roles / "ovms_common" / "defaults" / "main.yml"
+    defaults = yaml.safe_load(path.read_text(encoding="utf-8"))
     return tuple(defaults["ovms_common_system_dirs"])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import deploy
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from launcher.paths import PROJECT_ROOT
 from testbed.isolation import write_isolation
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

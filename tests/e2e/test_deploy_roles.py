@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
 from testbed.dockerutil import docker
 from testbed.isolation import write_isolation
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 from launcher.media import RETAIL_EAN13, RETAIL_TEXTS
-from launcher.paths import PROJECT_ROOT
 from testbed.dockerutil import docker
 from testbed.isolation import write_isolation
 from testbed.launcher_cli import Launcher, LauncherRun
+from testbed.paths import PROJECT_ROOT
 from testbed.remote import parse_json_lines
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.models]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

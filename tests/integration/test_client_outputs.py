@@ -31,6 +31,7 @@ import yaml
 from double_harness import IMAGE as DOUBLE_IMAGE
 from double_harness import DoubleFactory, copy_model, local_mode
 
+from launcher.content import content
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
 from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists, readable_tmpdir
@@ -56,11 +57,11 @@ PLAYBOOK = """
   hosts: all
   gather_facts: false
   roles:
-    - role: ovms_client
+    - role: ovms.edge.ovms_client
   tasks:
     - name: Verify as a deploy does
       ansible.builtin.include_role:
-        name: ovms_client
+        name: ovms.edge.ovms_client
         tasks_from: verify.yml
 
     - name: Let the renamed client write its first stats line (the test's own wait)
@@ -71,7 +72,7 @@ PLAYBOOK = """
 
     - name: Read the status as `launcher status` does
       ansible.builtin.include_role:
-        name: ovms_client
+        name: ovms.edge.ovms_client
         tasks_from: status.yml
 
     - name: Keep the status for the test
@@ -181,7 +182,8 @@ def deployment(work: Path, served: tuple[Path, str]) -> Iterator[Deployment]:
         }
         (work / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"co-host": variables}}}))
         (work / "client.yml").write_text(PLAYBOOK)
-        env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_NOCOLOR": "1"}
+        collections = str(content().collections_path)
+        env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1"}
         run = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(work / "hosts.yml"),
              str(work / "client.yml")],

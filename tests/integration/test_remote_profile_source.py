@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from launcher.content import content
 from testbed.dockerutil import docker, engine_available, image_exists, inspect
 from testbed.http import serve_folder
 
@@ -32,7 +33,7 @@ PLAYBOOK = """
   hosts: all
   gather_facts: false
   roles:
-    - role: ovms_client
+    - role: ovms.edge.ovms_client
 """
 
 
@@ -92,7 +93,7 @@ def _run_source(tmp_path: Path, names: dict, source: dict) -> subprocess.Complet
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ps-host": variables}}}))
     playbook = tmp_path / "client.yml"
     playbook.write_text(PLAYBOOK)
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PROFILE.parents[1] / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         capture_output=True, text=True, env=env, timeout=600, check=False,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import ansible_runner
 
-from launcher.paths import PROJECT_ROOT
 from launcher.runner.execute import runner_envvars
 from multihost.conftest import CAMERA_LAYOUT, GROUPS, LAYOUT
 from testbed.archives import IMAGES_BY_ROLE
 from testbed.dockerutil import logs
 from testbed.keys import generate_key_pair
+from testbed.paths import PROJECT_ROOT
 from testbed.remote import HttpServer, tcp_connect
 from testbed.ssh import SshTarget
 

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launcher.paths import PROJECT_ROOT
 from multihost.test_remote_e2e import (  # noqa: F401  (`remote` is a fixture, requested by name)
     CLIENT1,
     CLIENT2,
@@ -42,6 +41,7 @@ from multihost.test_remote_e2e import (  # noqa: F401  (`remote` is a fixture, r
 from testbed import remote as rm
 from testbed.harness import Host
 from testbed.launcher_cli import LauncherRun
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.reliability]
 

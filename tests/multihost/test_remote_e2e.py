@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from launcher.inventory import SERVERS_GROUP
-from launcher.paths import PROJECT_ROOT
 from multihost.conftest import CAMERA_LAYOUT
 from testbed import remote as rm
 from testbed.harness import Harness, Host
 from testbed.launcher_cli import Launcher, LauncherRun
+from testbed.paths import PROJECT_ROOT
 
 PROXY_ROLE = PROJECT_ROOT / "roles" / "ovms_tls_proxy"
 pytestmark = pytest.mark.xfail(

@@ -40,7 +40,6 @@ import pytest
 import yaml
 from double_harness import free_port
 
-from launcher.paths import PROJECT_ROOT
 from launcher.pki.authority import LeafSpec, cert_pem, crl_pem
 from launcher.pki.files import PUBLIC_FILE_MODE, write_atomic
 from launcher.pki.keys import DEFAULT_KEY_TYPE, generate_key, private_key_pem
@@ -48,6 +47,7 @@ from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.names import typed_san
 from launcher.pki.store import load_certificate, load_state
 from testbed.dockerutil import docker, engine_available
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

@@ -17,7 +17,7 @@ from bench.inference_inprocess import main as inprocess_main
 from bench.inference_setup import render_proxy_config
 from launcher.media import ensure_sample_media
 from launcher.models import prepare_models
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 PROFILE = PROJECT_ROOT / "profiles" / "person-detection"
 

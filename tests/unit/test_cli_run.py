@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from launcher.cli import main
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 deploy_module = importlib.import_module("launcher.commands.deploy")  # the package re-exports `deploy`

@@ -19,11 +19,13 @@ import pytest
 import yaml
 from ansible.errors import AnsibleLookupError
 
-from launcher.paths import PROJECT_ROOT
+from launcher.content import content
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.models
 
 ROLE = PROJECT_ROOT / "roles" / "ovms_client"
+ROLE_FQCN = "ovms.edge.ovms_client"
 
 
 def _load(path: Path) -> ModuleType:
@@ -34,8 +36,8 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
-CLIENT = _load(ROLE / "filter_plugins" / "ovms_client.py")
-LOOKUP = _load(ROLE / "lookup_plugins" / "ovms_client_model_files.py")
+CLIENT = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py")
+LOOKUP = _load(PROJECT_ROOT / "plugins" / "lookup" / "ovms_client_model_files.py")
 
 CHARS = "characters.txt"
 NEED = {"profile": "price-label", "stage": "text-recognition", "model": "text-recognition", "file": CHARS}
@@ -94,7 +96,7 @@ def test_the_lookup_refuses_names_that_are_no_plain_names(tmp_path, model, name)
 def test_the_lookup_runs_as_ansible_loads_it(tmp_path):
     from ansible.plugins.loader import lookup_loader
 
-    lookup_loader.add_directory(str(ROLE / "lookup_plugins"))
+    lookup_loader.add_directory(str(PROJECT_ROOT / "plugins" / "lookup"))
     plugin = lookup_loader.get("ovms_client_model_files")
     found = plugin.run([[NEED]], variables={}, cache_dir=str(_cache(tmp_path)))
     assert [entry["version"] for entry in found] == [1, 3]
@@ -196,7 +198,7 @@ def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.Co
     """tasks/model_files.yml then tasks/model_files_prune.yml with this reading of the profiles."""
     playbook = tmp_path / "play.yml"
     tasks = [
-        {"name": f"Run {name}", "ansible.builtin.include_role": {"name": "ovms_client", "tasks_from": name}}
+        {"name": f"Run {name}", "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name}}
         for name in ("model_files.yml", "model_files_prune.yml")
     ]
     play = {
@@ -216,7 +218,7 @@ def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.Co
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
         "ANSIBLE_STDOUT_CALLBACK": "json",
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
@@ -231,7 +233,7 @@ def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.Co
 def _changed(run: subprocess.CompletedProcess) -> dict[str, bool]:
     report = json.loads(run.stdout)
     return {
-        task["task"]["name"].removeprefix("ovms_client : "): any(
+        task["task"]["name"].removeprefix(f"{ROLE_FQCN} : "): any(
             h.get("changed") for h in task["hosts"].values()
         )
         for play in report["plays"]

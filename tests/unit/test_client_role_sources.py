@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
 from launcher.validate import rules
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.sources
 
 _spec = importlib.util.spec_from_file_location(
-    "ovms_client_filters_test", PROJECT_ROOT / "roles" / "ovms_client" / "filter_plugins" / "ovms_client.py"
+    "ovms_client_filters_test", PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py"
 )
 assert _spec is not None and _spec.loader is not None
 CLIENT = importlib.util.module_from_spec(_spec)

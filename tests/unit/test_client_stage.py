@@ -1,4 +1,4 @@
-"""roles/ovms_client/library/ovms_client_stage.py: an untrusted profile archive or checkout is staged as
+"""plugins/modules/ovms_client_stage.py: an untrusted profile archive or checkout is staged as
 regular files and folders only; links, devices and escaping names are refused before anything is
 written, and nothing outside the staging folder is ever touched."""
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 _SPEC = importlib.util.spec_from_file_location(
-    "ovms_client_stage", PROJECT_ROOT / "roles" / "ovms_client" / "library" / "ovms_client_stage.py"
+    "ovms_client_stage", PROJECT_ROOT / "plugins" / "modules" / "ovms_client_stage.py"
 )
 assert _SPEC is not None and _SPEC.loader is not None
 stage_module = importlib.util.module_from_spec(_SPEC)

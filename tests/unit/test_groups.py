@@ -23,11 +23,11 @@ from launcher.inventory import (
     load_groups,
     load_inventory,
 )
-from launcher.paths import PROJECT_ROOT
 from launcher.validate.options import check_run_options
 from testbed import archives
 from testbed.inventory import GROUPS as TESTBED_GROUPS
 from testbed.inventory import build_inventory
+from testbed.paths import PROJECT_ROOT
 
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
 GROUP_NAMES = tuple(yaml.safe_load(GROUPS_FILE.read_text(encoding="utf-8"))["ovms_groups"].values())

@@ -1,5 +1,5 @@
 """The camera group in `launcher validate` and the ovms_camera role's rules, config and status: one
-filter plugin (roles/ovms_camera/filter_plugins/ovms_camera.py) that the role asserts and the launcher
+filter plugin (plugins/filter/ovms_camera.py) that the role asserts and the launcher
 applies."""
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from cryptography import x509
 
 from launcher.errors import LauncherError
 from launcher.inventory import OvmsServer, load_inventory
-from launcher.paths import PROJECT_ROOT
 from launcher.pki import Kind
 from launcher.pki.plan import specs_from_inventory
+from testbed.paths import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "inventories" / "example-remote"
 

@@ -1,4 +1,4 @@
-"""roles/ovms_models/library/ovms_models_swap.py: a served version folder is replaced without a moment
+"""plugins/modules/ovms_models_swap.py: a served version folder is replaced without a moment
 in which it is missing (what OVMS, polling its models folder, would take for a removed version)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 _SPEC = importlib.util.spec_from_file_location(
-    "ovms_models_swap", PROJECT_ROOT / "roles" / "ovms_models" / "library" / "ovms_models_swap.py"
+    "ovms_models_swap", PROJECT_ROOT / "plugins" / "modules" / "ovms_models_swap.py"
 )
 assert _SPEC is not None and _SPEC.loader is not None
 swap_module = importlib.util.module_from_spec(_SPEC)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 # not the project's code: environments, caches, build output, run artifacts
 SKIP_DIRS = {".venv", ".git", ".cache", ".ansible", "build", "dist", "runs", "__pycache__",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
-_PLUGIN = PROJECT_ROOT / "roles" / "ovms_models" / "filter_plugins" / "ovms_models.py"
+_PLUGIN = PROJECT_ROOT / "plugins" / "filter" / "ovms_models.py"
 _spec = importlib.util.spec_from_file_location("ovms_models_filters", _PLUGIN)
 assert _spec and _spec.loader
 filters = importlib.util.module_from_spec(_spec)
@@ -51,7 +51,7 @@ def test_mismatches_report_a_missing_file_and_nothing_for_intact_ones():
 
 
 def test_plugin_file_is_where_the_role_loads_it():
-    assert Path(filters.__file__).parent.name == "filter_plugins"
+    assert Path(filters.__file__).parent.name == "filter"
     assert set(filters.FilterModule().filters()) == {
         "ovms_models_parse_sums",
         "ovms_models_mismatches",

@@ -7,11 +7,11 @@ import importlib.util
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
 from ovms_double.metrics import ModelReporter, Registry, enabled_families
+from testbed.paths import PROJECT_ROOT
 
 _SPEC = importlib.util.spec_from_file_location(
-    "ovms_server_filters", PROJECT_ROOT / "roles" / "ovms_server" / "filter_plugins" / "ovms_server.py"
+    "ovms_server_filters", PROJECT_ROOT / "plugins" / "filter" / "ovms_server.py"
 )
 assert _SPEC is not None and _SPEC.loader is not None
 filters = importlib.util.module_from_spec(_SPEC)

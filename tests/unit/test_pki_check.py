@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from launcher.cli import main
-from launcher.paths import PROJECT_ROOT
 from launcher.pki import GenerateOptions, Kind, PkiLayout, check, generate
 from launcher.pki.plan import client_spec, server_spec
+from testbed.paths import PROJECT_ROOT
 
 SPECS = [server_spec("srv", ["192.0.2.10"], ["DNS:ovms.example.com"]), client_spec("cam-1")]
 

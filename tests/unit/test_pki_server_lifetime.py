@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from cryptography import x509
 
 from launcher.cli import main
-from launcher.paths import PROJECT_ROOT
 from launcher.pki import GenerateOptions, Kind, PkiLayout, check, generate
 from launcher.pki import files as pki_files
 from launcher.pki.deploy_renewal import renew_before_deploy
@@ -19,6 +18,7 @@ from launcher.pki.inspection import leaf_sans
 from launcher.pki.keys import key_matches, load_private_key
 from launcher.pki.plan import client_spec, server_spec
 from launcher.pki.renew import due_server_certificates, renew_server_certificates
+from testbed.paths import PROJECT_ROOT
 
 deploy_module = importlib.import_module("launcher.commands.deploy")
 

@@ -4,7 +4,7 @@ as the client does.
 1. profile.env overrides profile.yaml, so a setting in both files hides every edit of the YAML: no
    shipped profile may set one in both. Variables map to profile keys through the client's own table
    (client/profile.py ENV_OVERRIDES).
-2. The role's filter ovms_client_outputs (roles/ovms_client/filter_plugins/ovms_client.py), which
+2. The role's filter ovms_client_outputs (plugins/filter/ovms_client.py), which
    verify.yml and status.yml use to find a client's results, gives the names the client itself writes
    to (client/profile.py: OutputsSpec, FileName, env overrides). It runs in Ansible without the client
    package, so these tests hold it to the client's code.
@@ -31,7 +31,7 @@ OUTPUT_KEYS = ("detections", "detections_file", "stats_file")
 
 
 def _filters():
-    path = ROOT / "roles" / "ovms_client" / "filter_plugins" / "ovms_client.py"
+    path = ROOT / "plugins" / "filter" / "ovms_client.py"
     spec = importlib.util.spec_from_file_location("ovms_client_filters_t", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launcher.paths import PROJECT_ROOT
+from launcher.content import content
 
 PLAYBOOK = """
 - name: Server side
   hosts: ovms_servers
   gather_facts: false
   roles:
-    - {role: ovms_server, tags: [never]}
-    - {role: ovms_tls_proxy, tags: [never]}
+    - {role: ovms.edge.ovms_server, tags: [never]}
+    - {role: ovms.edge.ovms_tls_proxy, tags: [never]}
   tasks:
     - name: Write what the roles computed
       ansible.builtin.copy:
@@ -35,7 +35,7 @@ PLAYBOOK = """
   hosts: ovms_clients
   gather_facts: false
   roles:
-    - {role: ovms_client, tags: [never]}
+    - {role: ovms.edge.ovms_client, tags: [never]}
   tasks:
     - name: Write what the role computed
       ansible.builtin.copy:
@@ -58,7 +58,7 @@ def _modes(tmp_path: Path, children: dict, common: dict | None = None) -> dict[s
     playbook.write_text(PLAYBOOK)
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path), "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook),
          "-e", f"out={out}"],

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "role_docs.py"
 

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from launcher.paths import PROJECT_ROOT
+from testbed.paths import PROJECT_ROOT
 
 ROLES = PROJECT_ROOT / "roles"
 
@@ -22,11 +22,11 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
-COMMON = _load(ROLES / "ovms_common" / "filter_plugins" / "ovms_common.py")
-ACCESS = _load(ROLES / "ovms_server" / "library" / "ovms_local_access.py")
-MODELS = _load(ROLES / "ovms_models" / "filter_plugins" / "ovms_models.py")
-STATE = _load(ROLES / "ovms_models" / "library" / "ovms_models_state.py")
-PRECHECK = _load(ROLES / "prechecks" / "library" / "ovms_precheck.py")
+COMMON = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_common.py")
+ACCESS = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_local_access.py")
+MODELS = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_models.py")
+STATE = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_models_state.py")
+PRECHECK = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_precheck.py")
 
 
 # --- remote (mTLS) mode: one rule ----------------------------------------------------------------

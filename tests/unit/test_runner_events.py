@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import LauncherError
-from launcher.paths import PROJECT_ROOT
 from launcher.runner import RunRequest, parse_extra_vars, replay, runner_kwargs, stage_of, summarize
 from launcher.runner.rundir import new_run_dir
+from testbed.paths import PROJECT_ROOT
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from launcher.paths import PROJECT_ROOT
 from launcher.runner import RunRequest, RunState, execute, run_playbook, summarize
+from testbed.paths import PROJECT_ROOT
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "playbooks"
 

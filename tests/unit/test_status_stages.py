@@ -13,14 +13,14 @@ import pytest
 from rich.console import Console
 
 from client.stats import Stats
-from launcher.paths import PROJECT_ROOT
 from launcher.runner.render import client_stages_table, render_summary
 from launcher.runner.summary import HostSummary, RunSummary
+from testbed.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.models
 
 _spec = importlib.util.spec_from_file_location(
-    "ovms_client_filters_stages", PROJECT_ROOT / "roles" / "ovms_client" / "filter_plugins" / "ovms_client.py"
+    "ovms_client_filters_stages", PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py"
 )
 assert _spec is not None and _spec.loader is not None
 CLIENT = importlib.util.module_from_spec(_spec)

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from launcher.cli import main
 from launcher.images.specs import OVMS_RELEASE_LABEL
-from launcher.paths import PROJECT_ROOT
 from launcher.validate import validate
 from launcher.validate.api import image_release
 from ovms_double.release import Release
+from testbed.paths import PROJECT_ROOT
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from launcher.cli import main
-from launcher.paths import PROJECT_ROOT
 from launcher.validate import validate
+from testbed.paths import PROJECT_ROOT
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "inventories"
 PROFILES = PROJECT_ROOT / "profiles"

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 
 from launcher.cli import main
 from launcher.inventory import InventoryHost as _Host
-from launcher.paths import PROJECT_ROOT
 from launcher.validate import argspec, rules
 from launcher.validate.origins import VarOrigins
 from launcher.validate.specs import PREFIXES, ROLES, RoleSpecs, entry_point_options, nested, walk
 from launcher.validate.variables import RoleDefaults, check_host, templated
 from launcher.validate.view import View
+from testbed.paths import PROJECT_ROOT
 
 ROLES_DIR = PROJECT_ROOT / "roles"
 SPECS = RoleSpecs.load(ROLES_DIR)
