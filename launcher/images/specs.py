@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher import ovms_release
 from launcher.content import content
 from launcher.errors import LauncherError
-from ovms_double import release as double_release
 
 IMAGES_DIR = content().images
 OFFLINE_BASE = "ovms-launcher/base:bookworm"
@@ -63,8 +63,13 @@ IMAGES: dict[str, ImageSpec] = {
             name="ovms-double",
             tag="ovms-launcher/ovms-double:dev",
             public_base="python:3.11-slim-bookworm",
-            sources={"ovms_double": "ovms_double"},
-            labels={OVMS_RELEASE_LABEL: double_release.DEFAULT},
+            # the double imports the product's knowledge of OVMS releases (launcher/ovms_release.py)
+            sources={
+                "ovms_double": "ovms_double",
+                "launcher/__init__.py": "launcher/__init__.py",
+                "launcher/ovms_release.py": "launcher/ovms_release.py",
+            },
+            labels={OVMS_RELEASE_LABEL: ovms_release.CURRENT},
         ),
         ImageSpec(
             name="client",

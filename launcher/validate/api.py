@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from launcher.ovms_release import Release, ReleaseError
 from launcher.validate.crosschecks import ProfileInfo
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
 from launcher.validate.variables import HostVars
-from ovms_double.release import Release, ReleaseError
 
 _TAG = re.compile(r"^(\d{4}\.\d+(?:\.\d+)?)(?:-[A-Za-z0-9._-]+)?$")
 

@@ -7,6 +7,7 @@ import struct
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.ovms_release import Release, ReleaseError
 from ovms_double.binary import split_raw
 from ovms_double.cli import build_parser
 from ovms_double.metrics import (
@@ -17,7 +18,6 @@ from ovms_double.metrics import (
     Registry,
     enabled_families,
 )
-from ovms_double.release import Release, ReleaseError
 from ovms_double.status import Code, ServingError
 
 
@@ -27,7 +27,7 @@ def test_release_decides_the_apis_and_flags():
     assert old.serves_tfs and old.has_stateful_flags and not old.has_input_count_flag
     assert not current.serves_tfs and not current.has_stateful_flags and current.has_input_count_flag
     assert Release.parse("2026.3").serves_tfs is False
-    with pytest.raises(ReleaseError, match="OVMS_DOUBLE_RELEASE='latest'"):
+    with pytest.raises(ReleaseError, match=r"release=.latest."):
         Release.parse("latest")
 
 
