@@ -6,7 +6,8 @@ in playbooks/vars/groups.yml, which the playbooks read too (`load_groups`). Host
 reads:
 
 - `ansible_host`: the address Ansible connects to (default: the inventory name);
-- `ovms_advertise_address`: the address clients dial on a server (default: `ansible_host`);
+- `ovms_advertise_address`: the address clients dial on a server (default: `ansible_host`; the roles'
+  rule `advertised_address` of plugins/filter/ovms_common.py);
 - `ovms_tls_extra_sans`: extra subjectAltNames for a server certificate, e.g. `["DNS:x", "IP:y"]`.
 """
 
@@ -313,11 +314,16 @@ def _make_host(
         address = str(_templated(templar, all_vars["ansible_host"], name, "ansible_host", label))
     if SERVERS_GROUP not in groups:
         return InventoryHost(name=name, groups=groups, vars=host_vars, ansible_host=address)
-    advertise = address
+    from launcher.validate import common_role  # the validate package imports this module
+
+    resolved = {"ansible_host": address}
     if host_vars.get("ovms_advertise_address") not in (None, ""):
-        advertise = str(
-            _templated(templar, all_vars["ovms_advertise_address"], name, "ovms_advertise_address", label)
+        resolved["ovms_advertise_address"] = _templated(
+            templar, all_vars["ovms_advertise_address"], name, "ovms_advertise_address", label
         )
+    # the roles' rule (filter ovms_advertised_address): ovms_advertise_address, else ansible_host,
+    # else the inventory name
+    advertise, _ = common_role.filters().advertised_address(name, resolved)
     extra: Any = []
     if "ovms_tls_extra_sans" in host_vars:
         extra = _templated(templar, all_vars["ovms_tls_extra_sans"], name, "ovms_tls_extra_sans", label)

@@ -18,7 +18,7 @@ from launcher.pki.crl import DEFAULT_CRL_DAYS
 from launcher.pki.durations import format_duration, parse_duration
 from launcher.pki.generate import GenerateOptions, LeafAction, generate
 from launcher.pki.keys import KeyType
-from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir
+from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir, kind_folder
 from launcher.pki.lifetimes import (
     DEFAULT_CA_DAYS,
     DEFAULT_CLIENT_DAYS,
@@ -152,9 +152,8 @@ def _print_actions(console: Console, leaves: list[LeafAction]) -> None:
     style = {"created": "green", "reissued": "yellow", "unchanged": "dim"}
     for leaf in leaves:
         why = f" ({'; '.join(leaf.reasons)})" if leaf.reasons and leaf.action != "created" else ""
-        console.print(
-            f"  [{style[leaf.action]}]{leaf.action:9}[/] {leaf.kind.value}s/{leaf.name}{why}", highlight=False
-        )
+        where = f"{kind_folder(leaf.kind)}/{leaf.name}"
+        console.print(f"  [{style[leaf.action]}]{leaf.action:9}[/] {where}{why}", highlight=False)
 
 
 @click.group("certs")
@@ -230,7 +229,7 @@ def generate_command(
     if inventories:
         for kind, name in result.not_wanted:
             console.print(
-                f"  [cyan]kept     [/] {kind.value}s/{name} (not in the inventory)", highlight=False
+                f"  [cyan]kept     [/] {kind_folder(kind)}/{name} (not in the inventory)", highlight=False
             )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -340,7 +339,7 @@ def revoke_command(directory: Path, name: str, kind: str | None, reason: str, cr
         PkiLayout(directory), name, kind=Kind(kind) if kind else None, reason=reason, crl_days=crl_days
     )
     console.print(
-        f"[yellow]revoked[/] {result.kind.value}s/{result.name} (serial {result.serial:x}); "
+        f"[yellow]revoked[/] {kind_folder(result.kind)}/{result.name} (serial {result.serial:x}); "
         f"certificate kept in {result.archived_to}",
         highlight=False,
     )

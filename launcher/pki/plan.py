@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from launcher.errors import LauncherError
 from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory, group_list
 from launcher.pki.authority import LeafSpec
-from launcher.pki.layout import Kind
+from launcher.pki.layout import Kind, controller_client, kind_folder
 from launcher.pki.names import SanName, parse_san, typed_san, unique_sans, validate_host_name
 
 
@@ -54,29 +54,26 @@ def client_spec(name: str, *, file: str | None = None) -> LeafSpec:
     return LeafSpec(Kind.CLIENT, name, (_typed(name, file=file, key=name),))
 
 
-# Client certificate of the controller itself: `launcher status` reads remote servers' model states
-# through their mTLS proxy with it (launcher/probe.py). It never leaves the controller.
-CONTROLLER_CLIENT = "launcher"
-
-
 def controller_name_clash(inventory: Inventory) -> LauncherError | None:
     """The error of an inventory with a host named like the controller's own client certificate
-    (such a host would receive its key), or None."""
-    if CONTROLLER_CLIENT not in inventory.hosts:
+    (`controller_client()`, the roles' name: `launcher status` reads remote servers' model states
+    through their mTLS proxy with it, module ovms_probe; such a host would receive its key), or None."""
+    controller = controller_client()
+    if controller not in inventory.hosts:
         return None
     return LauncherError(
-        f'a host is named "{CONTROLLER_CLIENT}": it would receive the controller\'s own client '
-        f"certificate and key (clients/{CONTROLLER_CLIENT}/ of the certificates folder, which "
+        f'a host is named "{controller}": it would receive the controller\'s own client '
+        f"certificate and key ({kind_folder(Kind.CLIENT)}/{controller}/ of the certificates folder, which "
         "`launcher status` uses)",
         file=inventory.source_label,
-        key=CONTROLLER_CLIENT,
+        key=controller,
         fix="rename the host in the inventory (keep its address in ansible_host)",
     )
 
 
 def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
     """A server certificate per server, a client certificate per client, and the controller's own
-    client certificate (`launcher`) whenever there is a server to query."""
+    client certificate (`controller_client()`) whenever there is a server to query."""
     label = inventory.source_label
     if not inventory.servers and not inventory.clients:
         raise LauncherError(
@@ -94,7 +91,7 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
     ]
     specs += [client_spec(c.name, file=label) for c in inventory.clients]
     if inventory.servers:
-        specs.append(client_spec(CONTROLLER_CLIENT, file=label))
+        specs.append(client_spec(controller_client(), file=label))
     return specs
 
 

@@ -16,7 +16,7 @@ from cryptography import x509
 from launcher.errors import LauncherError
 from launcher.pki.crl import DEFAULT_CRL_DAYS, crl_path_for, refresh_crl, write_trust_files
 from launcher.pki.files import ensure_dir, exclusive
-from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.layout import Kind, PkiLayout, kind_folder
 from launcher.pki.lifetimes import DEFAULT_RENEW_WITHIN
 from launcher.pki.names import validate_host_name
 from launcher.pki.store import load_certificate, load_state
@@ -111,7 +111,7 @@ def revoke(
     crl_path = crl_path_for(layout, state, issuer)
     refresh_crl(crl_path, issuer, now=now, days=crl_days, renew_within=renew_within, add=entry.build())
 
-    archive = layout.revoked_dir / f"{kind.value}s" / f"{name}-{cert.serial_number:x}"
+    archive = layout.revoked_dir / kind_folder(kind) / f"{name}-{cert.serial_number:x}"
     ensure_dir(archive)
     cert_path.replace(archive / cert_path.name)
     layout.leaf_key(kind, name).unlink(missing_ok=True)

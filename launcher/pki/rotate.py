@@ -21,7 +21,7 @@ from launcher.pki.crl import refresh_crl, write_trust_files
 from launcher.pki.files import PUBLIC_FILE_MODE, ensure_dir, exclusive, write_atomic
 from launcher.pki.generate import GenerateOptions, LeafAction, reissue_leaf, save_authority
 from launcher.pki.keys import KeyType, key_type_of
-from launcher.pki.layout import Kind, PkiLayout
+from launcher.pki.layout import Kind, PkiLayout, kind_folder
 from launcher.pki.store import load_certificate, load_state
 
 
@@ -112,7 +112,7 @@ def finish(layout: PkiLayout, *, force: bool = False) -> RotateResult:
         raise LauncherError("no rotation is in progress", file=layout.previous_dir, fix="nothing to finish")
     remaining = leaves_of_previous(layout)
     if remaining and not force:
-        names = ", ".join(f"{k.value}s/{n}" for k, n in remaining)
+        names = ", ".join(f"{kind_folder(k)}/{n}" for k, n in remaining)
         raise LauncherError(
             f"certificates still issued by the previous CA would stop working: {names}",
             file=layout.root,

@@ -1,6 +1,8 @@
 """The rules of the roles, imported from the roles themselves so the launcher applies the very code the
-roles run: a role's filter plugin (ovms_common's data-folder rule `ovms_unsafe_dir` and remote-mode
-rule `tls_plan`, ovms_client's camera-credentials rule) loaded once per process."""
+roles run: a role's filter plugin (ovms_common's data-folder rule `ovms_unsafe_dir`, remote-mode rule
+`tls_plan`, advertised-address rule `advertised_address`, a client's default server `default_server`
+and the files a host receives `pki_host_files`; ovms_client's camera-credentials rule) loaded once
+per process."""
 
 from __future__ import annotations
 

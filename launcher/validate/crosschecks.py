@@ -64,7 +64,8 @@ def machine_of(vars_: HostVars) -> str:
 def resolve_servers(
     inventory: Inventory, hosts: Mapping[str, HostVars], origins: VarOrigins
 ) -> tuple[dict[str, str], list[Problem]]:
-    """client host -> server host (`ovms_client_server`, default the first server)."""
+    """client host -> server host (`ovms_client_server`, default the roles' `default_server`: the first
+    server)."""
     problems: list[Problem] = []
     names = [s.name for s in inventory.servers]
     assigned: dict[str, str] = {}
@@ -76,7 +77,7 @@ def resolve_servers(
         wanted = cvars.server if cvars is not None else None
         if wanted is None:
             if names:
-                assigned[client.name] = names[0]
+                assigned[client.name] = common_role.filters().default_server(names, client.name)
             continue
         if wanted in names:
             assigned[client.name] = wanted

@@ -15,7 +15,8 @@ import yaml
 
 from launcher.content import content
 from launcher.inventory import Inventory
-from launcher.pki.plan import CONTROLLER_CLIENT, controller_name_clash
+from launcher.pki.layout import controller_client
+from launcher.pki.plan import controller_name_clash
 from launcher.validate import common_role
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
@@ -68,4 +69,4 @@ def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[
 def check_host_names(inventory: Inventory) -> list[Problem]:
     """A host named like the controller's client certificate would receive its key."""
     clash = controller_name_clash(inventory)
-    return [] if clash is None else [from_error(clash, hosts=(CONTROLLER_CLIENT,))]
+    return [] if clash is None else [from_error(clash, hosts=(controller_client(),))]

@@ -1,6 +1,6 @@
 """Remote (mTLS) mode before the run: who uses TLS, the certificates they would get, the proxies' ports.
 
-Which hosts use TLS is the roles' own rule (`tls_plan` in roles/ovms_common/filter_plugins), run here
+Which hosts use TLS is the roles' own rule (`tls_plan` in plugins/filter/ovms_common.py), run here
 on the inventory's checked values: a server runs the proxy
 (`ovms_tls_proxy_enabled`, roles/ovms_tls_proxy) when `ovms_tls_enabled` is set on it, or when a
 client of it is another inventory host or sets `ovms_tls_enabled`; a client dials over mTLS
@@ -217,12 +217,9 @@ def _load_trust(
 
 def _dialled_by(server: OvmsServer) -> tuple[str, str]:
     """The address the server's clients dial (ovms_client_server_address of roles/ovms_client), and
-    the variable that sets it."""
-    if server.vars.get("ovms_advertise_address") not in (None, ""):
-        return server.advertise_address, "ovms_advertise_address"
-    if server.vars.get("ansible_host") not in (None, ""):
-        return server.advertise_address, "ansible_host"
-    return server.advertise_address, "inventory host name"
+    the variable that sets it: the roles' rule (`advertised_address` of their filter plugin)."""
+    _, variable = common_role.filters().advertised_address(server.name, server.vars)
+    return server.advertise_address, variable
 
 
 def _check_leaf(

@@ -1,5 +1,6 @@
 """Rules every role applies, written once: the launcher imports this file too (launcher/validate/
-safety.py, launcher/validate/tls.py)."""
+safety.py, launcher/validate/tls.py, launcher/validate/crosschecks.py, launcher/inventory.py,
+launcher/pki/layout.py; through launcher/validate/common_role.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,57 @@ def ovms_unsafe_dirs(folders: Sequence[Mapping[str, str]], system_dirs: Sequence
         for folder in folders
         if (why := ovms_unsafe_dir(folder.get("path"), system_dirs))
     ]
+
+
+def advertised_address(name: str, host_vars: Mapping[str, Any]) -> tuple[str, str]:
+    """The address a server's clients and the controller dial, and the variable it comes from:
+    `ovms_advertise_address`, else `ansible_host`, else the inventory name (an empty value is unset).
+    The roles use it as the filter `ovms_advertised_address`; the launcher puts it into the server's
+    certificate and checks it there."""
+    for variable in ("ovms_advertise_address", "ansible_host"):
+        value = host_vars.get(variable)
+        if value is not None and str(value) != "":
+            return str(value), variable
+    return str(name), "inventory host name"
+
+
+def ovms_advertised_address(host: str, hostvars: Mapping[str, Any]) -> str:
+    """advertised_address() of an inventory host: `server | ovms_advertised_address(hostvars)`."""
+    name = str(host)
+    # not hostvars.get(): Ansible's hostvars give an undefined value for a host it does not know
+    return advertised_address(name, hostvars[name] if name in hostvars else {})[0]  # noqa: SIM401
+
+
+def default_server(servers: Sequence[str], client: str) -> str:
+    """The server a client uses when it sets no ovms_client_server: the first host of ovms_servers,
+    else (no server in the inventory, e.g. a role run on its own) the client itself."""
+    return str(servers[0]) if len(servers) > 0 else str(client)
+
+
+def ovms_default_server(groups: Mapping[str, Sequence[str]], host: str) -> str:
+    """default_server() of the play's inventory: `groups | ovms_default_server(inventory_hostname)`."""
+    return default_server(list(groups.get("ovms_servers", [])), host)
+
+
+def pki_host_files(layout: Mapping[str, Any], root: str, kind: str, host: str) -> dict[str, str]:
+    """The controller files a host of `kind` (server or client) receives, by the name they get on the
+    host: its certificate and key, the CA bundle, and for a server the CRL; never a CA key. `layout`
+    is ovms_common_pki_layout (roles/ovms_common/defaults), `root` the certificates folder."""
+    leaf = layout["leaves"][kind]
+    folder = posixpath.join(str(root), leaf["dir"], str(host))
+    files = {
+        leaf["cert"]: posixpath.join(folder, leaf["cert"]),
+        leaf["key"]: posixpath.join(folder, leaf["key"]),
+        layout["bundle"]: posixpath.join(str(root), layout["bundle"]),
+    }
+    if kind == "server":
+        files[layout["crl"]] = posixpath.join(str(root), layout["crl"])
+    return files
+
+
+def ovms_pki_host_files(layout: Mapping[str, Any], root: str, kind: str, host: str) -> dict[str, str]:
+    """pki_host_files() as a filter: `ovms_common_pki_layout | ovms_pki_host_files(dir, 'server', host)`."""
+    return pki_host_files(layout, root, kind, host)
 
 
 def tls_plan(
@@ -83,7 +135,7 @@ def ovms_tls_plan(
 ) -> dict[str, Any]:
     """tls_plan() of the play's inventory: `groups | ovms_tls_plan(hostvars, inventory_hostname)`.
     Reads what the inventory and extra vars set (ovms_client_server, ovms_tls_enabled,
-    ovms_tls_proxy_enabled); a client without ovms_client_server uses the first server, as
+    ovms_tls_proxy_enabled); a client without ovms_client_server uses default_server(), as
     roles/ovms_client does. `host`, when it is in neither group (a role run on its own, e.g. by
     Molecule), is its own server and client."""
     servers = list(groups.get("ovms_servers", []))
@@ -94,7 +146,7 @@ def ovms_tls_plan(
     clients: dict[str, str] = {}
     for client in client_hosts:
         chosen = hostvars[client].get("ovms_client_server")
-        clients[client] = str(chosen) if chosen else (servers[0] if servers else client)
+        clients[client] = str(chosen) if chosen else default_server(servers, client)
     hosts = dict.fromkeys([*servers, *clients])
     enabled = {h: _flag(hostvars[h].get("ovms_tls_enabled", False)) for h in hosts}
     forced: dict[str, bool | None] = {}
@@ -110,4 +162,7 @@ class FilterModule:
             "ovms_unsafe_dir": ovms_unsafe_dir,
             "ovms_unsafe_dirs": ovms_unsafe_dirs,
             "ovms_tls_plan": ovms_tls_plan,
+            "ovms_advertised_address": ovms_advertised_address,
+            "ovms_default_server": ovms_default_server,
+            "ovms_pki_host_files": ovms_pki_host_files,
         }

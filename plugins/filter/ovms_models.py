@@ -10,7 +10,7 @@ def ovms_models_parse_sums(text: str) -> dict[str, str]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        digest, _, name = line.partition(" ")
+        digest, _sep, name = line.partition(" ")
         name = name.strip().lstrip("*")
         if len(digest) != 64 or not name or "/" in name or name in (".", ".."):
             raise ValueError(f"not a sha256sum line: {line!r}")

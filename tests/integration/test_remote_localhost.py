@@ -25,6 +25,7 @@ import yaml
 from double_harness import free_port
 
 from bench.taskprofile import latest_run, run_events
+from launcher.content import content
 from testbed.dockerutil import docker, engine_available, image_exists, inspect
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -185,28 +186,28 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _status_via_tls(site: Site, cert_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "launcher.probe",
-            "--address",
-            f"127.0.0.1:{site.port}",
-            "--ca",
-            str(site.certs / "ca-bundle.pem"),
-            "--cert",
-            str(cert_dir / "client.pem"),
-            "--key",
-            str(cert_dir / "client.key"),
-            "--model",
-            "person-detection",
-        ],
+def _status_via_tls(site: Site, cert_dir: Path) -> dict:
+    """The collection's module ovms_probe run by ansible-core on the controller (as the status play
+    runs it) with the client certificate of `cert_dir`: its result."""
+    args = {
+        "address": f"127.0.0.1:{site.port}",
+        "ca_path": str(site.certs / "ca-bundle.pem"),
+        "client_cert": str(cert_dir / "client.pem"),
+        "client_key": str(cert_dir / "client.key"),
+        "models": ["person-detection"],
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-o", "-m", "ovms.edge.ovms_probe",
+         "-a", json.dumps(args)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
-    )
+        env={**site.env(), "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
+             "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"},
+    )  # fmt: skip
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.split("=>", 1)[1])
 
 
 def _results(events: list[dict], play: str, task: str) -> dict[str, str]:
@@ -275,6 +276,8 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
     server_row = next(h for h in status["hosts"] if h["host"] == "rt-server")
     assert server_row["models"] == {"person-detection": {"1": "AVAILABLE"}}
     assert "(mTLS)" in server_row["endpoint"]
+    # the module ovms_probe read /metrics through the proxy (twice, ovms_server_status_interval apart)
+    assert "person-detection" in server_row["metrics"], server_row
 
     # idempotent
     code, again = site.run("deploy", "-e", "ovms_server_image=ovms-launcher/ovms-double:dev")
@@ -309,9 +312,12 @@ def test_remote_deploy_over_mtls_on_localhost(site: Site) -> None:
     assert rows["rt-server"]["status"] == "ok" and rows["cam-a"]["status"] == "ok"
     assert inspect(site.proxy)["State"]["StartedAt"] == proxy_started  # reloaded, not restarted
 
+    # the module succeeds either way: a refused certificate is an error of the status, not of the task
     refused = _status_via_tls(site, kept)
-    assert refused.returncode == 1 and "400" in refused.stdout, refused.stdout
-    assert _status_via_tls(site, site.certs / "clients" / "cam-a").returncode == 0
+    assert "400" in refused["errors"].get("person-detection", ""), refused
+    assert refused["models"] == {} and refused["metrics_error"]
+    accepted = _status_via_tls(site, site.certs / "clients" / "cam-a")
+    assert accepted["errors"] == {} and accepted["models"] == {"person-detection": {"1": "AVAILABLE"}}
 
     # the revoked client (still running with its old certificate) now only sees errors
     _wait(

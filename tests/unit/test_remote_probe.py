@@ -1,35 +1,11 @@
-"""launcher.probe: model states through the mTLS proxy for `launcher status`, and the runner's
-remote-mode settings (forks per host, the PKI directory passed to the roles)."""
+"""The runner's remote-mode settings (forks per host, the PKI directory passed to the roles). The
+probe itself is the collection's module ovms_probe: tests/unit/test_probe_module.py."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from launcher import probe
 from launcher.runner.execute import RunRequest, runner_envvars, runner_kwargs
-
-
-def test_model_states_per_model_and_errors_by_name():
-    def call(name: str) -> dict:
-        if name == "missing":
-            raise ConnectionError("Received http2 header with status: 400")
-        return {1: {"state": "AVAILABLE", "error_code": 0}, 2: {"state": "LOADING"}}
-
-    result = probe.model_states(["person-detection", "missing"], call)
-    assert result["models"] == {"person-detection": {"1": "AVAILABLE", "2": "LOADING"}}
-    assert result["errors"] == {"missing": "ConnectionError: Received http2 header with status: 400"}
-
-
-def test_missing_certificate_files_are_reported_with_the_fix(tmp_path, capsys):
-    code = probe.main(
-        ["--address", "127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "--cert", str(tmp_path / "c.pem"),
-         "--key", str(tmp_path / "c.key"), "--model", "m"]
-    )  # fmt: skip
-    out = json.loads(capsys.readouterr().out)
-    assert code == 1
-    assert out["models"] == {}
-    assert "launcher certs generate" in out["errors"]["*"] and "ca.pem" in out["errors"]["*"]
 
 
 def test_the_runner_gets_one_fork_per_host_and_the_certs_dir(tmp_path, monkeypatch):
@@ -40,8 +16,12 @@ def test_the_runner_gets_one_fork_per_host_and_the_certs_dir(tmp_path, monkeypat
     assert kwargs["envvars"]["OVMS_LAUNCHER_CERTS_DIR"] == str((tmp_path / "pki").resolve())
 
 
-def test_without_a_certs_dir_the_roles_use_their_default(tmp_path, monkeypatch):
+def test_without_a_certs_dir_the_roles_get_the_launchers_default(tmp_path, monkeypatch):
+    from testbed.paths import PROJECT_ROOT
+
     monkeypatch.delenv("OVMS_LAUNCHER_CERTS_DIR", raising=False)
-    assert "OVMS_LAUNCHER_CERTS_DIR" not in runner_envvars(tmp_path / "ansible.cfg")
+    # a checkout's certs/ (an installed launcher: the user's data folder, tests/unit/test_paths.py)
+    envvars = runner_envvars(tmp_path / "ansible.cfg")
+    assert envvars["OVMS_LAUNCHER_CERTS_DIR"] == str((PROJECT_ROOT / "certs").resolve())
     request = RunRequest(action="status", playbook=Path("status.yml"), inventories=(tmp_path,))
     assert "forks" not in runner_kwargs(request, tmp_path / "run")
