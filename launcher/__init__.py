@@ -2,7 +2,8 @@
 
 import os
 
-__version__ = "0.1.0"
+# the package's version (pyproject.toml reads it) and the collection's (galaxy.yml says the same)
+__version__ = "1.0.0"
 
 # gRPC's fork support (on by default) restarts its epoll poller in every forked child; since grpcio
 # 1.81 that child aborts ("epoll_wait error: Bad file descriptor", SIGABRT) when it closes its file

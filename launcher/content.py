@@ -4,7 +4,8 @@ The collection (galaxy.yml: roles/, playbooks/, plugins/, the profiles, the mode
 inventories, ansible.cfg) is found in one of two places:
 
 - installed from the wheel: package data, `launcher/data/ansible_collections/NAMESPACE/NAME/`, a
-  collections path of its own (with the image build files beside, under `images/`);
+  collections path of its own, with the image build files beside it in `launcher/data/images/`
+  (setup.py puts both there when it builds the wheel);
 - a source checkout (an editable install, the tests): the checkout's root is the collection, and
   `.ansible/collections/ansible_collections/NAMESPACE/NAME` links to it (the place ansible-lint uses
   too), made here when missing.
@@ -56,7 +57,9 @@ class Content:
 
     @property
     def images(self) -> Path:
-        return self.root / "images"
+        """The image build files: `images/` of the checkout, or `launcher/data/images/` beside the
+        packaged collection (they are not part of the collection: galaxy.yml's build_ignore)."""
+        return (self.checkout or self.collections_path) / "images"
 
     @property
     def ansible_cfg(self) -> Path:

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from launcher.console import make_console
-from launcher.images import archive, build_images, docker_cli, select_images
+from launcher.images import IMAGES, archive, build_images, docker_cli, select_images
 from launcher.images.build import FINGERPRINT_LABEL
 
 console = make_console(stderr=True, highlight=False)
@@ -35,6 +35,9 @@ def images() -> None:
 def build_cmd(names: tuple[str, ...], offline: bool | None, force: bool) -> None:
     """Build NAMES (default: all images); unchanged images are skipped in seconds."""
     specs = select_images(names)
+    for spec in IMAGES.values():
+        if not names and not spec.available:
+            _say(f"{spec.tag}: skipped, it builds only from a source checkout ({spec.checkout_only})")
     with console.status("building images…") as status:
         results = build_images(
             specs, offline=offline, force=force, say=_say, progress=lambda m: status.update(m)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -41,6 +42,8 @@ def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
                 fix="restore it from git",
             )
         shutil.copytree(source, ctx / dest, ignore=_IGNORE)
+    for dest, module in spec.packages.items():
+        _copy(package_source(spec, module, file=dest.endswith(".py")), ctx / dest)
     for dest, make in spec.generated.items():
         shutil.copy(make(), ctx / dest)
     wheels = ctx / "wheels"
@@ -52,6 +55,30 @@ def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
             except OSError:
                 shutil.copy2(wheel, wheels / wheel.name)
     return ctx
+
+
+def package_source(spec: ImageSpec, module: str, *, file: bool = False) -> Path:
+    """Where this interpreter imports `module` from: a package's folder (its __init__.py with `file`),
+    or a module's file; the installed package, or the checkout in an editable install."""
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or found.origin is None:
+        raise LauncherError(
+            f"image {spec.name} needs the Python package {module}, which this interpreter cannot import",
+            fix="reinstall the ovms-launcher package",
+        )
+    origin = Path(found.origin)
+    return origin.parent if found.submodule_search_locations and not file else origin
+
+
+def _copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, dest, ignore=_IGNORE)
+    else:
+        shutil.copy2(source, dest)
 
 
 def fingerprint(ctx: Path, base_image_id: str, build_args: dict[str, str]) -> str:

@@ -1,18 +1,15 @@
-"""Where runs keep their ansible-runner private data dir and artifacts: `runs/<UTC time>-<action>/`."""
+"""Where runs keep their ansible-runner private data dir and artifacts: `<runs root>/<UTC time>-<action>/`
+(the runs root: launcher.paths.runs_root, `runs/` of a checkout or the user's state folder)."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from launcher.content import content
+# the rule (environment, checkout, the user's state folder) lives in launcher.paths
+from launcher.paths import runs_root
 
-
-def runs_root() -> Path:
-    """`$OVMS_LAUNCHER_RUNS`, else `<repo>/runs/` (git-ignored)."""
-    env = os.environ.get("OVMS_LAUNCHER_RUNS")
-    return Path(env).expanduser().resolve() if env else content().root / "runs"
+__all__ = ["new_run_dir", "runs_root"]
 
 
 def new_run_dir(action: str, root: Path | None = None, now: datetime | None = None) -> Path:
