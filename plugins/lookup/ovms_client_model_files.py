@@ -3,14 +3,6 @@ cache of prepared models."""
 
 from __future__ import annotations
 
-import re
-import stat
-from pathlib import Path
-from typing import Any
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: ovms_client_model_files
 short_description: Files prepared beside the models (a recogniser's characters) that client profiles read
@@ -31,6 +23,31 @@ options:
     type: path
     required: true
 """
+
+EXAMPLES = r"""
+- name: The files prepared beside the models that the client profiles read
+  ansible.builtin.set_fact:
+    model_files: >-
+      {{ query('ovms.edge.ovms_client_model_files',
+               ovms_client_prepared | ovms.edge.ovms_client_model_needs(ovms_client_profiles),
+               cache_dir=lookup('ansible.builtin.env', 'OVMS_LAUNCHER_CACHE') ~ '/models') }}
+"""
+
+RETURN = r"""
+_raw:
+  description: One {model, version, file, src} per file found, or a need with C(version) null and the
+    prepared C(versions) of its model when no version holds the file.
+  type: list
+  elements: dict
+"""
+
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
 
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 # what ovms_client_model_needs lets through; checked again here, as these become controller paths

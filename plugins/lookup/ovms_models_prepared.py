@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any
-
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: ovms_models_prepared
 short_description: Model versions prepared on the controller by `launcher models prepare`
@@ -25,6 +19,27 @@ options:
     type: path
     required: true
 """
+
+EXAMPLES = r"""
+- name: The versions prepared on the controller for the server's models
+  ansible.builtin.set_fact:
+    prepared: >-
+      {{ query('ovms.edge.ovms_models_prepared', ovms_server_models,
+               cache_dir=lookup('ansible.builtin.env', 'OVMS_LAUNCHER_CACHE') ~ '/models') }}
+"""
+
+RETURN = r"""
+_raw:
+  description: One entry per model entry of the terms, with the versions found (see the description).
+  type: list
+  elements: dict
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ansible.plugins.lookup import LookupBase
 
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 

@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-import shutil
-import stat
-import tarfile
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: ovms_client_stage
 short_description: Stage an untrusted profile archive or checkout as regular files and folders only
@@ -62,7 +49,23 @@ options:
     description: Most bytes all its files may hold together.
     type: int
     default: 67108864
-author: ovms-launcher
+author: ovms-launcher developers (@ovms-launcher)
+"""
+
+EXAMPLES = r"""
+- name: Stage a downloaded profile archive as plain files
+  ovms.edge.ovms_client_stage:
+    src: /var/lib/ovms-launcher/client/work/profile.archive
+    dest: /var/lib/ovms-launcher/client/work/staging
+    group: 10001
+    file_mode: "0640"
+    dir_mode: "0750"
+
+- name: Stage a git checkout without its .git folder
+  ovms.edge.ovms_client_stage:
+    src: /var/lib/ovms-launcher/client/work/git
+    dest: /var/lib/ovms-launcher/client/work/staging
+    exclude: [.git]
 """
 
 RETURN = r"""
@@ -72,6 +75,19 @@ files:
   elements: str
   returned: success
 """
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
 
 
 class Refused(Exception):
@@ -254,14 +270,14 @@ def _stage(
     def write(members: Iterable[tuple[Member, Any]], chunks: Chunks) -> list[str]:
         """Check every member first, then write them in order; `chunks` yields one file's bytes."""
         kept = [(m, info) for m, info in members if m.name.split("/")[0] not in exclude]
-        check([m for m, _ in kept], max_files, max_bytes)
+        check([m for m, _info in kept], max_files, max_bytes)
         writer = Writer(dest, group, file_mode, dir_mode)
         for member, info in kept:
             if member.is_dir:
                 writer.folder(member.name)
             else:
                 writer.file(member.name, chunks(member, info))
-        return [m.name for m, _ in kept if not m.is_dir]
+        return [m.name for m, _info in kept if not m.is_dir]
 
     if Path(src).is_dir() and not Path(src).is_symlink():
         return write(tree_members(src, exclude), _tree_chunks)
@@ -281,7 +297,8 @@ def _stage(
 
         def tar_chunks(member: Member, info: tarfile.TarInfo) -> Iterator[bytes]:
             handle = tarred.extractfile(info)
-            assert handle is not None  # a regular member always has data
+            if handle is None:  # a regular member always has data
+                raise Refused(f"{member.name}: no data in the archive")
             yield from _limited(_read(handle), member)
 
         return write(tar_members(tarred), tar_chunks)

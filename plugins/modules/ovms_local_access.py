@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: ovms_local_access
 short_description: One iptables OUTPUT rule per network of ours, rejecting users other than root
@@ -22,7 +18,20 @@ options:
     description: Network name -> the bridge to protect, or '' to remove that network's rules.
     type: dict
     required: true
-author: ovms-launcher
+author: ovms-launcher developers (@ovms-launcher)
+"""
+
+EXAMPLES = r"""
+- name: Keep users other than root off the server's networks
+  ovms.edge.ovms_local_access:
+    bridges:
+      ovms-internal: br-0123456789ab
+      ovms-public: br-ba9876543210
+
+- name: Remove the rules of a network that is going away
+  ovms.edge.ovms_local_access:
+    bridges:
+      ovms-internal: ""
 """
 
 RETURN = r"""
@@ -35,6 +44,10 @@ removed:
   type: list
   returned: always
 """
+
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
 
 COMMENT = "ovms-launcher local-access {network}"
 _PREFIX = "ovms-launcher local-access "

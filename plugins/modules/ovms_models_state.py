@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: ovms_models_state
 short_description: Read the version folders of a models folder and their checksums.sha256
@@ -19,7 +14,18 @@ options:
     description: The models folder OVMS reads (it may not exist yet).
     type: path
     required: true
-author: ovms-launcher
+author: ovms-launcher developers (@ovms-launcher)
+"""
+
+EXAMPLES = r"""
+- name: Read what the models folder holds
+  ovms.edge.ovms_models_state:
+    dir: /var/lib/ovms-launcher/server/models
+  register: models_state
+
+- name: Show the versions of every model
+  ansible.builtin.debug:
+    var: models_state.versions
 """
 
 RETURN = r"""
@@ -36,6 +42,11 @@ version_dirs:
   type: list
   returned: always
 """
+
+import re
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
 
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 _MAX_SUMS = 1 << 20

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import os
-import shutil
-from pathlib import Path
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: ovms_models_swap
 short_description: Put a verified model version folder in place of the served one, atomically
@@ -30,7 +22,21 @@ options:
     description: The version folder OVMS reads.
     type: path
     required: true
-author: ovms-launcher
+author: ovms-launcher developers (@ovms-launcher)
+"""
+
+EXAMPLES = r"""
+- name: Put the verified version 2 of person-detection in place
+  ovms.edge.ovms_models_swap:
+    src: /var/lib/ovms-launcher/server/models/.staging-person-detection-2
+    dest: /var/lib/ovms-launcher/server/models/person-detection/2
+  register: swapped
+
+- name: Remove the previous copy
+  ansible.builtin.file:
+    path: "{{ swapped.previous }}"
+    state: absent
+  when: swapped.previous | default('', true) | length > 0
 """
 
 RETURN = r"""
@@ -43,6 +49,14 @@ previous:
   type: str
   returned: always
 """
+
+import ctypes
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2

@@ -3,18 +3,6 @@ call (one round trip instead of a task per check)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-from ansible_collections.community.docker.plugins.module_utils._api.utils.utils import parse_repository_tag
-from ansible_collections.community.docker.plugins.module_utils.common_api import (
-    AnsibleDockerClient,
-    RequestException,
-)
-from ansible_collections.community.docker.plugins.module_utils.util import is_image_name_id
-from ansible_collections.community.docker.plugins.module_utils.version import LooseVersion
-
 DOCUMENTATION = r"""
 module: ovms_precheck
 short_description: Check a host before an ovms-launcher role changes anything on it
@@ -71,7 +59,25 @@ options:
     default: ovms-launcher.managed=true
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
-author: ovms-launcher
+author: ovms-launcher developers (@ovms-launcher)
+"""
+
+EXAMPLES = r"""
+- name: Check the host before anything changes
+  ovms.edge.ovms_precheck:
+    min_api_version: "1.41"
+    architectures: [x86_64]
+    paths:
+      - path: /var/lib/ovms-launcher/server
+        variable: ovms_server_data_dir
+        min_free_mb: 2048
+        local: true
+    network_fs_types: [nfs, nfs4, cifs]
+    ports:
+      - port: 9443
+        variable: ovms_tls_port
+    images: [ovms-launcher/client:dev]
+  register: precheck
 """
 
 RETURN = r"""
@@ -84,6 +90,18 @@ missing_images:
   type: list
   returned: always
 """
+
+import os
+from pathlib import Path
+
+from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
+from ansible_collections.community.docker.plugins.module_utils._api.utils.utils import parse_repository_tag
+from ansible_collections.community.docker.plugins.module_utils.common_api import (
+    AnsibleDockerClient,
+    RequestException,
+)
+from ansible_collections.community.docker.plugins.module_utils.util import is_image_name_id
+from ansible_collections.community.docker.plugins.module_utils.version import LooseVersion
 
 _LISTEN = "0A"
 
@@ -151,7 +169,7 @@ def published_ports(client: AnsibleDockerClient, label: str) -> tuple[set[int], 
     proxy off nothing listens on them, so they are not in /proc/net/tcp."""
     ours: set[int] = set()
     theirs: set[int] = set()
-    key, _, value = label.partition("=")
+    key, _sep, value = label.partition("=")
     for container in client.get_json("/containers/json"):
         ports = {p["PublicPort"] for p in container.get("Ports") or [] if p.get("PublicPort")}
         (ours if (container.get("Labels") or {}).get(key) == value else theirs).update(ports)
