@@ -274,6 +274,12 @@ TARGETS: tuple[Target, ...] = (
         1.0,
         "controller CPU-seconds per added client host (slope over 1/2/4/8)",
     ),
+    Target(
+        "ee_over_plain_deploy",
+        "<=",
+        1.3,
+        "cold deploy of the largest fleet inside the execution environment (--ee) ÷ the same without",
+    ),
 )
 
 

@@ -9,6 +9,10 @@ engines, reached over SSH, images loaded the air-gapped way before the clock sta
 Each trial is a cold deploy (`launcher destroy --purge` before it, not timed), sizes interleaved
 within a trial. Reported per size: wall time, the controller's CPU seconds and peak memory of the
 launcher's process tree. Target: 8 hosts ÷ 1 host ≤ 2.0.
+
+With the execution environment (default in a full run; `--ee IMAGE`, `--no-ee`): each trial also
+deploys the largest fleet with `launcher deploy --ee IMAGE` (cold, like the plain one, right after
+it): `ee_over_plain_deploy` = EE seconds ÷ plain seconds of the same size and trial. Target ≤ 1.3.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ MODEL = PROFILE = "person-detection"
 DOUBLE = "ovms-launcher/ovms-double:dev"
 BENCH_SUBNET_ENV = "OVMS_BENCH_FLEET_SUBNET"
 DEFAULT_SUBNET = "10.199.0.0/24"
+EE_IMAGE = "ovms-launcher/ee:dev"
+EE_KEY = "ee_over_plain_deploy"
 
 
 def layout(size: int) -> dict[str, list[str]]:
@@ -75,20 +81,25 @@ def load_images(harness: Harness, sizes: Sequence[int], archive_dir: Path) -> No
     harness.load_images(archive_dir, {SERVERS_GROUP: ["host1"], CLIENTS_GROUP: clients})
 
 
-def deploy_once(fleet: Fleet, size: int) -> dict[str, Any]:
-    """A cold deploy of `size` hosts: destroy --purge (not timed), then deploy (timed)."""
+def deploy_once(fleet: Fleet, size: int, ee: str | None = None) -> dict[str, Any]:
+    """A cold deploy of `size` hosts: destroy --purge (not timed), then deploy (timed); with `ee`, the
+    deploy runs inside that execution environment image (`--ee`)."""
     inventory = str(fleet.inventory(size))
     env = fleet.env(size)
     if size > 1 and not (fleet.workdir / f"certs-{size}" / "ca").exists():
         run_launcher(["certs", "generate", "-i", inventory], env=env)
     run_launcher(["destroy", "-i", inventory, "--purge", "--yes"], env=env)
-    deploy = run_launcher(["deploy", "-i", inventory, "-e", f"ovms_server_image={DOUBLE}", "--json"], env=env)
+    in_ee = ["--ee", ee] if ee else []
+    deploy = run_launcher(
+        ["deploy", "-i", inventory, "-e", f"ovms_server_image={DOUBLE}", "--json", *in_ee], env=env
+    )
     run = latest_run(fleet.workdir / f"runs-{size}", "deploy")
     hosts = {h["host"]: h.get("status") for h in deploy.summary.get("hosts", [])}
     if len(hosts) != size or any(status != "ok" for status in hosts.values()):
         raise BenchError(f"fleet of {size}: not every host deployed: {hosts}\n{deploy.describe()}")
     return {
         "size": size,
+        **({"ee": True} if ee else {}),
         "seconds": round(deploy.measured.wall_s, 2),
         "cpu_s": round(deploy.measured.cpu_s, 2),
         "peak_rss_mib": round(deploy.measured.peak_rss_mib, 1),
@@ -98,8 +109,11 @@ def deploy_once(fleet: Fleet, size: int) -> dict[str, Any]:
     }
 
 
-def measure(harness: Harness, workdir: Path, sizes: Sequence[int], trials: int) -> list[dict[str, Any]]:
-    """trials times sizes cold deploys on a started harness with the images loaded; the rows measured."""
+def measure(
+    harness: Harness, workdir: Path, sizes: Sequence[int], trials: int, ee: str | None = None
+) -> list[dict[str, Any]]:
+    """trials times sizes cold deploys on a started harness with the images loaded; the rows measured.
+    With `ee` (an execution environment image), each trial also deploys the largest size inside it."""
     fleet = Fleet(harness, workdir)
     rows: list[dict[str, Any]] = []
     try:
@@ -107,6 +121,13 @@ def measure(harness: Harness, workdir: Path, sizes: Sequence[int], trials: int) 
             for size in sizes:
                 print(f"[fleet] trial {trial}/{trials}: {size} host(s) …", flush=True)
                 row = {"trial": trial, **deploy_once(fleet, size)}
+                rows.append(row)
+                shown = {k: v for k, v in row.items() if k != "slowest_tasks"}
+                print(f"[fleet]   {json.dumps(shown)}", flush=True)
+            if ee:
+                size = max(sizes)
+                print(f"[fleet] trial {trial}/{trials}: {size} host(s) in the EE {ee} …", flush=True)
+                row = {"trial": trial, **deploy_once(fleet, size, ee)}
                 rows.append(row)
                 shown = {k: v for k, v in row.items() if k != "slowest_tasks"}
                 print(f"[fleet]   {json.dumps(shown)}", flush=True)
@@ -133,6 +154,8 @@ def summarise(
     rows: list[dict[str, Any]], sizes: Sequence[int]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(ratios, their spreads over the trials, raw figures)."""
+    ee_rows = [r for r in rows if r.get("ee")]
+    rows = [r for r in rows if not r.get("ee")]
     per_size = {
         str(size): {
             key: round(median([r[key] for r in rows if r["size"] == size]), 2)
@@ -159,15 +182,33 @@ def summarise(
     if slopes:
         ratios["controller_cpu_s_per_host"] = round(median(slopes), 2)
         spreads["controller_cpu_s_per_host"] = spread(slopes)
+    ee_ratios = []
+    for ee_row in ee_rows:
+        plain = [r for r in rows if r["trial"] == ee_row["trial"] and r["size"] == ee_row["size"]]
+        if plain:
+            ee_ratios.append(ee_row["seconds"] / plain[0]["seconds"])
+    if ee_ratios:
+        ratios[EE_KEY] = round(median(ee_ratios), 3)
+        spreads[EE_KEY] = spread(ee_ratios)
     last = max(r["trial"] for r in rows)
     profile = {str(r["size"]): r["slowest_tasks"] for r in rows if r["trial"] == last}
-    for row in rows:
+    for row in (*rows, *ee_rows):
         row.pop("slowest_tasks", None)
     raw = {"per_size_median": per_size, "trials": rows, "profile_last_trial": profile}
+    if ee_rows:
+        raw["ee"] = {
+            "size": ee_rows[0]["size"],
+            "median_seconds": round(median([r["seconds"] for r in ee_rows]), 2),
+            "median_cpu_s": round(median([r["cpu_s"] for r in ee_rows]), 2),
+            "trials": ee_rows,
+        }
     return ratios, spreads, raw
 
 
-def run(sizes: Sequence[int], trials: int, smoke: bool) -> dict[str, Any]:
+def run(sizes: Sequence[int], trials: int, smoke: bool, ee: str | None = None) -> dict[str, Any]:
+    if ee:
+        # the execution environment is not in the default image build (seconds when up to date)
+        run_launcher(["images", "build", "ee"], timeout=1800)
     workdir = Path(tempfile.mkdtemp(prefix="ovms-bench-fleet-"))
     subnet = os.environ.get(BENCH_SUBNET_ENV, DEFAULT_SUBNET)
     harness = Harness(max(sizes), subnet=subnet)
@@ -177,14 +218,15 @@ def run(sizes: Sequence[int], trials: int, smoke: bool) -> dict[str, Any]:
         harness.start()
         print("[fleet] loading images onto the hosts (air-gapped path) …", flush=True)
         load_images(harness, sizes, cache_dir() / "multihost" / "images")
-        rows = measure(harness, workdir, sizes, trials)
+        rows = measure(harness, workdir, sizes, trials, ee)
     finally:
         harness.close()
         shutil.rmtree(workdir, ignore_errors=True)
     noise = machine_noise(calibration_before, calibrate())
     ratios, spreads, raw = summarise(rows, sizes)
     params = {"sizes": list(sizes), "trials": trials, "server_image": DOUBLE, "model": MODEL,
-              "strategy": os.environ.get("OVMS_LAUNCHER_STRATEGY", "mitogen_linear")}  # fmt: skip
+              "strategy": os.environ.get("OVMS_LAUNCHER_STRATEGY", "mitogen_linear"),
+              "ee_image": ee}  # fmt: skip
     path = write_result(
         NAME, smoke=smoke, ratios=ratios, raw=raw, params=params, spreads=spreads, noise=noise
     )
@@ -228,6 +270,18 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     ]
     for task in result["raw"].get("profile_last_trial", {}).get(str(max(sizes)), []):
         rows.append(f"| {task['host']} | {task['role']} | {task['task']} | {task['seconds']} |")
+    ee = result["raw"].get("ee")
+    if ee:
+        bounds = (result.get("spreads") or {}).get(EE_KEY) or {}
+        low, high = bounds.get("min"), bounds.get("max")
+        rows += [
+            "",
+            f"In the execution environment (`launcher deploy --ee {result['params'].get('ee_image')}`, "
+            f"docs/ee.md), {ee['size']} hosts: median {ee['median_seconds']} s (the launcher's own CPU "
+            f"{ee['median_cpu_s']} s: Ansible's, in the container, is not counted); "
+            f"`{EE_KEY}` = **{result['ratios'].get(EE_KEY)}** "
+            f"(trials {low}..{high}; target ≤ 1.3).",
+        ]
     return "\n".join(rows)
 
 
@@ -236,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="1 and 2 hosts, one trial, scratch results")
     parser.add_argument("--sizes", default=None, help="comma-separated fleet sizes (default 1,2,4,8)")
     parser.add_argument("--trials", type=int, default=None, help="trials per size (default 3, smoke 1)")
+    parser.add_argument(
+        "--ee", default=None, metavar="IMAGE",
+        help=f"also deploy the largest fleet inside this execution environment (default {EE_IMAGE}; "
+        "not with --smoke unless given)",
+    )  # fmt: skip
+    parser.add_argument("--no-ee", action="store_true", help="no execution environment trial")
     args = parser.parse_args(argv)
     stop_on_sigterm()
     sizes = sorted({int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,2,4,8")).split(",")})
@@ -243,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes must include 1 (the ratio's denominator)")
     trials = args.trials or (1 if args.smoke else 3)
     try:
-        result = run(sizes, trials, args.smoke)
+        ee = None if args.no_ee else (args.ee or (None if args.smoke else EE_IMAGE))
+        result = run(sizes, trials, args.smoke, ee)
     except BenchError as exc:
         print(f"[fleet] error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from launcher.errors import LauncherError
 from launcher.inventory import Inventory, group_list, load_inventory
 from launcher.pki.deploy_renewal import renew_before_deploy
 from launcher.runner import RunRequest, execute, parse_extra_vars
+from launcher.runner.isolation import DEFAULT_NETWORK, ExecutionEnvironment, prepare
 from launcher.runner.summary import EXIT_INVALID
 from launcher.validate import ValidationReport, validate, validate_for_destroy
 from launcher.validate.options import check_run_options
@@ -66,6 +67,20 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--diff", "-D", is_flag=True, help="Show the changes made to files and templates."),
             click.option("--verbose", "-v", "verbosity", count=True, help="More Ansible output (-vvv)."),
             _json_option,
+            click.option(
+                "--ee",
+                "ee_image",
+                metavar="IMAGE",
+                help="Run the playbook inside this execution environment image (ansible-runner's container "
+                "mode, as AWX does), e.g. ovms-launcher/ee:dev from `launcher images build ee` (docs/ee.md).",
+            ),
+            click.option(
+                "--ee-network",
+                metavar="NETWORK",
+                default=DEFAULT_NETWORK,
+                show_default=True,
+                help="With --ee: the Docker network the container joins (the hosts must be reachable).",
+            ),
         ]
     ):
         func = decorator(func)
@@ -148,6 +163,18 @@ def _forks(inventory: Inventory | None) -> int | None:
     return max(1, len(inventory.members()))
 
 
+def _execution_environment(
+    options: dict[str, Any], inventory: Inventory | None
+) -> ExecutionEnvironment | None:
+    """With --ee: what the container mounts, after refusing (exit 2) an inventory it cannot run."""
+    image = options.get("ee_image")
+    if not image:
+        return None
+    return prepare(
+        image, _inventories(options["inventories"]), inventory, network=options.get("ee_network") or "host"
+    )
+
+
 def _run(
     action: str,
     options: dict[str, Any],
@@ -155,6 +182,7 @@ def _run(
     *,
     detailed: bool = False,
     inventory: Inventory | None = None,
+    ee: ExecutionEnvironment | None = None,
 ) -> None:
     request = RunRequest(
         action=action,
@@ -167,6 +195,7 @@ def _run(
         diff=bool(options.get("diff")),
         verbosity=int(options.get("verbosity") or 0),
         forks=_forks(inventory),
+        ee=ee if ee is not None else _execution_environment(options, inventory),
     )
     summary = execute(request, json_output=options["json_output"], detailed=detailed)
     sys.exit(summary.exit_code)
@@ -196,6 +225,8 @@ def deploy(**options: Any) -> None:
         inventory: Inventory | None = load_inventory(inventories)
     except LauncherError:
         inventory = None  # the validation below reports it, naming the file
+    # --ee: an inventory it cannot run is refused (exit 2) before anything is written
+    ee = _execution_environment(options, inventory) if inventory is not None else None
     if inventory is not None:
         renew_before_deploy(
             inventory,
@@ -214,7 +245,7 @@ def deploy(**options: Any) -> None:
     )
     if not options["json_output"]:
         make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
-    _run("deploy", options, extravars, inventory=report.inventory)
+    _run("deploy", options, extravars, inventory=report.inventory, ee=ee)
 
 
 def _stdin_is_tty() -> bool:

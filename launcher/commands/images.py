@@ -70,10 +70,11 @@ def load_cmd(directory: Path, names: tuple[str, ...]) -> None:
 
 @images.command("list")
 def list_cmd() -> None:
-    """Show each project image and whether it is built."""
+    """Show each project image this launcher can build (the execution environment too) and whether it is
+    built."""
     docker_cli.ensure_engine()
     table = Table("name", "tag", "present", "fingerprint")
-    for spec in select_images(()):
+    for spec in (spec for spec in IMAGES.values() if spec.available):
         labels = docker_cli.image_labels(spec.tag)
         present = bool(docker_cli.image_id(spec.tag))
         table.add_row(spec.name, spec.tag, "yes" if present else "no", labels.get(FINGERPRINT_LABEL, "")[:12])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -17,9 +18,10 @@ import ansible_runner
 
 from launcher.content import content
 from launcher.errors import ExternalError, LauncherError
-from launcher.paths import cache_dir
+from launcher.paths import cache_dir, default_certs_dir
 from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
+from launcher.runner.isolation import ExecutionEnvironment, ee_playbook
 from launcher.runner.rundir import new_run_dir
 from launcher.runner.strategy import strategy_envvars
 
@@ -47,6 +49,8 @@ class RunRequest:
     forks: int | None = None  # parallel hosts; the launcher passes the inventory's host count
     runs_root: Path | None = None
     ansible_config: Path = content().ansible_cfg
+    # `--ee IMAGE`: run inside that execution environment (launcher.runner.isolation); None: on this machine
+    ee: ExecutionEnvironment | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class RunOutcome:
 def runner_envvars(ansible_config: Path) -> dict[str, str]:
     """ANSIBLE_CONFIG, PATH with this interpreter's bin directory first (ansible-playbook lives there),
     and OVMS_LAUNCHER_CACHE: the roles find prepared models and sample media in the launcher's cache.
-    OVMS_LAUNCHER_CERTS_DIR, when set, tells the roles where the PKI lives (`launcher certs --dir`).
+    OVMS_LAUNCHER_CERTS_DIR tells the roles where the PKI lives (`launcher.paths.default_certs_dir`).
     The strategy (Mitogen when installed) comes from launcher.runner.strategy."""
     bin_dir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
@@ -73,9 +77,8 @@ def runner_envvars(ansible_config: Path) -> dict[str, str]:
         # the collection (ovms.edge) the playbooks and roles come from
         "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
     }
-    certs = os.environ.get(CERTS_DIR_ENV)
-    if certs:
-        envvars[CERTS_DIR_ENV] = str(Path(certs).expanduser().resolve())
+    # always the resolved PKI folder (environment, checkout, else the user's data folder: launcher.paths)
+    envvars[CERTS_DIR_ENV] = str(default_certs_dir().expanduser().resolve())
     envvars.update(strategy_envvars())
     return envvars
 
@@ -104,6 +107,12 @@ def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
         kwargs["verbosity"] = request.verbosity
     if request.forks:
         kwargs["forks"] = request.forks
+    if request.ee is not None:
+        # the image's collection, by name; the environment inside the container replaces this machine's
+        kwargs["playbook"] = ee_playbook(request.action)
+        kwargs.update(request.ee.runner_settings(run_dir, request.ansible_config))
+        del kwargs["inventory"]  # ansible-runner's container mode ignores it: -i options instead
+        kwargs["cmdline"] = shlex.join([*request.ee.inventory_args(), *cmdline])
     return kwargs
 
 
