@@ -4,9 +4,9 @@ pyproject.toml holds the project's metadata; this file only extends setuptools' 
 wheel (`pip wheel . --no-deps -w dist`, `python -m build --wheel`) carries, under `launcher/data/`:
 
 - `ansible_collections/<namespace>/<name>/`: the collection of this repository (galaxy.yml), the files
-  `ansible-galaxy collection build` packs (galaxy.yml's build_ignore and ansible-galaxy's own rules)
-  plus galaxy.yml itself (launcher/content.py finds the collection by it), less what only readers of
-  the repository need (WHEEL_OMITS: the documentation, the linters' configuration);
+  `ansible-galaxy collection build` packs (the list of galaxy.yml's manifest directives, processed
+  with distlib as ansible-galaxy does) plus galaxy.yml itself (launcher/content.py finds the
+  collection by it), less the documentation (WHEEL_OMITS);
 - `images/<name>/`: the Dockerfile folders of the product's images (not the test double's: its image
   builds from a checkout only, launcher/images/specs.py).
 
@@ -16,7 +16,6 @@ Everything is copied into setuptools' build folder, never into the source tree; 
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 from pathlib import Path
 
@@ -29,41 +28,29 @@ ROOT = Path(__file__).resolve().parent
 PACKAGES = ("launcher", "client")
 # the Dockerfile folders left out of the wheel
 IMAGES_OMITTED = ("ovms-double",)
-# ansible-galaxy's own ignore rules (ansible/galaxy/collection/__init__.py, _build_files_manifest_walk)
-GALAXY_IGNORES = ["MANIFEST.json", "FILES.json", "galaxy.yml", "galaxy.yaml", ".git", "*.pyc", "*.retry"]
-GALAXY_IGNORES += ["tests/output"]
-GALAXY_IGNORED_DIRS = frozenset({"CVS", ".bzr", ".hg", ".git", ".svn", "__pycache__", ".tox"})
 # in the collection tarball, not needed by the launcher
-WHEEL_OMITS = ("docs", ".ansible-lint", ".ansible-lint-ignore", ".yamllint")
+WHEEL_OMITS = ("docs/",)
 
 
 def collection_files(root: Path) -> tuple[dict, list[str]]:
-    """galaxy.yml's data and the collection's files (paths relative to `root`), walked as
-    `ansible-galaxy collection build` walks them, plus galaxy.yml."""
+    """galaxy.yml's data and the collection's files (paths relative to `root`): the files its
+    `manifest.directives` name, processed by distlib as `ansible-galaxy collection build` processes
+    them, plus galaxy.yml (launcher/content.py finds the collection by it), less WHEEL_OMITS."""
+    from distlib.manifest import Manifest
+
     galaxy = yaml.safe_load((root / "galaxy.yml").read_text(encoding="utf-8"))
-    patterns = [
-        *GALAXY_IGNORES,
-        f"{galaxy['namespace']}-{galaxy['name']}-*.tar.gz",
-        *galaxy.get("build_ignore", []),
-        *WHEEL_OMITS,
-    ]
-    files = ["galaxy.yml"]
-
-    def ignored(rel: str) -> bool:
-        return any(fnmatch.fnmatch(rel, pattern) for pattern in patterns)
-
-    def walk(folder: Path, rel_base: str) -> None:
-        for path in sorted(folder.iterdir()):
-            rel = f"{rel_base}{path.name}"
-            if path.is_dir():
-                if path.name in GALAXY_IGNORED_DIRS or ignored(rel) or path.is_symlink():
-                    continue
-                walk(path, f"{rel}/")
-            elif not ignored(rel):
-                files.append(rel)
-
-    walk(root, "")
-    return galaxy, files
+    control = galaxy.get("manifest") or {}
+    if not control.get("omit_default_directives") or not control.get("directives"):
+        raise SystemExit(f"{root / 'galaxy.yml'}: manifest.directives must list the collection's files")
+    manifest = Manifest(str(root))
+    for directive in control["directives"]:
+        manifest.process_directive(directive)
+    files = sorted(
+        rel
+        for rel in (Path(path).relative_to(root).as_posix() for path in manifest.files)
+        if not rel.startswith(WHEEL_OMITS)
+    )
+    return galaxy, ["galaxy.yml", *files]
 
 
 class BuildWithCollection(build_py):

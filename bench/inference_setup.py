@@ -39,6 +39,8 @@ PROXY_IMAGE = os.environ.get("OVMS_TLS_PROXY_IMAGE", "ovms-launcher/tls-proxy:de
 MODEL = "person-detection"
 PROFILE_DIR = PROJECT_ROOT / "profiles" / MODEL
 ROLE_DIR = PROJECT_ROOT / "roles" / "ovms_tls_proxy"
+# the PKI layout (the certificate file names the proxy's template reads)
+COMMON_DEFAULTS = PROJECT_ROOT / "roles" / "ovms_common" / "defaults" / "main.yml"
 GRPC_PORT = 9000
 REST_PORT = 8000
 TLS_PORT = 9443
@@ -134,6 +136,8 @@ def render_proxy_config(upstream: str) -> tuple[str, dict[str, Any]]:
         "ovms_tls_upstream_rest_port": REST_PORT,
         "ovms_tls_port": TLS_PORT,
         "ovms_tls_rest_port": 0,
+        # the certificate file names the template reads (the PKI layout of roles/ovms_common)
+        "ovms_common_pki_layout": yaml.safe_load(COMMON_DEFAULTS.read_text())["ovms_common_pki_layout"],
     }
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(ROLE_DIR / "templates")),

@@ -54,9 +54,10 @@ def dir_option(func: click.decorators.FC) -> click.decorators.FC:
         "directory",
         type=click.Path(file_okay=False, path_type=Path),
         default=default_certs_dir,
-        show_default="certs/ of the project",
+        show_default="$OVMS_LAUNCHER_CERTS_DIR, else certs/ of a checkout, else "
+        "~/.local/share/ovms-launcher/certs",
         envvar=CERTS_DIR_ENV,
-        help="PKI directory (layout: certs/README.md).",
+        help="PKI directory (layout: ovms_common_pki_layout of the collection's roles/ovms_common/defaults).",
     )(func)
 
 

@@ -14,7 +14,7 @@ _manifest_option = click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Models manifest (default: models/manifest.yaml of the project).",
+    help="Models manifest (default: models/manifest.yaml of the launcher's collection).",
 )
 
 _STATE_STYLE = {"ready": "green", "missing": "yellow", "stale": "yellow", "corrupt": "red"}

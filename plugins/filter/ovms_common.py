@@ -4,9 +4,35 @@ launcher/pki/layout.py; through launcher/validate/common_role.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+# The launcher's inventory groups, written once in the collection's playbooks/vars/groups.yml (the
+# playbooks read it with vars_files, the launcher as data): read here too, from this file's collection.
+GROUPS_FILE = Path(__file__).resolve().parents[2] / "playbooks" / "vars" / "groups.yml"
+
+
+@cache
+def launcher_groups() -> dict[str, str]:
+    """{"servers": group, "clients": group, "cameras": group} from playbooks/vars/groups.yml."""
+    import yaml
+
+    with GROUPS_FILE.open(encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle)["ovms_groups"])
+
+
+def ovms_is_ip_address(value: object) -> bool:
+    """Whether `value` is an IPv4 or IPv6 address (Python's ipaddress; the collection needs no
+    ansible.utils for it)."""
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def ovms_unsafe_dir(path: object, system_dirs: Sequence[str]) -> str:
@@ -60,14 +86,14 @@ def ovms_advertised_address(host: str, hostvars: Mapping[str, Any]) -> str:
 
 
 def default_server(servers: Sequence[str], client: str) -> str:
-    """The server a client uses when it sets no ovms_client_server: the first host of ovms_servers,
+    """The server a client uses when it sets no ovms_client_server: the first host of the servers group,
     else (no server in the inventory, e.g. a role run on its own) the client itself."""
     return str(servers[0]) if len(servers) > 0 else str(client)
 
 
 def ovms_default_server(groups: Mapping[str, Sequence[str]], host: str) -> str:
     """default_server() of the play's inventory: `groups | ovms_default_server(inventory_hostname)`."""
-    return default_server(list(groups.get("ovms_servers", [])), host)
+    return default_server(list(groups.get(launcher_groups()["servers"], [])), host)
 
 
 def pki_host_files(layout: Mapping[str, Any], root: str, kind: str, host: str) -> dict[str, str]:
@@ -100,7 +126,7 @@ def tls_plan(
     """The one rule of remote (mTLS) mode, for the roles (filter `ovms_tls_plan`) and the launcher
     (launcher/validate/tls.py imports this function).
 
-    `servers`: the hosts of ovms_servers; `clients`: each client host -> the server it uses;
+    `servers`: the hosts of the servers group; `clients`: each client host -> the server it uses;
     `enabled`: hosts that set ovms_tls_enabled; `forced`: servers whose ovms_tls_proxy_enabled is set.
     A server runs the mTLS proxy when forced so, else when it sets ovms_tls_enabled or one of its
     clients is another host or sets ovms_tls_enabled. A client dials over mTLS when it sets
@@ -138,8 +164,9 @@ def ovms_tls_plan(
     ovms_tls_proxy_enabled); a client without ovms_client_server uses default_server(), as
     roles/ovms_client does. `host`, when it is in neither group (a role run on its own, e.g. by
     Molecule), is its own server and client."""
-    servers = list(groups.get("ovms_servers", []))
-    client_hosts = list(groups.get("ovms_clients", []))
+    names = launcher_groups()
+    servers = list(groups.get(names["servers"], []))
+    client_hosts = list(groups.get(names["clients"], []))
     if host is not None and host not in servers and host not in client_hosts:
         servers.append(host)
         client_hosts.append(host)
@@ -159,6 +186,7 @@ def ovms_tls_plan(
 class FilterModule:
     def filters(self) -> dict:
         return {
+            "ovms_is_ip_address": ovms_is_ip_address,
             "ovms_unsafe_dir": ovms_unsafe_dir,
             "ovms_unsafe_dirs": ovms_unsafe_dirs,
             "ovms_tls_plan": ovms_tls_plan,

@@ -7,9 +7,9 @@ DOCUMENTATION = r"""
 module: ovms_probe
 short_description: Read a remote OpenVINO Model Server's models and metrics through its mTLS proxy
 description:
-  - Dials the server's mTLS proxy (roles/ovms_tls_proxy) with a client certificate, by default the
-    controller's own one (clients/launcher/ of the certificates folder, issued by
-    C(launcher certs generate -i INV)).
+  - Dials the server's mTLS proxy (roles/ovms_tls_proxy) with a client certificate; the role
+    ovms_server passes the controller's own one (clients/launcher/ of the certificates folder,
+    issued by C(launcher certs generate -i INV)).
   - Asks KServe v2 gRPC ModelMetadata for each model (the versions it serves are reported AVAILABLE),
     which proves each model answers over mTLS, and reads C(https://ADDRESS/metrics) once, or twice
     O(metrics_interval) seconds apart (the proxy passes only that path of the REST API).

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.collection, pyte
 
 DOUBLE = "ovms-launcher/ovms-double:dev"
 # what setup.py leaves out of the collection that `ansible-galaxy collection build` packs
-WHEEL_OMITS = ("docs/", ".ansible-lint", ".ansible-lint-ignore", ".yamllint")
+WHEEL_OMITS = ("docs/",)
 # the variables that would point an installed launcher at other folders than the user's
 FOLDER_VARIABLES = (
     "OVMS_LAUNCHER_RUNS",

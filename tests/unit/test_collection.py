@@ -64,6 +64,11 @@ NEVER = {
     "pyproject.toml",
 }
 OUR_PACKAGES = {"launcher", "client", "ovms_double", "testbed"}
+SANITY_SHIPPED = {
+    "tests",
+    "tests/sanity",
+    *(f"tests/sanity/{p.name}" for p in (PROJECT_ROOT / "tests" / "sanity").glob("*.txt")),
+}
 # Galaxy's names: lowercase letters, digits and underscores, starting with a letter, no "__"
 # (galaxy-importer's NAME_REGEXP), at most 64 characters
 GALAXY_NAME = re.compile(r"^(?!.*__)[a-z][a-z0-9_]{1,63}$")
@@ -190,13 +195,74 @@ def test_build_ships_the_collection_and_nothing_of_the_checkout(tar_names: list[
     top = {name.split("/")[0] for name in tar_names}
     assert top >= SHIPPED, SHIPPED - top
     assert {"MANIFEST.json", "FILES.json"} <= top
-    leaked = sorted(n for n in tar_names if NEVER & set(n.split("/")) or n.endswith((".pyc", ".egg-info")))
+    # tests/sanity/ignore-*.txt ships (ansible-test reads it from the installed collection); no other test
+    leaked = sorted(
+        n
+        for n in tar_names
+        if (NEVER & set(n.split("/")) and n not in SANITY_SHIPPED) or n.endswith((".pyc", ".egg-info"))
+    )
     assert not leaked, leaked
     for role in (PROJECT_ROOT / "roles").iterdir():
         if role.is_dir():
             assert any(n.startswith(f"roles/{role.name}/tasks/") for n in tar_names), role.name
     for playbook in ("deploy", "status", "destroy"):
         assert f"playbooks/{playbook}.yml" in tar_names
+
+
+# files a user may leave in a checkout (keys, certificates, an inventory of their own, vault and .env
+# files, build leftovers): galaxy.yml's manifest lists what ships, so none of them is packed, in the
+# collection tarball or in the launcher's wheel (setup.py processes the same directives)
+DECOYS = (
+    "inventories/mysite/hosts.yml",
+    "inventories/mysite/group_vars/all.yml",
+    "inventories/localhost/id_ed25519",
+    "inventories/localhost/group_vars/secret.pem",
+    ".env",
+    ".vault_pass",
+    "roles/ovms_client/files.key",
+    "roles/ovms_client/tasks/leftover.pem",
+    "plugins/modules/foo.pem",
+    "profiles/person-detection/server.key",
+    "context/_build/x.yml",
+    "certs/ca/ca.key",
+    "runs/deploy/artifacts/stdout",
+)
+
+
+def test_files_left_in_a_checkout_are_never_packed(tmp_path: Path):
+    tracked = (
+        subprocess.run(["git", "-C", str(PROJECT_ROOT), "ls-files", "-z"], capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    copy = tmp_path / "checkout"
+    for rel in filter(None, tracked):
+        source = PROJECT_ROOT / rel
+        if source.is_file() and not source.is_symlink():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            (copy / rel).write_bytes(source.read_bytes())
+    for rel in DECOYS:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_text("decoy\n")
+    proc = subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(copy)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (built,) = tmp_path.glob(f"{NAMESPACE}-{NAME}-*.tar.gz")
+    with tarfile.open(built) as tar:
+        packed = set(tar.getnames())
+    assert "roles/ovms_client/tasks/main.yml" in packed
+    assert not packed & set(DECOYS), sorted(packed & set(DECOYS))
+    spec = importlib.util.spec_from_file_location("ovms_setup_t", PROJECT_ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup = importlib.util.module_from_spec(spec)
+    source = (PROJECT_ROOT / "setup.py").read_text(encoding="utf-8")
+    # the module's functions without running setup(): everything above the call
+    exec(compile(source.split("\nsetup(")[0], "setup.py", "exec"), setup.__dict__)
+    _, wheel_files = setup.collection_files(copy)
+    assert "roles/ovms_client/tasks/main.yml" in wheel_files
+    assert not set(wheel_files) & set(DECOYS), sorted(set(wheel_files) & set(DECOYS))
 
 
 def test_manifest_names_the_collection_and_its_dependencies(tarball: Path):
@@ -388,10 +454,10 @@ def sanity_home() -> Path:
 @pytest.fixture(scope="module")
 def sanity_root(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built collection installed at <tmp>/ansible_collections/ovms/edge, its ignore file (not
-    shipped: tests/ is build_ignore'd) beside it, community.* linked from the ansible package."""
+    shipped too, tests/sanity/), community.* linked from the ansible package."""
     collections = tmp_path_factory.mktemp("sanity")
     root = install(tarball, collections)
-    (root / "tests" / "sanity").mkdir(parents=True)
+    (root / "tests" / "sanity").mkdir(parents=True, exist_ok=True)
     for ignore in SANITY_IGNORE.glob("ignore-*.txt"):
         (root / "tests" / "sanity" / ignore.name).write_text(ignore.read_text())
     bundled = bundled_collections()

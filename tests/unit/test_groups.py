@@ -72,11 +72,11 @@ def test_every_play_reads_the_groups_file(playbook: Path):
 
 
 def _python_files() -> list[Path]:
-    roots = [PROJECT_ROOT / "launcher", PROJECT_ROOT / "testbed"]
+    roots = [PROJECT_ROOT / "launcher", PROJECT_ROOT / "testbed", PROJECT_ROOT / "plugins"]
     return sorted(p for root in roots for p in root.rglob("*.py"))
 
 
-def test_no_launcher_or_testbed_module_writes_a_group_name():
+def test_no_launcher_testbed_or_plugin_module_writes_a_group_name():
     found = []
     for path in _python_files():
         text = path.read_text(encoding="utf-8")

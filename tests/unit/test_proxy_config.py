@@ -4,6 +4,7 @@ assert when it runs without the launcher."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from bench import inference_setup
+from launcher.content import content
 from launcher.pki import KeyType
 from launcher.validate import validate
 
@@ -145,6 +147,8 @@ def test_the_role_refuses_them_itself_without_the_launcher(tmp_path):
         timeout=300,
         check=False,
         cwd=tmp_path,
+        # the check uses the collection's own filter (ovms.edge.ovms_is_ip_address)
+        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path)},
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert re.search(r"ok: \[good\]", result.stdout) and re.search(r"ok: \[v6\]", result.stdout)

@@ -124,6 +124,17 @@ def test_what_a_host_receives_is_what_the_launcher_says(render, role, var, kind)
     assert {k: Path(v) for k, v in copied.items()} == expected
     assert PkiLayout(Path("/pki")).ca_key not in expected.values()
     assert ("crl.pem" in expected) is (kind is Kind.SERVER)
+    # and what the shipped layout means, written out (the filter above is the one both sides call)
+    folder = "servers" if kind is Kind.SERVER else "clients"
+    leaf = "server" if kind is Kind.SERVER else "client"
+    spelled = {
+        f"{leaf}.pem": Path(f"/pki/{folder}/edge-1/{leaf}.pem"),
+        f"{leaf}.key": Path(f"/pki/{folder}/edge-1/{leaf}.key"),
+        "ca-bundle.pem": Path("/pki/ca-bundle.pem"),
+    }
+    if kind is Kind.SERVER:
+        spelled["crl.pem"] = Path("/pki/crl.pem")
+    assert expected == spelled
 
 
 def test_the_status_probe_reads_the_controllers_own_certificate(render):
@@ -141,15 +152,30 @@ def test_the_status_probe_reads_the_controllers_own_certificate(render):
     )
 
 
+def _leaf_names(layout: dict) -> set[str]:
+    names = {layout[key] for key in ("ca_cert", "ca_key", "ca_crl", "bundle", "crl")}
+    return names | {leaf[key] for leaf in layout["leaves"].values() for key in ("cert", "key")}
+
+
 def test_no_role_spells_a_pki_file_name():
-    """Names of the layout appear in the roles only through ovms_common_pki_layout (host-side names
-    the proxy and clients read, e.g. /etc/ovms-tls/ca-bundle.pem, are the host's, not the folder's)."""
-    pattern = re.compile(r"(servers|clients)/\{\{|/ca-bundle\.pem\"|clients/launcher")
-    offenders = [
-        str(path.relative_to(PROJECT_ROOT))
-        for path in ROLES.rglob("*.yml")
-        if "molecule" not in path.parts and pattern.search(path.read_text())
-    ]
+    """The layout's file names (ca-bundle.pem, server.key, …) appear in the roles only through
+    ovms_common_pki_layout: in tasks, vars and templates (the nginx configuration, the clients'
+    environment, the key files' mode), never as literals outside comments."""
+    layout = COMMON_DEFAULTS["ovms_common_pki_layout"]
+    names = _leaf_names(layout)
+    assert {"ca-bundle.pem", "server.key", "client.key"} <= names
+    # a file name, not a key path of the mapping (ovms_common_pki_layout.leaves.client.key)
+    alternatives = "|".join(re.escape(n) for n in sorted(names))
+    pattern = re.compile(rf"(?<![\w.])(?:{alternatives})(?!\w)|clients/launcher")
+    layout_file = ROLES / "ovms_common" / "defaults" / "main.yml"
+    offenders = []
+    for path in sorted([*ROLES.rglob("*.yml"), *ROLES.rglob("*.j2")]):
+        if "molecule" in path.parts or path == layout_file:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+            if pattern.search(code):
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}")
     assert offenders == []
 
 
