@@ -103,7 +103,8 @@ def _run_source(tmp_path: Path, names: dict, source: dict) -> subprocess.Complet
 def _outcome(output: str, task: str) -> str:
     """ok / changed / skipping / fatal of the first task whose name starts with `task`."""
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"TASK [ovms.edge.ovms_client : {task}"))
+    header = f"TASK [ovms.edge.ovms_client : {task}"
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     return next(line.split(":")[0] for line in lines[start + 1 :] if line.split(":")[0] in OUTCOMES)
 
 
