@@ -58,7 +58,7 @@ class Content:
     @property
     def images(self) -> Path:
         """The image build files: `images/` of the checkout, or `launcher/data/images/` beside the
-        packaged collection (they are not part of the collection: galaxy.yml's build_ignore)."""
+        packaged collection (they are not part of the collection: not in galaxy.yml's manifest)."""
         return (self.checkout or self.collections_path) / "images"
 
     @property

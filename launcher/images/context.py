@@ -31,17 +31,13 @@ def assemble(spec: ImageSpec, wheelhouse: Path | None) -> Path:
     shutil.copytree(spec.directory, ctx, ignore=_IGNORE)
     for dest, src in spec.sources.items():
         source = content().root / src
-        if source.is_file():
-            (ctx / dest).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, ctx / dest)
-            continue
-        if not source.is_dir():
+        if not (source.is_file() or source.is_dir()):
             raise LauncherError(
                 f"image {spec.name} needs the source {src}, which is missing",
                 file=source,
                 fix="restore it from git",
             )
-        shutil.copytree(source, ctx / dest, ignore=_IGNORE)
+        _copy(source, ctx / dest)
     for dest, module in spec.packages.items():
         _copy(package_source(spec, module, file=dest.endswith(".py")), ctx / dest)
     for dest, make in spec.generated.items():

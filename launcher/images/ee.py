@@ -37,7 +37,7 @@ def _members_digest(tarball: Path) -> str:
 
 
 def collection_tarball() -> Path:
-    """The collection built with `ansible-galaxy collection build` (galaxy.yml's build_ignore applies),
+    """The collection built with `ansible-galaxy collection build` (the files galaxy.yml's manifest lists),
     in the launcher's cache; the earlier file when nothing in it changed."""
     root = content().root
     if not (root / "galaxy.yml").is_file():

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from launcher import paths
-from launcher.content import content
 
 LAYOUT_VAR = "ovms_common_pki_layout"
 
@@ -29,11 +28,10 @@ class Kind(StrEnum):
 @cache
 def role_layout() -> Mapping[str, Any]:
     """`ovms_common_pki_layout` of roles/ovms_common/defaults/main.yml (plain names, no templates)."""
-    import yaml
+    from launcher.validate import common_role  # the validate package imports this module
 
-    path = content().roles / "ovms_common" / "defaults" / "main.yml"
-    layout = yaml.safe_load(path.read_text(encoding="utf-8"))[LAYOUT_VAR]
-    assert isinstance(layout, dict) and {"server", "client"} <= set(layout["leaves"]), path
+    layout = common_role.common_defaults()[LAYOUT_VAR]
+    assert isinstance(layout, dict) and {"server", "client"} <= set(layout["leaves"]), LAYOUT_VAR
     return layout
 
 

@@ -36,7 +36,7 @@ from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.paths import cache_dir, default_certs_dir
 from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout
-from launcher.runner.strategy import MITOGEN_STRATEGY, STRATEGY_ENV
+from launcher.runner.strategy import wanted_strategy
 
 if TYPE_CHECKING:
     from launcher.inventory import Inventory
@@ -129,8 +129,7 @@ def ee_envvars() -> dict[str, str]:
         CERTS_DIR_ENV: IN_CERTS,
     }
     # the image links Mitogen's strategies into Ansible's default strategy path
-    wanted = os.environ.get(STRATEGY_ENV, MITOGEN_STRATEGY).strip() or MITOGEN_STRATEGY
-    envvars["ANSIBLE_STRATEGY"] = wanted
+    envvars["ANSIBLE_STRATEGY"] = wanted_strategy()
     return envvars
 
 

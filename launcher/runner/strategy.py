@@ -28,9 +28,14 @@ def mitogen_strategy_dir() -> Path | None:
     return folder if (folder / f"{MITOGEN_STRATEGY}.py").is_file() else None
 
 
+def wanted_strategy() -> str:
+    """The strategy asked for: `$OVMS_LAUNCHER_STRATEGY`, else Mitogen's `mitogen_linear`."""
+    return os.environ.get(STRATEGY_ENV, MITOGEN_STRATEGY).strip() or MITOGEN_STRATEGY
+
+
 def strategy_envvars() -> dict[str, str]:
     """Environment for ansible-playbook selecting the strategy (empty: ansible.cfg's default, linear)."""
-    wanted = os.environ.get(STRATEGY_ENV, MITOGEN_STRATEGY).strip() or MITOGEN_STRATEGY
+    wanted = wanted_strategy()
     if not wanted.startswith("mitogen"):
         return {"ANSIBLE_STRATEGY": wanted}
     folder = mitogen_strategy_dir()

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-import yaml
-
-from launcher.content import content
 from launcher.inventory import Inventory
 from launcher.pki.layout import controller_client
 from launcher.pki.plan import controller_name_clash
@@ -33,9 +30,7 @@ DATA_DIRS = {
 
 @cache
 def _system_dirs() -> tuple[str, ...]:
-    path = content().roles / "ovms_common" / "defaults" / "main.yml"
-    defaults = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return tuple(defaults["ovms_common_system_dirs"])
+    return tuple(common_role.common_defaults()["ovms_common_system_dirs"])
 
 
 def unsafe_dir(path: object) -> str:
