@@ -84,7 +84,8 @@ def certs_root(checked: HostVars) -> tuple[Path, str]:
     tls = _tls(checked)
     if tls is not None and tls.certs_dir and "ovms_tls_certs_dir" not in checked.deferred:
         return Path(tls.certs_dir), "ovms_tls_certs_dir"
-    setter = CERTS_DIR_ENV if os.environ.get(CERTS_DIR_ENV) else "the launcher's default PKI folder"
+    default = "ovms_tls_certs_dir (default: the launcher's PKI folder)"
+    setter = CERTS_DIR_ENV if os.environ.get(CERTS_DIR_ENV) else default
     return default_certs_dir().expanduser().resolve(), setter
 
 

@@ -88,3 +88,15 @@ def test_a_checkout_builds_the_double_from_its_sources():
     double = specs.IMAGES["ovms-double"]
     assert package_source(double, "launcher", file=True) == PROJECT_ROOT / "launcher" / "__init__.py"
     assert Path(double.sources["ovms_double"]) == Path("ovms_double")
+
+
+def test_a_missing_pki_in_the_default_folder_names_the_variable_to_set(clean, tmp_path):
+    """Remote mode with no PKI in the launcher's default folder (no OVMS_LAUNCHER_CERTS_DIR): the
+    problem says where the folder comes from and which variable points elsewhere."""
+    from launcher.validate import tls, validate
+
+    clean.setattr(tls, "default_certs_dir", lambda: tmp_path / "no-pki")
+    report = validate([PROJECT_ROOT / "inventories" / "example-remote"], certificates=True)
+    [problem] = [p for p in report.problems if "ca-bundle.pem is missing" in p.message]
+    assert problem.key.startswith("ovms_tls_certs_dir (default: the launcher's PKI folder)"), problem
+    assert "point ovms_tls_certs_dir at the folder that holds your PKI" in problem.fix, problem.fix
