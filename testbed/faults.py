@@ -242,7 +242,8 @@ while True:
                 stat = dict(l.split() for l in f)
             inactive = int(stat.get("total_inactive_file", 0))
             print(json.dumps({"t": time.time(), "name": name,
-                              "bytes": usage - inactive if inactive < usage else usage}), flush=True)
+                              "bytes": usage - inactive if inactive < usage else usage,
+                              "anon": int(stat.get("total_rss", 0))}), flush=True)
         except (OSError, ValueError) as exc:
             print(json.dumps({"t": time.time(), "name": name, "error": str(exc)}), flush=True)
     if time.time() >= end:
@@ -259,7 +260,11 @@ class MemorySampler:
     targets: dict[str, tuple[Host, list[str]]]  # label -> (host, container names)
     duration: float
     interval: float = 1.0
-    samples: list[tuple[float, str, str, int]] = field(default_factory=list)  # (time, label, name, bytes)
+    # (time, label, name, bytes): the cgroup's memory without inactive page cache
+    samples: list[tuple[float, str, str, int]] = field(default_factory=list)
+    # (time, label, name, bytes): anonymous memory only (a leak lives there; page cache and shared
+    # memory zones are bounded by the kernel and the config)
+    anon: list[tuple[float, str, str, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -289,11 +294,13 @@ class MemorySampler:
                     self.errors.append(f"{label}/{record['name']}: {record['error']}")
                 else:
                     self.samples.append((record["t"], label, record["name"], int(record["bytes"])))
+                    self.anon.append((record["t"], label, record["name"], int(record["anon"])))
 
     def join(self) -> None:
         for thread in self._threads:
             thread.join(timeout=self.duration + 150)
 
-    def window(self, label: str, name: str, start: float, end: float) -> list[int]:
+    def window(self, label: str, name: str, start: float, end: float, *, anon: bool = False) -> list[int]:
         with self._lock:
-            return [b for t, lab, n, b in self.samples if lab == label and n == name and start <= t <= end]
+            rows = self.anon if anon else self.samples
+            return [b for t, lab, n, b in rows if lab == label and n == name and start <= t <= end]
