@@ -17,7 +17,8 @@ from pathlib import Path
 from testbed.ssh import SshError, SshTarget
 
 REMOTE_DIR = "/var/tmp/ovms-images"
-SERVER_IMAGES = ("ovms-double", "tls-proxy")
+# local-access: the guard of ovms_server_local_access: root (roles/ovms_server/tasks/local_access.yml)
+SERVER_IMAGES = ("ovms-double", "tls-proxy", "local-access")
 CLIENT_IMAGES = ("client",)
 CAMERA_IMAGES = ("camera-sim",)
 # the images each of the launcher's groups needs, by role (playbooks/vars/groups.yml names the groups)

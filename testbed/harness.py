@@ -250,8 +250,8 @@ class Harness:
         self, archive_dir: Path, layout: Mapping[str, Sequence[str]]
     ) -> list[archives.LoadResult]:
         """Save the product images on the controller (cached) and load on each host what its groups
-        need (archives.IMAGES_BY_ROLE): servers ovms-double and tls-proxy, clients the client image,
-        cameras the camera simulator."""
+        need (archives.IMAGES_BY_ROLE): servers ovms-double, tls-proxy and local-access, clients the
+        client image, cameras the camera simulator."""
         needs: dict[str, list[str]] = {}
         groups = load_groups()
         per_group = {groups[role]: images for role, images in archives.IMAGES_BY_ROLE.items()}

@@ -101,6 +101,14 @@ IMAGES: dict[str, ImageSpec] = {
             python=False,
         ),
         ImageSpec(
+            name="local-access",
+            tag="ovms-launcher/local-access:dev",
+            public_base="debian:bookworm-slim",
+            # the guard applies the rule of the module ovms_local_access, from the same file
+            sources={"ovms_local_access.py": "plugins/module_utils/ovms_local_access.py"},
+            python=False,
+        ),
+        ImageSpec(
             name="camera-sim",
             tag="ovms-launcher/camera-sim:dev",
             public_base="debian:bookworm-slim",

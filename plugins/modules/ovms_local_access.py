@@ -13,6 +13,10 @@ description:
     recreated) or none (the network is going away, or the choice is C(any)).
   - Reads the rules with C(iptables -S OUTPUT) and changes them with C(iptables -D) / C(-I), in one
     call. Supports check mode.
+  - The rules are runtime state (gone after a reboot); the server role runs the local-access guard
+    container beside OVMS, which re-applies the same rules (module_utils ovms_local_access) whenever the
+    Docker engine starts it and checks them every few seconds. RV(backend) tells the role which
+    iptables backend the guard must use.
 options:
   bridges:
     description: Network name -> the bridge to protect, or '' to remove that network's rules.
@@ -43,43 +47,19 @@ removed:
   description: Rules removed, as {network, interface}.
   type: list
   returned: always
+backend:
+  description: The host's iptables backend, C(nft) or C(legacy) (C(iptables -V)); empty without iptables.
+  type: str
+  returned: always
 """
 
-import shlex
-
 from ansible.module_utils.basic import AnsibleModule
-
-COMMENT = "ovms-launcher local-access {network}"
-_PREFIX = "ovms-launcher local-access "
-
-
-def parse_rules(text: str) -> list[dict[str, str]]:
-    """Our rules among `iptables -S OUTPUT` lines: [{network, interface}]."""
-    rules = []
-    for line in text.splitlines():
-        try:
-            words = shlex.split(line)
-        except ValueError:
-            continue
-        if words[:2] != ["-A", "OUTPUT"] or "--comment" not in words or "-o" not in words:
-            continue
-        at, out = words.index("--comment") + 1, words.index("-o") + 1
-        if at < len(words) and out < len(words) and words[at].startswith(_PREFIX):
-            rules.append({"network": words[at][len(_PREFIX) :], "interface": words[out]})
-    return rules
-
-
-def rule_spec(network: str, interface: str) -> list[str]:
-    comment = COMMENT.format(network=network)
-    return ["-o", interface, "-m", "owner", "!", "--uid-owner", "0", "-m", "comment", "--comment", comment]
-
-
-def plan(existing: list[dict[str, str]], bridges: dict[str, str]) -> tuple[list[dict], list[dict]]:
-    """(rules to remove, rules to add)."""
-    remove = [r for r in existing if r["network"] in bridges and r["interface"] != bridges[r["network"]]]
-    have = {(r["network"], r["interface"]) for r in existing}
-    add = [{"network": n, "interface": b} for n, b in sorted(bridges.items()) if b and (n, b) not in have]
-    return remove, add
+from ansible_collections.ovms.edge.plugins.module_utils.ovms_local_access import (
+    IptablesError,
+    backend_of,
+    bad_bridges,
+    enforce,
+)
 
 
 def main() -> None:
@@ -87,30 +67,26 @@ def main() -> None:
         argument_spec={"bridges": {"type": "dict", "required": True}}, supports_check_mode=True
     )
     bridges = {str(k): str(v or "") for k, v in module.params["bridges"].items()}
+    problems = bad_bridges(bridges)
+    if problems:
+        module.fail_json(msg="bridges: " + "; ".join(problems))
     iptables = module.get_bin_path("iptables", required=any(bridges.values()))
     if iptables is None:  # nothing to add, and no iptables: no rule of ours can exist
-        module.exit_json(changed=False, added=[], removed=[])
-    rc, out, err = module.run_command([iptables, "-w", "10", "-S", "OUTPUT"])
-    if rc != 0:
-        if not any(bridges.values()):
-            module.exit_json(changed=False, added=[], removed=[])
+        module.exit_json(changed=False, added=[], removed=[], backend="")
+    rc, out, err = module.run_command([iptables, "-V"])
+    backend = backend_of(out + err) if rc == 0 else "legacy"
+    try:
+        remove, add = enforce(module.run_command, iptables, bridges, check=module.check_mode)
+    except IptablesError as exc:
+        if exc.reading and not any(bridges.values()):  # no readable rules: none of ours to remove
+            module.exit_json(changed=False, added=[], removed=[], backend=backend)
         module.fail_json(
-            msg=f"`iptables -S OUTPUT` failed: {err.strip() or out.strip()}. ovms_server_local_access is "
-            "root, which keeps users of this host other than root off OVMS's plain ports with an iptables "
-            "rule: run the deploy as root (become) on a host whose Docker manages iptables, or set "
-            "ovms_server_local_access: any to leave the firewall alone (any local user can then reach OVMS)"
+            msg=f"{exc}. ovms_server_local_access is root, which keeps users of this host other than root "
+            "off OVMS's plain ports with an iptables rule: run the deploy as root (become) on a host whose "
+            "Docker manages iptables, or set ovms_server_local_access: any to leave the firewall alone (any "
+            "local user can then reach OVMS)"
         )
-    remove, add = plan(parse_rules(out), bridges)
-    if not module.check_mode:
-        for rule in remove:
-            spec = rule_spec(rule["network"], rule["interface"])
-            module.run_command([iptables, "-w", "10", "-D", "OUTPUT", *spec, "-j", "REJECT"], check_rc=True)
-        for rule in add:
-            spec = rule_spec(rule["network"], rule["interface"])
-            module.run_command(
-                [iptables, "-w", "10", "-I", "OUTPUT", "1", *spec, "-j", "REJECT"], check_rc=True
-            )
-    module.exit_json(changed=bool(remove or add), added=add, removed=remove)
+    module.exit_json(changed=bool(remove or add), added=add, removed=remove, backend=backend)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ CLIENT_STREAMS streams each, 8 streams in all), torn down at the end. In file or
    server host's Docker engine restarts. Each time the restart policy brings the service back without
    the launcher, no client container exits or restarts, every stream of every client has results
    again within RESUME_S of the service's return, the dropped frames are counted in stats.jsonl, and
-   the bytes of detections.jsonl and stats.jsonl written before the fault are still there.
+   the bytes of detections.jsonl and stats.jsonl written before the fault are still there. The engine
+   restart also stands for a reboot: the local-access rule is deleted first, and the guard the engine
+   starts again puts it back (users other than root are refused at OVMS's plain port, root is not).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +44,8 @@ INSTANCE = f"{PROFILE}-1"
 CLIENT_CONTAINER = f"ovms-client-{INSTANCE}"
 SERVER_CONTAINER = "ovms-server"
 PROXY_CONTAINER = "ovms-server-tls"
+# the local-access guard (roles/ovms_server/tasks/local_access.yml): puts the OUTPUT rule back
+GUARD_CONTAINER = "ovms-server-local-access"
 TLS_PORT = 9443
 REST_PORT = 8000
 STREAMS_PER_CLIENT = 4  # 8 streams over the two client hosts
@@ -353,9 +358,42 @@ def test_proxy_crash_is_restarted_and_clients_resume(deployment: Deployment):
     assert after.restart_count > before.restart_count, (before, after)
 
 
+def ovms_address(host: Host) -> str:
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    return host.ssh.run(["docker", "inspect", "--format", template, SERVER_CONTAINER]).stdout.strip()
+
+
+def our_rules(host: Host) -> list[str]:
+    """The local-access rules (ovms_server_local_access: root) of `iptables -S OUTPUT`, as -A lines."""
+    listing = host.ssh.run(["iptables", "-S", "OUTPUT"]).stdout
+    return [line for line in listing.splitlines() if "ovms-launcher local-access" in line]
+
+
 def test_engine_restart_on_the_server_host_and_clients_resume(deployment: Deployment):
+    """Also a reboot as far as the local-access rule goes: the rule is runtime state, so before the engine
+    restarts the guard is stopped and the rule deleted (what a reboot leaves); the engine then starts the
+    guard with the other containers and the plain ports are closed to users other than root again."""
     # with live-restore the containers would run through the restart and nothing would be tested
-    assert not faults.live_restore(deployment.server), "live-restore is on: the engine keeps containers"
-    fault_while_streaming(
-        deployment, lambda: faults.restart_engine(deployment.server), (SERVER_CONTAINER, PROXY_CONTAINER)
-    )
+    server = deployment.server
+    assert not faults.live_restore(server), "live-restore is on: the engine keeps containers"
+    [rule] = our_rules(server)
+
+    def reboot() -> float:
+        server.ssh.run(["docker", "stop", "--time", "5", GUARD_CONTAINER])
+        server.ssh.run(["iptables", *shlex.split(rule.replace("-A OUTPUT", "-D OUTPUT", 1))])
+        assert our_rules(server) == []
+        # the hole a reboot opened: any local user reaches OVMS's plain port
+        assert rm.tcp_connect(server, ovms_address(server), REST_PORT, user="nobody") == "open"
+        return faults.restart_engine(server)
+
+    fault_while_streaming(deployment, reboot, (SERVER_CONTAINER, PROXY_CONTAINER, GUARD_CONTAINER))
+    address, deadline = ovms_address(server), time.monotonic() + 30
+    while (refused := rm.tcp_connect(server, address, REST_PORT, user="nobody")) == "open":
+        assert time.monotonic() < deadline, (
+            f"the local-access rule is not back 30s after the service: {our_rules(server)}\n"
+            + deployment.diagnostics()
+        )
+        time.sleep(1)
+    assert refused == "ConnectionRefusedError", refused
+    assert rm.tcp_connect(server, address, REST_PORT) == "open"  # root (Docker's proxy, our probes) is not
+    assert our_rules(server) == [rule], our_rules(server)

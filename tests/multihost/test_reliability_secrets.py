@@ -49,8 +49,9 @@ SERVER_DATA = "/var/lib/ovms-launcher/server"
 PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.+?)\n-----END", re.DOTALL)
 # Everything under / except the kernel's virtual filesystems.
 SEARCH_EXCLUDED = ("/proc", "/sys", "/dev")
-# uid of each deployed key's owner (roles: tls proxy 5001, client 5002)
-KEY_OWNERS = {f"{SERVER_DATA}/tls/server.key": "5001", f"{rm.CLIENT_DATA}/tls/client.key": "5002"}
+# owner uid:gid of each deployed key: root's, readable by the container's group (issue 21 L5: tls proxy
+# 5001, client 5002), so a host account with the container's uid cannot read or replace it
+KEY_OWNERS = {f"{SERVER_DATA}/tls/server.key": "0:5001", f"{rm.CLIENT_DATA}/tls/client.key": "0:5002"}
 # container -> folders mounted from the host that must be read-only ("/" = the container's root)
 READ_ONLY = {
     SERVER_CONTAINER: (SERVER, ("/models", "/config", "/")),
@@ -137,8 +138,8 @@ def _host_files(host: Host, patterns: list[str]) -> dict[str, set[str]]:
 
 
 def _stat(host: Host, paths: list[str]) -> dict[str, tuple[str, str]]:
-    """path -> (octal mode, owner uid)."""
-    proc = host.ssh.run(["stat", "-c", "%a %u %n", *paths])
+    """path -> (octal mode, owner uid:gid)."""
+    proc = host.ssh.run(["stat", "-c", "%a %u:%g %n", *paths])
     out = {}
     for line in proc.stdout.splitlines():
         mode, uid, path = line.split(" ", 2)
@@ -196,7 +197,7 @@ def keys_on_hosts(deployed: Deployed) -> dict[str, dict[str, str]]:
         return dict(zip([h.name for h in hosts], pool.map(search, hosts), strict=True))
 
 
-def test_key_files_are_0600_and_only_where_they_belong(deployed: Deployed, keys_on_hosts):
+def test_key_files_are_0640_root_and_only_where_they_belong(deployed: Deployed, keys_on_hosts):
     expected = {
         SERVER: {f"{SERVER_DATA}/tls/server.key": f"servers/{SERVER}"},
         CLIENT1: {f"{rm.CLIENT_DATA}/tls/client.key": f"clients/{CLIENT1}"},
@@ -206,8 +207,8 @@ def test_key_files_are_0600_and_only_where_they_belong(deployed: Deployed, keys_
         found = {path: name for path, name in keys_on_hosts[host.name].items() if name != "ca"}
         assert found == expected[host.name], f"{host.name}: private keys found at {found}"
         for path, (mode, uid) in _stat(host, sorted(found)).items():
-            assert mode == "600", f"{host.name}:{path} has mode {mode}"
-            assert uid == KEY_OWNERS[path], f"{host.name}:{path} is owned by uid {uid}"
+            assert mode == "640", f"{host.name}:{path} has mode {mode}"
+            assert uid == KEY_OWNERS[path], f"{host.name}:{path} is owned by {uid}"
 
 
 def test_ca_key_is_on_no_host(deployed: Deployed, keys_on_hosts):

@@ -23,7 +23,8 @@ def _load(path: Path) -> ModuleType:
 
 
 COMMON = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_common.py")
-ACCESS = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_local_access.py")
+# the rule logic of the module ovms_local_access (and of the local-access guard image)
+ACCESS = _load(PROJECT_ROOT / "plugins" / "module_utils" / "ovms_local_access.py")
 MODELS = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_models.py")
 STATE = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_models_state.py")
 PRECHECK = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_precheck.py")
