@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -708,6 +709,21 @@ class LoadedProfile:
         return candidate if candidate.is_absolute() else (self.directory / candidate)
 
 
+def _hard_link(directory: Path) -> tuple[str, int] | None:
+    """The first regular file under `directory` with more than one name (its name relative to the
+    folder, and its link count), links never followed: the roles copy a local profile's files by
+    content, so a hard link to a file elsewhere (tarfile.extractall makes them from an archive's link
+    members) would ship that file. roles/ovms_client/tasks/profile.yml refuses them as well."""
+    for root, folders, files in os.walk(directory):  # never descends into a linked folder
+        folders.sort()
+        for entry in sorted(files):
+            path = Path(root) / entry
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                return path.relative_to(directory).as_posix(), info.st_nlink
+    return None
+
+
 def load_profile(directory: Path, environ: Mapping[str, str] | None = None) -> LoadedProfile:
     """Read and validate a profile directory; raise ClientError naming the file and the key."""
     environ = os.environ if environ is None else environ
@@ -717,6 +733,16 @@ def load_profile(directory: Path, environ: Mapping[str, str] | None = None) -> L
             "the profile directory does not exist",
             file=directory,
             fix=f"pass a directory holding {PROFILE_FILE} (and optionally {ENV_FILE})",
+        )
+    hard_link = _hard_link(directory)
+    if hard_link is not None:
+        name, links = hard_link
+        raise ClientError(
+            f"{name!r}: a hard link ({links} names for one file); a profile holds regular files and folders "
+            "only, each file with one name: a hard link would ship the file it shares (a key of the "
+            "controller, say) to the hosts, as a staged profile's would be refused",
+            file=directory / name,
+            fix="replace it with a copy of the file (cp --remove-destination SOURCE FILE), or remove it",
         )
     file = directory / PROFILE_FILE
     try:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,10 +27,10 @@ from typing import Any
 
 from rich.console import Console
 
-from launcher.errors import ExternalError
+from launcher.errors import ExternalError, LauncherError
 from launcher.models.fetch import Want, fetch_pypi, sha256_file
 from launcher.models.repository import cache_lock
-from launcher.paths import cache_dir
+from launcher.paths import cache_dir, default_certs_dir
 
 SKIMAGE_VERSION = "0.25.2"
 PHOTO_MEMBER = "skimage/data/astronaut.png"
@@ -428,3 +429,76 @@ def _ensure(media: SampleMedia, folder: Path, console: Console) -> SampleMedia:
         f"{RETAIL_FRAMES_NAME}/ in {folder}"
     )
     return replace(media, changed=True)
+
+
+MANIFEST_RECIPE: dict[str, Any] = {"manifest": 1}  # a folder of the operator's own files
+
+
+def _pki_overlap(folder: Path, certs: Path) -> str | None:
+    """Why `folder` may not be a media folder for the PKI folder `certs` (None when it may): inside it,
+    it, or holding it (links resolved)."""
+    media, pki = folder.resolve(), certs.expanduser().resolve()
+    if media == pki or pki in media.parents:
+        return f"{folder} is inside the PKI folder {pki}"
+    if media in pki.parents:
+        return f"{folder} holds the PKI folder {pki}"
+    return None
+
+
+def write_manifest(folder: Path, certs_dir: Path | None = None) -> dict[str, str]:
+    """Write `folder`/media.json for the operator's own media: every regular file under it (media.json
+    aside) with its sha256, the list the client role ships (plugins/lookup/ovms_media.py) and nothing
+    else. A symbolic link, a hard link (a file with more than one name), a FIFO or a device anywhere in
+    the folder is refused: the role would refuse it too, and the file may come from elsewhere. So is a
+    hidden file or folder (a name starting with a dot: media are videos and images, a dotfile is a key,
+    a .git folder, an editor's file), and a folder inside or holding the PKI folder (`certs_dir`, by
+    default the launcher's: $OVMS_LAUNCHER_CERTS_DIR, else certs/ of the checkout)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise LauncherError(f"{folder} is not a folder", fix="give the folder of the media files")
+    overlap = _pki_overlap(folder, default_certs_dir() if certs_dir is None else certs_dir)
+    if overlap:
+        raise LauncherError(
+            f"{overlap}: a media folder is shipped to the hosts, the PKI's keys never are",
+            file=folder,
+            fix="put the media files in a folder of their own, away from the certificates",
+        )
+    files: dict[str, str] = {}
+    for root, dirs, names in os.walk(folder):  # never descends into a linked folder
+        for entry in sorted(dirs + names):
+            path = Path(root) / entry
+            name = path.relative_to(folder).as_posix()
+            if entry.startswith("."):
+                raise LauncherError(
+                    f"{name!r} is hidden (its name starts with a dot): a media folder ships videos and "
+                    "images, and a hidden file or folder is something else (a key, a .git folder, an "
+                    "editor's file)",
+                    file=path,
+                    fix="move it out of the media folder, or remove it",
+                )
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "no regular file"
+                raise LauncherError(
+                    f"{name!r} is {what}: a media folder ships regular files only, never following a link",
+                    file=path,
+                    fix="replace it with a copy of the file itself, or remove it",
+                )
+            if info.st_nlink > 1:
+                raise LauncherError(
+                    f"{name!r} is a hard link ({info.st_nlink} names for one file): it may be a file from "
+                    "elsewhere on the controller",
+                    file=path,
+                    fix=f"replace it with a copy (cp --remove-destination SOURCE {path}), or remove it",
+                )
+            if name != MARKER_NAME:
+                files[name] = sha256_file(path)
+    if not files:
+        raise LauncherError(f"{folder} holds no files", fix="put the media files in it first")
+    _write_atomic(
+        folder / MARKER_NAME,
+        json.dumps({"recipe": MANIFEST_RECIPE, "files": files}, indent=2, sort_keys=True) + "\n",
+    )
+    return files

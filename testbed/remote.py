@@ -40,12 +40,14 @@ CLIENT_IMAGE = "ovms-launcher/client:dev"
 
 def prepare_inputs(launcher: Launcher, workdir: Path, models: tuple[str, ...] = ()) -> Path:
     """The models prepared and the sample video rendered in the controller cache (seconds when they
-    are there), the sample copied to `workdir/media`, the clients' media folder; returns that folder."""
+    are there), the sample copied to `workdir/media`, the clients' media folder, with the media.json
+    `launcher media manifest` writes (the role ships only the files it lists); returns that folder."""
     launcher.ok(["models", "prepare", *models], timeout=900)
     launcher.ok(["media", "sample"])
     media = workdir / "media"
     media.mkdir(exist_ok=True)
     shutil.copy2(cache_dir() / "media" / "sample.mp4", media / "sample.mp4")
+    launcher.ok(["media", "manifest", str(media)])
     return media
 
 

@@ -1,5 +1,5 @@
 """`launcher media sample`: the sample photo, video and frames, and the retail scene, used by demos and
-tests."""
+tests; `launcher media manifest`: the media.json of a folder of the operator's own media."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from launcher.media import ensure_sample_media
+from launcher.media import MARKER_NAME, ensure_sample_media, write_manifest
 
 
 @click.group("media")
@@ -32,3 +32,12 @@ def sample(out: Path | None) -> None:
         f"photo:  {made.photo}\nvideo:  {made.video}\nframes: {made.frames_dir}\n"
         f"retail video:  {made.retail_video}\nretail frames: {made.retail_frames_dir}"
     )
+
+
+@media.command("manifest")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def manifest(folder: Path) -> None:
+    """Write FOLDER/media.json: every regular file in FOLDER with its sha256. The client role ships only
+    the files media.json lists (ovms_client_media_dir); links and hard links are refused."""
+    files = write_manifest(folder)
+    click.echo(f"{folder / MARKER_NAME}: {len(files)} files")

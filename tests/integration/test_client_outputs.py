@@ -32,7 +32,7 @@ from double_harness import IMAGE as DOUBLE_IMAGE
 from double_harness import DoubleFactory, copy_model, local_mode
 
 from launcher.content import content
-from launcher.media import ensure_sample_media
+from launcher.media import ensure_sample_media, write_manifest
 from launcher.models import prepare_models
 from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists, readable_tmpdir
 from testbed.http import serve_folder
@@ -159,6 +159,7 @@ def deployment(work: Path, served: tuple[Path, str]) -> Iterator[Deployment]:
         media.mkdir()
         shutil.copy(ensure_sample_media().video, media / "sample.mp4")
         (media / "sample.mp4").chmod(0o644)
+        write_manifest(media)  # the role ships only the files media.json lists
         renamed = _profile(work / "src" / "renamed", RENAMED)
         www, base = served
         sha = _archive(_profile(work / "src" / "quiet", QUIET), www / "quiet.tar.gz")

@@ -1,0 +1,102 @@
+"""Issue 21 (review): roles/ovms_client/tasks/verify.yml waits for a client's first results file, in
+the results folder the client's container writes. The host looks at that file without hashing it,
+reading its type or following a link: only a non-empty regular file counts (a link to a non-empty file
+elsewhere on the host, or a FIFO, is no result). verify.yml runs by ansible-playbook on this machine
+(connection local, no container), its wait cut to one try."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launcher.content import content
+from testbed.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.contract]
+
+ROLE = "ovms.edge.ovms_client"
+INCLUDE = {"name": ROLE, "tasks_from": "verify.yml"}
+WAIT = "Wait for the first results of every client"
+
+
+def _verify(tmp_path: Path, data: Path) -> dict:
+    playbook = tmp_path / "play.yml"
+    play = {
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars": {
+            "ansible_python_interpreter": sys.executable,
+            "ovms_client_data_dir": str(data),
+            "ovms_client_profiles": [{"name": "cams"}],
+            "ovms_client_results_timeout": 1,
+        },
+        "tasks": [{"name": "Run verify.yml", "ansible.builtin.include_role": INCLUDE}],
+    }
+    playbook.write_text(yaml.safe_dump([play]), encoding="utf-8")
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    }
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    report = json.loads(run.stdout)
+    results = {
+        task["task"]["name"].split(" : ")[-1]: next(iter(task["hosts"].values()))
+        for one in report["plays"]
+        for task in one["tasks"]
+    }
+    wait = results[WAIT]
+    assert (run.returncode == 0) != bool(wait.get("failed")), run.stdout[-3000:]
+    return wait
+
+
+def _data(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "data"
+    (data / "profiles" / "cams").mkdir(parents=True)
+    (data / "profiles" / "cams" / "profile.yaml").write_text("name: cams\n", encoding="utf-8")
+    results = data / "results" / "cams-1"
+    results.mkdir(parents=True)
+    return data, results / "detections.jsonl"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plant", ["link", "fifo", "empty"])
+def test_verify_counts_no_link_fifo_or_empty_file_as_results(tmp_path, plant):
+    data, detections = _data(tmp_path)
+    if plant == "link":
+        elsewhere = tmp_path / "elsewhere.jsonl"
+        elsewhere.write_text('{"frame": 1}\n', encoding="utf-8")
+        detections.symlink_to(elsewhere)
+    elif plant == "fifo":
+        os.mkfifo(detections)
+    else:
+        detections.touch()
+    wait = _verify(tmp_path, data)
+    assert wait.get("failed"), wait
+    attempt = wait["results"][0]
+    # looked at, not read: no checksum, no mime type, no attributes
+    assert not {"checksum", "mimetype", "attributes"} & set(attempt["stat"]), attempt["stat"]
+    assert attempt["stat"]["exists"]
+    assert attempt["stat"]["size"] == 0 if plant == "empty" else not attempt["stat"]["isreg"]
+
+
+@pytest.mark.slow
+def test_verify_passes_on_a_regular_results_file(tmp_path):
+    data, detections = _data(tmp_path)
+    detections.write_text('{"frame": 1}\n', encoding="utf-8")
+    wait = _verify(tmp_path, data)
+    assert not wait.get("failed"), wait
+    assert wait["results"][0]["stat"]["isreg"]
