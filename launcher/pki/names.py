@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable
 
 from cryptography import x509
 
 SanName = x509.DNSName | x509.IPAddress
 
-_DNS_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_DNS_RE = re.compile(rf"^(\*\.)?{_DNS_LABEL}(\.{_DNS_LABEL})*\.?$")
-# Host names become directory names under certs/: keep them to what inventories use.
-_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-
 
 def validate_host_name(name: str) -> str:
-    """A host name usable as a certificate CN and as a directory name; raises ValueError otherwise."""
-    if not _HOST_RE.match(name) or name in {".", ".."}:
-        raise ValueError(
-            f"host name {name!r} must be 1-64 characters of letters, digits, '.', '-' or '_' "
-            "and start with a letter, digit or '_'"
-        )
+    """A host name usable as a certificate CN and as a directory name of the PKI: the host rule of
+    roles/ovms_common/meta/rules.yml (a DNS name), which validate and every role apply too; raises
+    ValueError otherwise."""
+    from launcher.validate.rules import engine, ruleset
+
+    problems = engine().evaluate(ruleset().definitions["host_name"], name, engine().Context({}, {}))
+    if problems:
+        raise ValueError(f"host name {name!r} {problems[0][1]}")
     return name
 
 
 def dns_name(value: str) -> x509.DNSName:
+    """A `DNS:` subject alternative name: a host name (the same rule), never a wildcard."""
     value = value.strip()
-    if len(value) > 253 or not _DNS_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid DNS name")
+    if value.startswith("*"):
+        raise ValueError(
+            f"{value!r} is a wildcard: a certificate for every name of a domain would let any host of it "
+            "pass as this server; list each name the server is dialled by"
+        )
+    try:
+        validate_host_name(value.rstrip("."))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid DNS name") from None
     return x509.DNSName(value.rstrip(".").lower())
 
 

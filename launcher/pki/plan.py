@@ -59,14 +59,16 @@ def controller_name_clash(inventory: Inventory) -> LauncherError | None:
     (`controller_client()`, the roles' name: `launcher status` reads remote servers' model states
     through their mTLS proxy with it, module ovms_probe; such a host would receive its key), or None."""
     controller = controller_client()
-    if controller not in inventory.hosts:
+    # the engine's rule (not_controller): DNS names do not tell `Launcher` from `launcher`
+    clash = next((h for h in inventory.hosts if h.lower() == controller.lower()), None)
+    if clash is None:
         return None
     return LauncherError(
-        f'a host is named "{controller}": it would receive the controller\'s own client '
+        f'a host is named "{clash}": it would receive the controller\'s own client '
         f"certificate and key ({kind_folder(Kind.CLIENT)}/{controller}/ of the certificates folder, which "
         "`launcher status` uses)",
         file=inventory.source_label,
-        key=controller,
+        key=clash,
         fix="rename the host in the inventory (keep its address in ansible_host)",
     )
 

@@ -29,7 +29,7 @@ from launcher.validate.options import check_run_options
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
-from launcher.validate.safety import check_data_dirs, check_host_names
+from launcher.validate.safety import check_host_names
 from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
 from launcher.validate.variables import RoleDefaults, check_hosts
 
@@ -99,15 +99,15 @@ def validate_for_destroy(
     *,
     roles_dir: Path | None = None,
 ) -> list[Problem]:
-    """What `launcher destroy` needs right: every variable's type (the names it removes come from
-    them) and data folders it may delete (`--purge`). Profiles, models and certificates need not be
-    valid to remove a deployment."""
+    """What `launcher destroy` needs right: the host names, every variable's type and rules (the
+    names it removes come from them, the data folders it may delete with `--purge` obey theirs).
+    Profiles, models and certificates need not be valid to remove a deployment."""
     extravars = dict(extravars or {})
     roles_dir = roles_dir or content().roles
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
-    hosts, problems = check_hosts(inventory, extravars, defaults, origins)
-    return merge_hosts(problems + check_data_dirs(hosts, origins))
+    _, problems = check_hosts(inventory, extravars, defaults, origins)
+    return merge_hosts(check_host_names(inventory, origins) + problems)
 
 
 def validate(
@@ -146,11 +146,10 @@ def validate(
     origins = VarOrigins(inventory.sources, extravars)
     defaults = RoleDefaults.load(roles_dir)
     hosts, host_problems = check_hosts(inventory, extravars, defaults, origins)
-    problems = check_groups(inventory) + check_host_names(inventory) + host_problems
+    problems = check_groups(inventory) + check_host_names(inventory, origins) + host_problems
     assigned, more = resolve_servers(inventory, hosts, origins)
     problems += more
     problems += check_ports_and_names(hosts, origins)
-    problems += check_data_dirs(hosts, origins)
     problems += check_models_stay_on_servers(inventory, origins)
     problems += check_reachable_servers(inventory, hosts, origins, assigned, machine_of)
     profiles, more = check_profiles(hosts, origins, profiles_dir)

@@ -160,22 +160,9 @@ def check_ports_and_names(hosts: Mapping[str, HostVars], origins: VarOrigins) ->
     return problems
 
 
-def _camera_streams(name: str, checked: HostVars, origins: VarOrigins) -> list[Problem]:
-    """Each stream name once, each file in the media folder (the camera role's own check)."""
-    if {"ovms_camera_streams", "ovms_camera_media_dir"} & checked.deferred:
-        return []
-    rules = common_role.role_filters("ovms_camera")
-    found = rules.streams_findings(
-        checked.raw.get("ovms_camera_streams"), checked.raw.get("ovms_camera_media_dir")
-    )
-    where = origins.find("ovms_camera_streams", name, checked.host.groups)
-    fix = "give each stream its own name, and put its file in ovms_camera_media_dir (see roles/ovms_camera)"
-    return [Problem(where, key, message, fix, (name,)) for key, message in found]
-
-
 def _camera_checks(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
-    """Each camera's streams; camera hosts on one machine share its Docker engine: their containers and
-    published ports clash."""
+    """Camera hosts on one machine share its Docker engine: their containers and published ports clash
+    (each camera's streams: the rule `camera_streams` of roles/ovms_camera/meta/rules.yml)."""
     problems: list[Problem] = []
     names: dict[tuple[str, str], str] = {}
     ports: dict[str, list[tuple[str, int, str]]] = {}  # machine -> (bind address, port, host)
@@ -183,7 +170,6 @@ def _camera_checks(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[P
         camera = checked.get("ovms_camera_")
         if CAMERAS_GROUP not in checked.host.groups or camera is None:
             continue
-        problems += _camera_streams(name, checked, origins)
         groups, machine = checked.host.groups, machine_of(checked)
         if "ovms_camera_container_name" not in checked.deferred:
             other = names.setdefault((machine, camera.container_name), name)

@@ -1,23 +1,17 @@
-"""Folders and names an inventory may not use: data folders that are system folders (a deploy chowns
-inside them, `launcher destroy --purge` deletes them), and a host named like the controller's own
-client certificate.
-
-The rule and the list of system folders live in the `ovms_common` role, which every role applies
-itself; this module reads them from there, so the launcher reports the same problems before a run.
-"""
+"""Names and folders an inventory may not use, by the rules of roles/ovms_common/meta/rules.yml (the
+engine every role's first task applies too): every inventory host name (a DNS name, never the
+controller's own client certificate name), and the data folders (a deploy chowns inside them,
+`launcher destroy --purge` deletes them), which the `data_dir` rule checks with the host's other
+variables (launcher/validate/variables.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 
 from launcher.inventory import Inventory
-from launcher.pki.layout import controller_client
-from launcher.pki.plan import controller_name_clash
-from launcher.validate import common_role
+from launcher.validate import common_role, rules
 from launcher.validate.origins import VarOrigins
-from launcher.validate.problems import Problem, from_error
-from launcher.validate.variables import HostVars
+from launcher.validate.problems import Problem
 
 # the data folders a host's variables give (variable -> its prefix and option name, as read from its View)
 DATA_DIRS = {
@@ -29,39 +23,34 @@ DATA_DIRS = {
 
 
 @cache
-def _system_dirs() -> tuple[str, ...]:
-    return tuple(common_role.common_defaults()["ovms_common_system_dirs"])
+def _folders() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    defaults = common_role.common_defaults()
+    return tuple(defaults["ovms_common_system_dirs"]), tuple(defaults["ovms_common_sensitive_dirs"])
 
 
 def unsafe_dir(path: object) -> str:
-    """Why `path` cannot be a data folder ('' when it can), by the ovms_common role's rule."""
-    return str(common_role.filters().ovms_unsafe_dir(path, _system_dirs()))
+    """Why `path` cannot be a data folder ('' when it can), by the `data_dir` rule with ovms_common's
+    default folder lists."""
+    system, sensitive = _folders()
+    return rules.data_dir_problem(path, system, sensitive)
 
 
-def check_data_dirs(hosts: Mapping[str, HostVars], origins: VarOrigins) -> list[Problem]:
+def check_host_names(inventory: Inventory, origins: VarOrigins | None = None) -> list[Problem]:
+    """Every inventory host name against the host rule: a name that is no DNS name becomes a path of
+    the PKI (`camera-1/../launcher` would receive another host's key), the controller's own name
+    would receive its key."""
+    layout = {"ovms_common_pki_layout": common_role.common_defaults()["ovms_common_pki_layout"]}
     problems: list[Problem] = []
-    for name, checked in hosts.items():
-        for variable, (prefix, field) in DATA_DIRS.items():
-            view = checked.get(prefix)
-            value = getattr(view, field) if view is not None else None
-            if value is None or variable in checked.deferred:
-                continue
-            why = unsafe_dir(value)
-            if why:
-                problems.append(
-                    Problem(
-                        origins.find(variable, name, checked.host.groups),
-                        variable,
-                        f"{why}: a deploy chowns inside it and `launcher destroy --purge` deletes it",
-                        "give it a folder of its own, e.g. /var/lib/ovms-launcher/server, …/client "
-                        "or …/camera",
-                        (name,),
-                    )
+    for host in inventory.hosts.values():
+        for message in rules.host_name(host.name, layout):
+            where = origins.find("", host.name, host.groups) if origins is not None else ""
+            problems.append(
+                Problem(
+                    where or inventory.source_label,
+                    host.name,
+                    f"inventory host name {host.name!r}: {message}",
+                    "rename the host in the inventory (its address stays in ansible_host)",
+                    (host.name,),
                 )
+            )
     return problems
-
-
-def check_host_names(inventory: Inventory) -> list[Problem]:
-    """A host named like the controller's client certificate would receive its key."""
-    clash = controller_name_clash(inventory)
-    return [] if clash is None else [from_error(clash, hosts=(controller_client(),))]

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from launcher.inventory import Inventory, InventoryHost
-from launcher.validate import argspec
+from launcher.validate import argspec, rules
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
-from launcher.validate.specs import PREFIXES, ROLES, RoleSpecs, load_yaml, prefix_of, role_of
+from launcher.validate.specs import PREFIXES, ROLES, RoleSpecs, load_yaml, nested, prefix_of, role_of
 from launcher.validate.view import View
 
 
@@ -129,6 +129,32 @@ def _flow(value: Any) -> str:
 _VARIABLE = re.compile(r"^[^.\[]+")
 
 
+def _list_rules(
+    options: Mapping[str, Any], validated: Mapping[str, Any], issues: list[argspec.Issue]
+) -> list[argspec.Issue]:
+    """The rules of a list of mappings as a whole (each stream name once: `ovms_camera_streams`), once
+    each of its entries passed: argspec.check runs those of each entry and of their options."""
+    failed = {_VARIABLE.match(issue.key).group(0) for issue in issues if _VARIABLE.match(issue.key)}
+    found: list[argspec.Issue] = []
+    for name, option in options.items():
+        value = validated.get(name)
+        if name in failed or value is None or option.get("type") != "list" or nested(option) is None:
+            continue
+        for suffix, message in rules.run(name, value, validated):
+            found.append(argspec.Issue(name + suffix, name, message))
+    return found
+
+
+def _rule_context(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The host's variables the rules read (launcher/validate/rules.py): the values given, and the PKI
+    folder the launcher passes to the run (OVMS_LAUNCHER_CERTS_DIR) when the inventory sets none."""
+    from launcher.paths import default_certs_dir
+
+    top = dict(given)
+    top.setdefault("ovms_tls_certs_dir", str(default_certs_dir()))
+    return top
+
+
 def check_hosts(
     inventory: Inventory, extravars: Mapping[str, Any], defaults: RoleDefaults, origins: VarOrigins
 ) -> tuple[dict[str, HostVars], list[Problem]]:
@@ -178,7 +204,9 @@ def check_host(
             result.deferred.add(key)
         else:
             given[key] = value
-    validated, issues = argspec.check(specs.options, given)
+    with rules.host_context(_rule_context(given), result.deferred):
+        validated, issues = argspec.check(specs.options, given)
+        issues += _list_rules(specs.options, validated, issues)
     invalid: set[str] = set()
     for issue in issues:
         match = _VARIABLE.match(issue.key)

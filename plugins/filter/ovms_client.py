@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -16,7 +15,7 @@ import yaml
 # holds this table, that fact and the rules below against the client's own code.
 OUTPUT_DEFAULTS = {"detections": True, "detections_file": "detections.jsonl", "stats_file": "stats.jsonl"}
 # client/profile.py FileName: a plain file name, never a path
-_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # the client's text: read with fullmatch
 # the strings pydantic reads as a bool (lax mode), as the client does
 _TRUE = {"1", "on", "t", "true", "y", "yes"}
 _FALSE = {"0", "off", "f", "false", "n", "no"}
@@ -41,9 +40,7 @@ STATS_KEYS = (
 # the client).
 STAGE_STATS_KEYS = ("requests", "failures", "latency_p50_ms", "latency_p95_ms", "model")
 # client/profile.py DeviceInput: the only device paths a profile can name
-_DEVICE = re.compile(r"^/dev/video[0-9]+$")
-# The keys of one camera's credentials (ovms_client_camera_credentials values)
-_CREDENTIAL_KEYS = ("username", "password")
+_DEVICE = re.compile(r"^/dev/video[0-9]+\Z")
 
 
 def ovms_client_instances(profiles: list[dict]) -> list[str]:
@@ -88,7 +85,8 @@ def ovms_client_instance_name(labels: dict) -> str:
 
 
 def ovms_client_stats(results: list[dict]) -> list[dict]:
-    """One entry per client from `tail -n 1 stats.jsonl` results: latest fps, p95, dropped, frames."""
+    """One entry per client from the results of status.yml's read of each stats file (module ovms_tail: its
+    last line in `stdout`; a missing or refused file gives none): latest fps, p95, dropped, frames."""
     clients = []
     for result in results:
         entry: dict = {"name": result.get("ovms_client_status_name")}
@@ -178,7 +176,7 @@ def ovms_client_outputs(profile_yaml: str | None) -> dict:
         result["detections"] = detections
     for key in ("detections_file", "stats_file"):
         name = outputs.get(key)
-        if isinstance(name, str) and _FILE_NAME.match(name) and name not in (".", ".."):
+        if isinstance(name, str) and _FILE_NAME.fullmatch(name) and name not in (".", ".."):
             result[key] = name
     result["first_results"] = result["detections_file"] if result["detections"] else result["stats_file"]
     return result
@@ -248,7 +246,7 @@ def ovms_client_checked(output: object, profile: str) -> dict:
 
 
 # A model or file name that becomes a path on the controller and the host: a plain name
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 def _checked_stages(stages: object, profile: str) -> list[dict]:
@@ -363,62 +361,6 @@ def ovms_client_device_spec(stats: list[dict]) -> dict:
     return {"devices": devices, "groups": groups, "missing": missing, "root_group": root_group}
 
 
-def ovms_client_credentials_problems(credentials: object) -> list[str]:
-    """What is wrong with ovms_client_camera_credentials, naming keys only: a message never shows a
-    value (they are passwords)."""
-    if credentials is None:
-        return []
-    if not isinstance(credentials, dict):
-        return ["expected a mapping of camera (URL, host:port or host) -> {username, password}"]
-    problems = []
-    for match, entry in credentials.items():
-        where = f"entry {match!r}" if _safe_match(match) else "an entry whose key is not a URL or host"
-        if not _safe_match(match):
-            problems.append(
-                f"{where}: a key is an rtsp://, rtsps://, http:// or https:// URL without credentials, "
-                "a host:port or a host"
-            )
-            continue
-        if not isinstance(entry, dict) or set(entry) - set(_CREDENTIAL_KEYS):
-            problems.append(f"{where}: expected a mapping with the keys username and password only")
-            continue
-        for key in _CREDENTIAL_KEYS:
-            value = entry.get(key)
-            one_line = isinstance(value, str) and not any(c in value for c in "\r\n\0")
-            if not one_line or not value or len(value) > 1024:
-                problems.append(
-                    f"{where}: {key} must be a non-empty string of one line (at most 1024 characters)"
-                )
-    return problems
-
-
-# What a camera key may be, in the characters it may use: an rtsp/http URL without credentials, a
-# host:port or a host (IPv6 in brackets). _safe_match then reads it as the client does
-# (client/credentials.py): a key the role accepts, the client accepts too, or every client of the
-# host would refuse the file at start (tests/unit/test_client_role_sources.py holds both to it).
-_MATCH = re.compile(
-    r"^((rtsps?|https?)://[A-Za-z0-9._\[\]:-]+(/[^\s@]*)?"
-    r"|[A-Za-z0-9_][A-Za-z0-9._-]*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)$"
-)
-
-
-def _safe_match(match: object) -> bool:
-    if not isinstance(match, str) or not _MATCH.match(match) or "@" in match:
-        return False
-    url = "://" in match
-    try:
-        parts = urlsplit(match if url else f"//{match}")
-        parts.port  # noqa: B018 (raises ValueError for a port that is no number or out of range)
-    except ValueError:  # such a port, or a bad IPv6 address
-        return False
-    host = parts.hostname or ""
-    if not host or host.startswith("-"):
-        return False
-    if url:
-        return True
-    return not (parts.path or parts.query or parts.fragment) and (":" not in host or match.startswith("["))
-
-
 def ovms_client_credentials_json(credentials: object) -> str:
     """The credentials file every client container reads (OVMS_CAMERA_CREDENTIALS, client/sources.py):
     {"cameras": [{"match", "username", "password"}, ...]}, sorted by match for a stable file."""
@@ -427,6 +369,54 @@ def ovms_client_credentials_json(credentials: object) -> str:
         for match, entry in sorted((credentials or {}).items())
     ]
     return json.dumps({"cameras": entries}, indent=1, sort_keys=True) + "\n"
+
+
+def ovms_client_profile_odd(found: list[dict]) -> list[str]:
+    """The entries of a local profile folder (ansible.builtin.find's `files`, file_type any, links not
+    followed) that are neither a folder nor a regular file with one name, each as `path (what)`: a
+    symbolic link, a hard link (more than one name: the copy would ship the file it shares, a key of
+    the controller, say), a FIFO, a socket or a device. The launcher's loader refuses the same
+    (client/profile.py), a staged profile's module too (ovms_client_stage)."""
+    odd = []
+    for entry in sorted(found, key=lambda e: str(e.get("path", ""))):
+        path = str(entry.get("path", ""))
+        if entry.get("islnk"):
+            what = "a symbolic link"
+        elif entry.get("isreg"):
+            links = int(entry.get("nlink") or 1)
+            if links <= 1:
+                continue
+            what = f"a hard link, {links} names for one file"
+        elif entry.get("isdir"):
+            continue
+        else:
+            what = "a special file"
+        odd.append(f"{path} ({what})")
+    return odd
+
+
+def ovms_media_stale(found: list[dict], root: str, media: dict) -> list[str]:
+    """The paths under a host's media folder `root` (ansible.builtin.find's `files`, links not followed)
+    that the media to ship (lookup ovms_media: its `dirs` and `files`) do not list, or list as the
+    other kind (a folder where a file goes, a link anywhere): removed before the copy, so the folder
+    holds exactly what is listed. A path inside one already listed is left out (it goes with it)."""
+    dirs = set(media.get("dirs") or [])
+    files = {entry["name"] for entry in media.get("files") or []}
+    prefix = root.rstrip("/") + "/"
+    stale: list[str] = []
+    for entry in sorted(found, key=lambda e: str(e.get("path", ""))):
+        path = str(entry.get("path", ""))
+        if not path.startswith(prefix):
+            continue
+        name = path[len(prefix) :]
+        if any(name.startswith(s[len(prefix) :] + "/") for s in stale):
+            continue
+        if name in dirs and entry.get("isdir") and not entry.get("islnk"):
+            continue
+        if name in files and entry.get("isreg") and not entry.get("islnk"):
+            continue
+        stale.append(path)
+    return stale
 
 
 class FilterModule:
@@ -447,6 +437,7 @@ class FilterModule:
             "ovms_client_model_files_stale": ovms_client_model_files_stale,
             "ovms_client_model_files_changed": ovms_client_model_files_changed,
             "ovms_client_device_spec": ovms_client_device_spec,
-            "ovms_client_credentials_problems": ovms_client_credentials_problems,
             "ovms_client_credentials_json": ovms_client_credentials_json,
+            "ovms_client_profile_odd": ovms_client_profile_odd,
+            "ovms_media_stale": ovms_media_stale,
         }

@@ -35,34 +35,33 @@ def ovms_is_ip_address(value: object) -> bool:
     return True
 
 
-def ovms_unsafe_dir(path: object, system_dirs: Sequence[str]) -> str:
-    """Why `path` cannot be a data folder of ours ('' when it can): it must be absolute, without `..`
-    parts, and neither a system folder nor a parent of one (data folders are chowned and, with
-    `launcher destroy --purge`, deleted)."""
-    text = str(path or "")
-    if not text.startswith("/"):
-        return f"{text!r} is not an absolute path"
-    if ".." in text.split("/"):
-        return f"{text!r} has a '..' part"
-    normal = posixpath.normpath(text)
-    if normal == "/" or normal.startswith("//"):
-        return f"{text!r} is the root folder"
-    for system in system_dirs:
-        if normal == system or (system != "/" and system.startswith(normal + "/")):
-            return (
-                f"{text!r} is the system folder {system}"
-                if normal == system
-                else (f"{text!r} holds the system folder {system}")
-            )
-    return ""
+def _rules_engine() -> Any:
+    """The collection's rule engine (plugins/module_utils/ovms_rules.py): imported as Ansible runs it,
+    by its path when the launcher loads this file by path."""
+    try:
+        from ansible_collections.ovms.edge.plugins.module_utils import ovms_rules
+    except ImportError:
+        import importlib.util
+
+        path = Path(__file__).resolve().parents[1] / "module_utils" / "ovms_rules.py"
+        spec = importlib.util.spec_from_file_location("ovms_edge_rules_filter", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the rule engine {path}") from None
+        ovms_rules = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ovms_rules)
+    return ovms_rules
 
 
-def ovms_unsafe_dirs(folders: Sequence[Mapping[str, str]], system_dirs: Sequence[str]) -> list[str]:
-    """'<variable>: <why>' for each {path, variable} that cannot be a data folder (ovms_unsafe_dir)."""
+def ovms_unsafe_dirs(
+    folders: Sequence[Mapping[str, str]], system_dirs: Sequence[str], sensitive_dirs: Sequence[str] = ()
+) -> list[str]:
+    """'<variable>: <why>' for each {path, variable} that cannot be a data folder: the rule `data_dir`
+    of roles/ovms_common/meta/rules.yml (tasks/purge.yml checks again right before it deletes)."""
+    problem = _rules_engine().data_dir_problem
     return [
         f"{folder.get('variable', 'data folder')}: {why}"
         for folder in folders
-        if (why := ovms_unsafe_dir(folder.get("path"), system_dirs))
+        if (why := problem(folder.get("path"), system_dirs, sensitive_dirs))
     ]
 
 
@@ -187,7 +186,6 @@ class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_is_ip_address": ovms_is_ip_address,
-            "ovms_unsafe_dir": ovms_unsafe_dir,
             "ovms_unsafe_dirs": ovms_unsafe_dirs,
             "ovms_tls_plan": ovms_tls_plan,
             "ovms_advertised_address": ovms_advertised_address,

@@ -49,9 +49,9 @@ from typing import Any
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-_VERSION = re.compile(r"^[1-9][0-9]*$")
+_VERSION = re.compile(r"^[1-9][0-9]*\Z")
 # what ovms_client_model_needs lets through; checked again here, as these become controller paths
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 def _is(path: Path, test: Any) -> bool:

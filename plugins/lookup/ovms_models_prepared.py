@@ -41,7 +41,7 @@ from typing import Any
 
 from ansible.plugins.lookup import LookupBase
 
-_VERSION = re.compile(r"^[1-9][0-9]*$")
+_VERSION = re.compile(r"^[1-9][0-9]*\Z")
 
 
 class LookupModule(LookupBase):

@@ -61,7 +61,7 @@ def read_state(root: Path) -> dict:
     for model in sorted(
         p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
     ):
-        found = sorted(int(v.name) for v in model.iterdir() if v.is_dir() and _VERSION.match(v.name))
+        found = sorted(int(v.name) for v in model.iterdir() if v.is_dir() and _VERSION.fullmatch(v.name))
         if not found:
             continue
         versions[model.name] = found

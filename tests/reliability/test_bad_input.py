@@ -634,6 +634,18 @@ CASES: dict[str, Case] = {
         "is a symbolic link (to ",
         "replace the link with a copy of the file it names",
     ),
+    # issue 21 M1: a hard link shares the file's content (tarfile.extractall makes them from archives)
+    "profile-holds-a-hard-link": Case(
+        "local",
+        lambda s: _then(
+            lambda: (s.root / "ca.key").write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8"),
+            lambda: (s.profile() / "notes.txt").hardlink_to(s.root / "ca.key"),
+        ),
+        prof("notes.txt"),
+        "notes.txt",
+        "'notes.txt': a hard link (2 names for one file)",
+        "cp --remove-destination",
+    ),
     "profile-holds-a-fifo": Case(
         "local",
         lambda s: _then(
@@ -651,7 +663,7 @@ CASES: dict[str, Case] = {
         hv("localhost"),
         "ovms_server_data_dir",
         "'/' is the root folder",
-        "give it a folder of its own",
+        "the default is ovms_server_data_dir",
     ),
     "data-dir-dotdot": Case(
         "local",
@@ -659,7 +671,7 @@ CASES: dict[str, Case] = {
         hv("localhost"),
         "ovms_client_data_dir",
         "has a '..' part",
-        "give it a folder of its own",
+        "the default is ovms_client_data_dir",
     ),
     "data-dir-system-folder": Case(
         "local",
@@ -667,7 +679,7 @@ CASES: dict[str, Case] = {
         hv("localhost"),
         "ovms_server_data_dir",
         "is the system folder /var/lib",
-        "give it a folder of its own",
+        "the default is ovms_server_data_dir",
     ),
     "host-named-launcher": Case(
         "local",
@@ -678,8 +690,69 @@ CASES: dict[str, Case] = {
         ),
         lambda s: str(s.inventory),
         "launcher",
-        'a host is named "launcher": it would receive the controller\'s own client certificate',
+        "a host named 'launcher' would receive the controller's own client certificate",
         "rename the host in the inventory",
+    ),
+    # issue 21 M2: the certificate copy builds paths from the host name
+    "host-name-leaves-its-folder": Case(
+        "local",
+        lambda s: _then(
+            lambda: s.edit_hosts(
+                lambda d: d["all"]["children"]["ovms_clients"]["hosts"].update({"camera-1/../launcher": None})
+            )
+        ),
+        lambda s: str(s.inventory),
+        "camera-1/../launcher",
+        "must be a DNS name",
+        "rename the host in the inventory",
+    ),
+    # issue 21 L3: inside a sensitive folder (a deploy chowns there, --purge deletes)
+    "data-dir-sensitive-folder": Case(
+        "local",
+        lambda s: _then(lambda: s.host_vars("localhost", ovms_client_data_dir="/etc/ssh")),
+        hv("localhost"),
+        "ovms_client_data_dir",
+        "inside /etc",
+        "the default is ovms_client_data_dir",
+    ),
+    # issue 21 M1: a media folder in the PKI folder would ship the CA key to every client host
+    "media-dir-in-the-pki": Case(
+        "remote",
+        lambda s: _then(lambda: s.group_vars("all", ovms_client_media_dir=str(s.certs / "ca"))),
+        gv,
+        "ovms_client_media_dir",
+        "the controller's PKI folder: its keys would be copied to the hosts",
+        "roles/ovms_client/defaults/main.yml",
+    ),
+    # issue 21 M2: values pasted into nginx's config
+    "tls-upstream-host-injection": Case(
+        "remote",
+        lambda s: _then(
+            lambda: s.group_vars(
+                "all", ovms_tls_upstream_host="x:9000; } server { listen 9444 ssl; ssl_verify_client off"
+            )
+        ),
+        gv,
+        "ovms_tls_upstream_host",
+        "must be a container name, a host name or an IPv4 address",
+        "roles/ovms_tls_proxy/defaults/main.yml",
+    ),
+    "tls-grpc-buffer-size-injection": Case(
+        "remote",
+        lambda s: _then(lambda: s.group_vars("all", ovms_tls_grpc_buffer_size="1m; ssl_verify_client off")),
+        gv,
+        "ovms_tls_grpc_buffer_size",
+        "must be a size",
+        "roles/ovms_tls_proxy/defaults/main.yml",
+    ),
+    # issue 21 L5: a wildcard SAN would let any host of the domain pass as this server
+    "tls-extra-san-wildcard": Case(
+        "remote",
+        lambda s: _then(lambda: s.host_vars(SERVER, ovms_tls_extra_sans=["DNS:*.shop.example"])),
+        hv(SERVER),
+        "ovms_tls_extra_sans",
+        "is a wildcard",
+        "roles/ovms_tls_proxy/defaults/main.yml",
     ),
     "image-with-a-space": Case(
         "local",
@@ -856,6 +929,49 @@ def test_destroy_purge_refuses_an_unsafe_data_folder_before_running(data_dir, wo
     one_line = " ".join(result.text.split())
     assert "ovms_client_data_dir" in one_line and words in one_line, result.describe()
     assert str(site.inventory / "host_vars" / "localhost.yml") in result.text
-    assert any("give it a folder of its own" in fix for fix in result.fixes), result.describe()
+    assert "give it a folder of its own" in one_line, result.describe()
+    assert any("the default is ovms_client_data_dir" in fix for fix in result.fixes), result.describe()
     assert not site.runs.exists() or not any(site.runs.iterdir()), "a run folder was created"
     assert before == containers()
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize(
+    ("group", "values", "key", "words"),
+    [
+        ("all", {"ovms_server_data_dir": "{{ '/etc/' ~ 'ssh' }}"}, "ovms_server_data_dir", "inside /etc"),
+        (
+            "ovms_clients",
+            {"ovms_client_profiles": [{"name": "{{ '../../../../' ~ 'etc' }}"}]},
+            "ovms_client_profiles[0].name",
+            "must be a profile name",
+        ),
+    ],
+    ids=["data-dir", "profile-name"],
+)
+def test_a_templated_bad_value_is_refused_by_the_role_before_anything_is_created(
+    group, values, key, words, tmp_path
+):
+    """Issue 21: `launcher validate` cannot evaluate a template (it defers it); the role's first task
+    (ovms.edge.ovms_check) sees the templated value and refuses it before anything is created."""
+    site = local_site(tmp_path)
+    site.group_vars(group, **values)
+    etc = Path("/etc/ssh")
+    etc_before = etc.stat() if etc.exists() else None
+    before = containers()
+    double = ["-e", "ovms_server_image=ovms-launcher/ovms-double:dev"]  # the real OVMS cannot be pulled here
+    result = launcher(site, "deploy", "-i", str(site.inventory), *double, timeout=300)
+    after = containers()
+
+    assert result.returncode != 0, result.describe()
+    one_line = " ".join(result.text.split())
+    assert key in one_line and words in one_line, result.describe()
+    assert not any(d.exists() for d in site.data), "a data folder of the inventory was created"
+    assert before == after, f"containers changed:\nbefore {sorted(before)}\nafter {sorted(after)}"
+    if etc_before is not None:
+        now = etc.stat()
+        assert (now.st_uid, now.st_gid, now.st_mode) == (
+            etc_before.st_uid,
+            etc_before.st_gid,
+            etc_before.st_mode,
+        )

@@ -143,12 +143,6 @@ def test_every_rule_names_an_option_of_a_spec():
             assert SPECS.option(sibling) is not None, f"rules.py: {rule.path} reads {name}, no option"
 
 
-def test_the_git_rules_are_the_client_roles_own():
-    data = yaml.safe_load((ROLES_DIR / "ovms_client" / "vars" / "main.yml").read_text(encoding="utf-8"))
-    keys = ("repo", "ref", "commit")
-    assert rules.git_patterns() == {k: data[f"ovms_client_git_{k}_pattern"] for k in keys}
-
-
 def test_every_prefix_names_the_role_that_reads_it():
     for prefix, role in PREFIXES.items():
         assert role in ROLES
