@@ -32,6 +32,8 @@ from bench.common import calibrate, conclude, machine_noise, median, spread, sto
 from bench.launch import BenchError, run_launcher
 from bench.taskprofile import latest_run, slowest_tasks, tasks_per_host
 from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP
+from launcher.media import MARKER_NAME as MEDIA_MANIFEST
+from launcher.media import write_manifest
 from launcher.paths import cache_dir
 from testbed import remote
 from testbed.harness import Harness
@@ -66,9 +68,10 @@ class Fleet:
 
     def inventory(self, size: int) -> Path:
         media = self.workdir / "media"
-        if not media.is_dir():
-            media.mkdir()
+        if not (media / MEDIA_MANIFEST).is_file():
+            media.mkdir(exist_ok=True)
             shutil.copy2(cache_dir() / "media" / "sample.mp4", media / "sample.mp4")
+            write_manifest(media)  # the client role ships only the files media.json lists
         return self.harness.inventory(
             self.workdir / f"hosts-{size}.yml", layout(size), group_vars=remote.group_vars(media)
         )

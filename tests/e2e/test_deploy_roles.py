@@ -110,7 +110,8 @@ def test_tags_client_redeploys_the_clients_only(site: Site):
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     before = site.containers()
     server, client = f"{site.tag}-server", f"{site.tag}-client-person-detection-1"
-    assert set(before) == {server, client}
+    guard = f"{server}-local-access"  # keeps the local-access rule across engine starts (ovms_server)
+    assert set(before) == {server, guard, client}
 
     # a server change and a client change in one run: --tags client applies the client's only
     run = site.launcher(
@@ -120,6 +121,7 @@ def test_tags_client_redeploys_the_clients_only(site: Site):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     after = site.containers()
     assert after[server] == before[server], "the server container was recreated"
+    assert after[guard] == before[guard], "the local-access guard was recreated"
     assert after[client] != before[client], "the client container was not recreated"
     assert "--log_level" in docker("inspect", "--format", "{{json .Args}}", server).stdout
     assert "DEBUG" not in docker("inspect", "--format", "{{json .Args}}", server).stdout
