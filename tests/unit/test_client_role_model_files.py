@@ -6,21 +6,18 @@ them; a file no prepared version has stops the host, naming profile, stage, mode
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 from ansible.errors import AnsibleLookupError
 
-from launcher.content import content
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook, task_results
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.models
 
@@ -28,16 +25,8 @@ ROLE = PROJECT_ROOT / "roles" / "ovms_client"
 ROLE_FQCN = "ovms.edge.ovms_client"
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"ovms_client_{path.stem}_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CLIENT = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py")
-LOOKUP = _load(PROJECT_ROOT / "plugins" / "lookup" / "ovms_client_model_files.py")
+CLIENT = load_plugin("plugins/filter/ovms_client.py")
+LOOKUP = load_plugin("plugins/lookup/ovms_client_model_files.py")
 
 CHARS = "characters.txt"
 NEED = {"profile": "price-label", "stage": "text-recognition", "model": "text-recognition", "file": CHARS}
@@ -196,49 +185,27 @@ def test_profiles_whose_model_files_changed_are_recreated():
 
 def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.CompletedProcess:
     """tasks/model_files.yml then tasks/model_files_prune.yml with this reading of the profiles."""
-    playbook = tmp_path / "play.yml"
     tasks = [
         {"name": f"Run {name}", "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name}}
         for name in ("model_files.yml", "model_files_prune.yml")
     ]
     play = {
         "hosts": "localhost",
-        "connection": "local",
         "gather_facts": False,
         "vars": {
             "ovms_client_data_dir": str(tmp_path / "data"),
             "ovms_models_cache_dir": str(tmp_path / "cache"),
             "ovms_client_profiles": profiles,
             "ovms_client_prepared": prepared,
-            "ansible_python_interpreter": sys.executable,
         },
         "tasks": tasks,
     }
-    playbook.write_text(yaml.safe_dump([play]), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
     (tmp_path / "data" / "model-files").mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    return run_playbook(tmp_path, play, json_callback=True)
 
 
 def _changed(run: subprocess.CompletedProcess) -> dict[str, bool]:
-    report = json.loads(run.stdout)
-    return {
-        task["task"]["name"].removeprefix(f"{ROLE_FQCN} : "): any(
-            h.get("changed") for h in task["hosts"].values()
-        )
-        for play in report["plays"]
-        for task in play["tasks"]
-    }
+    return {name: bool(result.get("changed")) for name, result in task_results(run).items()}
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -3,22 +3,16 @@ the device list a container is given, and the camera credentials file and its ch
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
 from launcher.validate import rules
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.sources
 
-_spec = importlib.util.spec_from_file_location(
-    "ovms_client_filters_test", PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py"
-)
-assert _spec is not None and _spec.loader is not None
-CLIENT = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(CLIENT)
+CLIENT = load_plugin("plugins/filter/ovms_client.py")
 
 SECRET = "p@ss:w/rd"
 

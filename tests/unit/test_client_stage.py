@@ -4,26 +4,19 @@ written, and nothing outside the staging folder is ever touched."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import stat
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
-_SPEC = importlib.util.spec_from_file_location(
-    "ovms_client_stage", PROJECT_ROOT / "plugins" / "modules" / "ovms_client_stage.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-stage_module = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = stage_module  # its dataclasses look their module up
-_SPEC.loader.exec_module(stage_module)
+# registered: its dataclasses look their module up
+stage_module = load_plugin("plugins/modules/ovms_client_stage.py", "ovms_client_stage", register=True)
 Refused = stage_module.Refused
 
 PROFILE = b"name: p\n"

@@ -32,6 +32,7 @@ import yaml
 import launcher
 from launcher.paths import cache_dir
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.collection
 
@@ -303,11 +304,7 @@ def our_lookups() -> set[str]:
 def our_filters() -> set[str]:
     names: set[str] = set()
     for path in (PROJECT_ROOT / "plugins" / "filter").glob("*.py"):
-        spec = importlib.util.spec_from_file_location(f"collection_filter_{path.stem}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        names |= set(module.FilterModule().filters())
+        names |= set(load_plugin(path).FilterModule().filters())
     return names
 
 

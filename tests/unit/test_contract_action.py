@@ -6,16 +6,13 @@ One run checks every case (one host each)."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from testbed.paths import PROJECT_ROOT
+from testbed.playbook import host_failure, run_playbook
 
 pytestmark = [pytest.mark.contract]
 
@@ -81,51 +78,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedP
             },
         }
     }
-    (root / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    play = [
-        {
-            "name": "Each host's role",
-            "hosts": "all",
-            "gather_facts": False,
-            "tasks": [
-                {"name": "Run it", "ansible.builtin.include_role": {"name": "ovms.edge.{{ role_of_host }}"}}
-            ],
-        }
-    ]
-    (root / "play.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT_ROOT / ".ansible" / "collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    play = {
+        "name": "Each host's role",
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "Run it", "ansible.builtin.include_role": {"name": "ovms.edge.{{ role_of_host }}"}}
+        ],
     }
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts.yml", "play.yml"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_playbook(root, play, inventory)
     return done, data
-
-
-def _failure(output: str, host: str) -> dict:
-    for line in output.splitlines():
-        prefix = f"fatal: [{host}]: FAILED! => "
-        if line.startswith(prefix):
-            return json.loads(line[len(prefix) :])
-    raise AssertionError(f"{host} did not fail:\n{output}")
 
 
 @pytest.mark.parametrize("host", list(CASES))
 def test_each_bad_value_is_refused_by_the_roles_first_task(run, host: str):
     done, _ = run
     _, _, key, words = CASES[host]
-    failure = _failure(done.stdout, host)
+    failure = host_failure(done.stdout, host)
     assert failure["findings"], failure
     found = [f for f in failure["findings"] if f["key"] == key]
     assert found and words in found[0]["message"], failure

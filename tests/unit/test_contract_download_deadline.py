@@ -6,9 +6,7 @@ one-second deadline."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
-_SPEC = importlib.util.spec_from_file_location(
-    "ovms_client_stage_deadline", PROJECT_ROOT / "plugins" / "modules" / "ovms_client_stage.py"
+# registered: its dataclasses look their module up
+stage_module = load_plugin(
+    "plugins/modules/ovms_client_stage.py", "ovms_client_stage_deadline", register=True
 )
-assert _SPEC is not None and _SPEC.loader is not None
-stage_module = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = stage_module  # its dataclasses look their module up
-_SPEC.loader.exec_module(stage_module)
 
 DRIP = 0.05  # seconds between two bytes: far below any `timeout`
 BODY = "HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n"

@@ -5,8 +5,6 @@ no number), and the controller's name is refused in any letter case."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +14,7 @@ import yaml
 
 from launcher.validate import rules
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import host_failure, run_playbook
 
 pytestmark = [pytest.mark.contract]
 
@@ -126,39 +125,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess
             },
         }
     }
-    (root / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    (root / "play.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT_ROOT / ".ansible" / "collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-    }
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts.yml", "play.yml"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_playbook(root, play, inventory)
     assert not (root / "data").exists()
     return done
 
 
-def _failure(output: str, host: str) -> dict:
-    for line in output.splitlines():
-        prefix = f"fatal: [{host}]: FAILED! => "
-        if line.startswith(prefix):
-            return json.loads(line[len(prefix) :])
-    raise AssertionError(f"{host} did not fail:\n{output}")
-
-
 def test_a_value_that_cannot_be_templated_fails_the_check(run):
-    failure = _failure(run.stdout, "client-lazy")
+    failure = host_failure(run.stdout, "client-lazy")
     found = {f["key"]: f["message"] for f in failure["findings"]}
     assert "cannot be evaluated before the role runs" in found["ovms_client_image"], found
     assert "later_image" in found["ovms_client_image"]
@@ -169,7 +142,7 @@ def test_a_value_that_cannot_be_templated_fails_the_check(run):
 
 
 def test_the_prechecks_variables_are_checked_by_every_roles_precheck(run):
-    failure = _failure(run.stdout, "client-prechecks")
+    failure = host_failure(run.stdout, "client-prechecks")
     assert failure["role"] == "prechecks", failure
     keys = {f["key"] for f in failure["findings"]}
     assert keys == {"prechecks_images[0].image", "prechecks_min_docker_api"}, failure

@@ -9,26 +9,23 @@ client's loader, which `launcher validate` runs, and roles/ovms_client/tasks/pro
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from client.errors import ClientError
 from client.profile import load_profile
-from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.media import write_manifest
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook, task_results
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
@@ -37,16 +34,8 @@ CLIENT_GID = 5002
 SECRET = "-----BEGIN PRIVATE KEY-----\nnot a real key\n-----END PRIVATE KEY-----\n"
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"contract_{path.stem}_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LOOKUP = _load(PROJECT_ROOT / "plugins" / "lookup" / "ovms_media.py")
-FILTERS = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py")
+LOOKUP = load_plugin("plugins/lookup/ovms_media.py")
+FILTERS = load_plugin("plugins/filter/ovms_client.py")
 
 
 def _sha(data: bytes) -> str:
@@ -281,44 +270,21 @@ def test_validate_refuses_a_hard_link_in_a_local_profile(tmp_path):
 
 
 def _play(tmp_path: Path, tasks_from: list[str], variables: dict) -> subprocess.CompletedProcess:
-    playbook = tmp_path / "play.yml"
     play = {
         "hosts": "localhost",
-        "connection": "local",
         "gather_facts": False,
-        "vars": {"ansible_python_interpreter": sys.executable, **variables},
+        "vars": variables,
         "tasks": [
             {"name": f"Run {name}", "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name}}
             for name in tasks_from
         ],
     }
-    playbook.write_text(yaml.safe_dump([play]), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def _results(run: subprocess.CompletedProcess) -> dict[str, dict]:
-    report = json.loads(run.stdout)
-    return {
-        task["task"]["name"].removeprefix(f"{ROLE_FQCN} : "): next(iter(task["hosts"].values()))
-        for play in report["plays"]
-        for task in play["tasks"]
-    }
+    return run_playbook(tmp_path, play, json_callback=True)
 
 
 def _failure(run: subprocess.CompletedProcess) -> str:
     assert run.returncode != 0, run.stdout[-3000:]
-    return "\n".join(r.get("msg", "") for r in _results(run).values() if r.get("failed"))
+    return "\n".join(r.get("msg", "") for r in task_results(run).values() if r.get("failed"))
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -360,7 +326,7 @@ def test_the_role_ships_the_list_as_0640_root_client_group_once(tmp_path, reques
 
     second = _play(tmp_path, MEDIA_TASKS, variables)
     assert second.returncode == 0, second.stdout[-3000:]
-    results = _results(second)
+    results = task_results(second)
     assert results["Copy the sample media"].get("skipped"), results["Copy the sample media"]
     assert not any(r.get("changed") for r in results.values())
 

@@ -11,20 +11,16 @@ by a task between the check and the copy, as an attacker who writes the media fo
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
-from launcher.content import content
 from launcher.media import write_manifest
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook, task_results
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
@@ -34,15 +30,7 @@ CAMERA_TASKS = PROJECT_ROOT / "roles" / "ovms_camera" / "tasks" / "main.yml"
 MISMATCH = "Copied file does not match the expected checksum"
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"contract_swap_{path.stem}_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LOOKUP = _load(PROJECT_ROOT / "plugins" / "lookup" / "ovms_media.py")
+LOOKUP = load_plugin("plugins/lookup/ovms_media.py")
 
 
 def _folders(root: Path) -> tuple[Path, Path, Path]:
@@ -77,34 +65,9 @@ def _include(role: str, tasks_from: str) -> dict:
 
 
 def _run(tmp_path: Path, tasks: list[dict], variables: dict) -> tuple[int, dict[str, dict]]:
-    playbook = tmp_path / "play.yml"
-    play = {
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "vars": {"ansible_python_interpreter": sys.executable, **variables},
-        "tasks": tasks,
-    }
-    playbook.write_text(yaml.safe_dump([play]), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    run = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
-    report = json.loads(run.stdout)
-    results = {
-        task["task"]["name"].split(" : ")[-1]: next(iter(task["hosts"].values()))
-        for one in report["plays"]
-        for task in one["tasks"]
-    }
-    return run.returncode, results
+    play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
+    run = run_playbook(tmp_path, play, json_callback=True)
+    return run.returncode, task_results(run)
 
 
 def _item_messages(result: dict) -> str:

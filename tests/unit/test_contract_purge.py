@@ -8,32 +8,23 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook
 
 pytestmark = [pytest.mark.contract]
 
-BIN = Path(sys.executable).parent
-COLLECTIONS = PROJECT_ROOT / ".ansible" / "collections"
 ROLES = PROJECT_ROOT / "roles"
 LABEL = "ovms-launcher.managed"  # ovms_common_label's default
 
 
 def _playbook(tmp_path: Path, tasks: list[dict], **variables: object) -> subprocess.CompletedProcess:
-    play = [{"name": "Purge", "hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}]
-    playbook = tmp_path / f"play-{len(list(tmp_path.glob('play-*')))}.yml"
-    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
-    )  # fmt: skip
+    play = {"name": "Purge", "hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
+    return run_playbook(tmp_path, play)
 
 
 def _common(tasks_from: str, **variables: object) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -27,15 +26,14 @@ import pytest
 import yaml
 
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
 MODULE = PROJECT_ROOT / "plugins" / "modules" / "ovms_client_stage.py"
-_SPEC = importlib.util.spec_from_file_location("ovms_client_stage_contract", MODULE)
-assert _SPEC is not None and _SPEC.loader is not None
-stage_module = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = stage_module  # its dataclasses look their module up
-_SPEC.loader.exec_module(stage_module)
+# registered: its dataclasses look their module up
+stage_module = load_plugin(MODULE, "ovms_client_stage_contract", register=True)
 Refused = stage_module.Refused
 
 BIN = Path(sys.executable).parent
@@ -458,19 +456,7 @@ def test_a_git_source_is_checked_out_and_staged_without_its_submodules(tmp_path)
             "tasks": [checkout_task],
         }
     ]
-    playbook = tmp_path / "checkout.yml"
-    playbook.write_text(yaml.safe_dump(play))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_NOCOLOR": "1",
-        **_FILE_SUBMODULES,
-    }
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=120, check=False, cwd=tmp_path,
-    )  # fmt: skip
+    proc = run_playbook(tmp_path, play, extra_env=_FILE_SUBMODULES, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert not (work / "git" / "vendor" / "id_rsa").exists()
 

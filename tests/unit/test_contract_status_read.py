@@ -6,33 +6,24 @@ turns a refused read into a row without stats, as a missing file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from launcher.content import content
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"contract_{path.stem}_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TAIL = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_tail.py")
-FILTERS = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py")
+TAIL = load_plugin("plugins/modules/ovms_tail.py")
+FILTERS = load_plugin("plugins/filter/ovms_client.py")
 LINE = {"fps": 14.5, "frames": 90, "latency_p95_ms": 12.0}
 
 

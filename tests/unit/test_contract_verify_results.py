@@ -6,17 +6,12 @@ elsewhere on the host, or a FIFO, is no result). verify.yml runs by ansible-play
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from launcher.content import content
-from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook, task_results
 
 pytestmark = [pytest.mark.contract]
 
@@ -26,38 +21,18 @@ WAIT = "Wait for the first results of every client"
 
 
 def _verify(tmp_path: Path, data: Path) -> dict:
-    playbook = tmp_path / "play.yml"
     play = {
         "hosts": "localhost",
-        "connection": "local",
         "gather_facts": False,
         "vars": {
-            "ansible_python_interpreter": sys.executable,
             "ovms_client_data_dir": str(data),
             "ovms_client_profiles": [{"name": "cams"}],
             "ovms_client_results_timeout": 1,
         },
         "tasks": [{"name": "Run verify.yml", "ansible.builtin.include_role": INCLUDE}],
     }
-    playbook.write_text(yaml.safe_dump([play]), encoding="utf-8")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    run = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
-    report = json.loads(run.stdout)
-    results = {
-        task["task"]["name"].split(" : ")[-1]: next(iter(task["hosts"].values()))
-        for one in report["plays"]
-        for task in one["tasks"]
-    }
+    run = run_playbook(tmp_path, play, json_callback=True, timeout=120)
+    results = task_results(run)
     wait = results[WAIT]
     assert (run.returncode == 0) != bool(wait.get("failed")), run.stdout[-3000:]
     return wait

@@ -8,11 +8,9 @@ DinD host in tests/multihost/test_reliability_faults.py (engine restart)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -21,6 +19,7 @@ import yaml
 from launcher.images.specs import IMAGES
 from testbed import archives
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract]
 
@@ -29,22 +28,14 @@ RULES_FILE = PROJECT_ROOT / "plugins" / "module_utils" / "ovms_local_access.py"
 GUARD_FILE = PROJECT_ROOT / "images" / "local-access" / "guard.py"
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RULES = _load(RULES_FILE, "ovms_local_access")
+RULES = load_plugin(RULES_FILE, "ovms_local_access")
 
 
 @pytest.fixture
 def guard(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """guard.py as the image runs it: `ovms_local_access` importable beside it."""
     monkeypatch.setitem(sys.modules, "ovms_local_access", RULES)
-    return _load(GUARD_FILE, "local_access_guard")
+    return load_plugin(GUARD_FILE, "local_access_guard")
 
 
 class FakeIptables:

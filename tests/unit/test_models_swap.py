@@ -3,20 +3,14 @@ in which it is missing (what OVMS, polling its models folder, would take for a r
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
 import pytest
 
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
-_SPEC = importlib.util.spec_from_file_location(
-    "ovms_models_swap", PROJECT_ROOT / "plugins" / "modules" / "ovms_models_swap.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-swap_module = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(swap_module)
+swap_module = load_plugin("plugins/modules/ovms_models_swap.py")
 
 
 def version(folder: Path, text: str) -> Path:

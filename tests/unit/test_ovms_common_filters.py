@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from launcher.validate.safety import unsafe_dir
-from testbed.paths import PROJECT_ROOT
-
-
-def _filters():
-    spec = importlib.util.spec_from_file_location(
-        "ovms_common_t", PROJECT_ROOT / "plugins" / "filter" / "ovms_common.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(

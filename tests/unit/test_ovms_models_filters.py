@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 _PLUGIN = PROJECT_ROOT / "plugins" / "filter" / "ovms_models.py"
-_spec = importlib.util.spec_from_file_location("ovms_models_filters", _PLUGIN)
-assert _spec and _spec.loader
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
+filters = load_plugin(_PLUGIN)
 
 XML, BIN = "a" * 64, "b" * 64
 

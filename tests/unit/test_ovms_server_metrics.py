@@ -3,19 +3,12 @@ two reads of OVMS's /metrics, on text the double renders the way the real server
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from ovms_double.metrics import ModelReporter, Registry, enabled_families
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
-_SPEC = importlib.util.spec_from_file_location(
-    "ovms_server_filters", PROJECT_ROOT / "plugins" / "filter" / "ovms_server.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-filters = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(filters)
+filters = load_plugin("plugins/filter/ovms_server.py")
 
 
 def _serve(reporter: ModelReporter, ok: int, failed: int, inference_us: int) -> None:

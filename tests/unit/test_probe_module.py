@@ -5,7 +5,6 @@ mTLS: tests/integration/test_remote_localhost.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import socket
@@ -16,21 +15,14 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.collection
 
 MODULE_FILE = PROJECT_ROOT / "plugins" / "modules" / "ovms_probe.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("plugin_ovms_probe", MODULE_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PROBE = _load()
+PROBE = load_plugin(MODULE_FILE)
 
 
 def _closed_port() -> int:
@@ -86,7 +78,7 @@ def test_an_unreachable_server_is_reported_per_model_and_the_task_succeeds(tmp_p
     ("library", "flag"), [("tritonclient[grpc]", "HAS_TRITONCLIENT"), ("requests", "HAS_REQUESTS")]
 )
 def test_a_missing_library_fails_the_task_naming_it_and_the_fix(tmp_path, capsys, monkeypatch, library, flag):
-    module = _load()
+    module = load_plugin(MODULE_FILE)  # a fresh copy: the test changes it
     monkeypatch.setattr(module, flag, False)
     code, out = _run({"address": "127.0.0.1:9", **_files(tmp_path)}, capsys, module)
     assert code == 1 and out["failed"]

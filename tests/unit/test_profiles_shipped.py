@@ -13,7 +13,6 @@ as the client does.
 from __future__ import annotations
 
 import base64
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import yaml
 from client.envfile import parse_env_file
 from client.errors import ClientError
 from client.profile import ENV_FILE, ENV_OVERRIDES, PROFILE_FILE, FileName, OutputsSpec, load_profile
+from testbed.plugins import load_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "profiles"
@@ -30,16 +30,7 @@ SHIPPED = sorted(p.name for p in PROFILES.iterdir() if (p / PROFILE_FILE).is_fil
 OUTPUT_KEYS = ("detections", "detections_file", "stats_file")
 
 
-def _filters():
-    path = ROOT / "plugins" / "filter" / "ovms_client.py"
-    spec = importlib.util.spec_from_file_location("ovms_client_filters_t", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FILTERS = _filters()
+FILTERS = load_plugin(ROOT / "plugins" / "filter" / "ovms_client.py")
 
 
 # --- 1. each setting said once ---------------------------------------------------------------------

@@ -7,13 +7,11 @@ users (Dockerfile vs role vars)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from launcher.content import content
 from launcher.pki import layout as pki_layout
 from launcher.pki.layout import Kind, PkiLayout
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.collection
 
@@ -31,15 +30,7 @@ ROLES = PROJECT_ROOT / "roles"
 COMMON_DEFAULTS = yaml.safe_load((ROLES / "ovms_common" / "defaults" / "main.yml").read_text())
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"facts_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-COMMON = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_common.py")
+COMMON = load_plugin("plugins/filter/ovms_common.py")
 
 
 def _role_vars(role: str, kind: str) -> dict[str, Any]:

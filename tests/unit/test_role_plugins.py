@@ -3,31 +3,20 @@ local-access rules, what the models role copies, what the prechecks read from th
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
 from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 ROLES = PROJECT_ROOT / "roles"
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"plugin_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-COMMON = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_common.py")
+COMMON = load_plugin("plugins/filter/ovms_common.py")
 # the rule logic of the module ovms_local_access (and of the local-access guard image)
-ACCESS = _load(PROJECT_ROOT / "plugins" / "module_utils" / "ovms_local_access.py")
-MODELS = _load(PROJECT_ROOT / "plugins" / "filter" / "ovms_models.py")
-STATE = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_models_state.py")
-PRECHECK = _load(PROJECT_ROOT / "plugins" / "modules" / "ovms_precheck.py")
+ACCESS = load_plugin("plugins/module_utils/ovms_local_access.py")
+MODELS = load_plugin("plugins/filter/ovms_models.py")
+STATE = load_plugin("plugins/modules/ovms_models_state.py")
+PRECHECK = load_plugin("plugins/modules/ovms_precheck.py")
 
 
 # --- remote (mTLS) mode: one rule ----------------------------------------------------------------

@@ -5,7 +5,6 @@ as it did."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -15,16 +14,11 @@ from rich.console import Console
 from client.stats import Stats
 from launcher.runner.render import client_stages_table, render_summary
 from launcher.runner.summary import HostSummary, RunSummary
-from testbed.paths import PROJECT_ROOT
+from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.models
 
-_spec = importlib.util.spec_from_file_location(
-    "ovms_client_filters_stages", PROJECT_ROOT / "plugins" / "filter" / "ovms_client.py"
-)
-assert _spec is not None and _spec.loader is not None
-CLIENT = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(CLIENT)
+CLIENT = load_plugin("plugins/filter/ovms_client.py")
 
 PRICE_LABEL = (
     ("text-detection", "text-detection"),
