@@ -1,14 +1,18 @@
 """Ansible inventories, read by ansible-core itself (InventoryManager, DataLoader, VariableManager).
 
 Files or directories, several at once, with group_vars/ and host_vars/ applied exactly as
-ansible-playbook applies them. The launcher's own groups (servers, clients, cameras) are named once,
-in playbooks/vars/groups.yml, which the playbooks read too (`load_groups`). Host variables the launcher
-reads:
+ansible-playbook applies them. The launcher's own groups (servers, clients, cameras, monitoring) are
+named once, in playbooks/vars/groups.yml, which the playbooks read too (`load_groups`). Host variables
+the launcher reads:
 
 - `ansible_host`: the address Ansible connects to (default: the inventory name);
-- `ovms_advertise_address`: the address clients dial on a server (default: `ansible_host`; the roles'
-  rule `advertised_address` of plugins/filter/ovms_common.py);
-- `ovms_tls_extra_sans`: extra subjectAltNames for a server certificate, e.g. `["DNS:x", "IP:y"]`.
+- `ovms_advertise_address`: the address other hosts dial on a server or, for the clients' metrics
+  gateway, on a client host (default: `ansible_host`; the roles' rule `advertised_address` of
+  plugins/filter/ovms_common.py);
+- `ovms_tls_extra_sans`: extra subjectAltNames for a server certificate (a server's, or a client host's
+  metrics gateway's), e.g. `["DNS:x", "IP:y"]`;
+- `ovms_monitoring_enabled`: whether the host runs its part of the monitoring (default: ovms_common's,
+  roles/ovms_common/defaults/main.yml; `monitoring_enabled` applies the extra vars over it).
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from launcher.errors import LauncherError
 GROUPS_FILE = content().playbooks / "vars" / "groups.yml"
 GROUPS_KEY = "ovms_groups"
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# the roles the launcher itself tells apart (each must have a group in the file)
+LAUNCHER_ROLES = ("servers", "clients", "cameras", "monitoring")
 
 
 @cache
 def load_groups(path: Path = GROUPS_FILE) -> dict[str, str]:
     """The launcher's inventory groups by role, in the playbooks' order ({"servers": <group name>,
-    "clients": ..., "cameras": ...}), read from playbooks/vars/groups.yml."""
+    "clients": ..., "cameras": ..., "monitoring": ...}), read from playbooks/vars/groups.yml."""
     import yaml
 
     try:
@@ -49,9 +55,9 @@ def load_groups(path: Path = GROUPS_FILE) -> dict[str, str]:
             "must map each role to an inventory group name",
             file=path,
             key=GROUPS_KEY,
-            fix="write it as `ovms_groups: {servers: GROUP, clients: GROUP, cameras: GROUP}`",
+            fix="write it as `ovms_groups: {ROLE: GROUP, ...}` for " + ", ".join(LAUNCHER_ROLES),
         )
-    missing = {"servers", "clients", "cameras"} - set(groups)
+    missing = set(LAUNCHER_ROLES) - set(groups)
     if missing:
         raise LauncherError(
             f"has no group for {', '.join(sorted(missing))}", file=path, key=GROUPS_KEY, fix="add it"
@@ -63,6 +69,9 @@ GROUPS = load_groups()
 SERVERS_GROUP = GROUPS["servers"]
 CLIENTS_GROUP = GROUPS["clients"]
 CAMERAS_GROUP = GROUPS["cameras"]
+MONITORING_GROUP = GROUPS["monitoring"]
+# deployment-wide switch of the monitoring (roles/ovms_common/defaults/main.yml holds its default)
+MONITORING_VAR = "ovms_monitoring_enabled"
 
 
 def group_list(roles: Sequence[str] | None = None) -> str:
@@ -98,12 +107,18 @@ _MAGIC_VARS = frozenset(
 
 @dataclass(frozen=True)
 class InventoryHost:
-    """One host: its inventory name, groups, and variables as ansible-core resolved them (untemplated)."""
+    """One host: its inventory name, groups, and variables as ansible-core resolved them (untemplated);
+    whether it runs its part of the monitoring; for server and client hosts (they may be dialled over
+    mTLS: a server's proxy, a client host's metrics gateway) the advertised address and extra SANs."""
 
     name: str
     groups: tuple[str, ...]
     vars: Mapping[str, Any] = field(repr=False)
     ansible_host: str
+    # the host's ovms_monitoring_enabled (default: the roles' own, monitoring_default())
+    monitoring_enabled: bool = field(kw_only=True, default_factory=lambda: monitoring_default())
+    advertise_address: str = ""
+    extra_sans: tuple[str, ...] = ()
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
@@ -111,8 +126,7 @@ class InventoryHost:
 
 @dataclass(frozen=True)
 class OvmsServer(InventoryHost):
-    advertise_address: str = ""
-    extra_sans: tuple[str, ...] = ()
+    """A host of the servers group."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,8 @@ class Inventory:
     servers: tuple[OvmsServer, ...]
     clients: tuple[InventoryHost, ...]
     cameras: tuple[InventoryHost, ...]
+    # the hosts of the monitoring group (Prometheus runs on those whose monitoring is enabled)
+    monitoring: tuple[InventoryHost, ...]
     # ansible-core's InventoryManager the hosts were read from: host patterns (`--limit`) are matched
     # by it, as ansible-playbook matches them (launcher.validate.options.check_limit)
     manager: Any = field(repr=False, compare=False)
@@ -272,8 +288,15 @@ def load_inventory(sources: Sequence[str | Path]) -> Inventory:
     servers = tuple(h for h in hosts.values() if isinstance(h, OvmsServer))
     clients = tuple(h for h in hosts.values() if CLIENTS_GROUP in h.groups)
     cameras = tuple(h for h in hosts.values() if CAMERAS_GROUP in h.groups)
+    monitoring = tuple(h for h in hosts.values() if MONITORING_GROUP in h.groups)
     return Inventory(
-        sources=paths, hosts=hosts, servers=servers, clients=clients, cameras=cameras, manager=manager
+        sources=paths,
+        hosts=hosts,
+        servers=servers,
+        clients=clients,
+        cameras=cameras,
+        monitoring=monitoring,
+        manager=manager,
     )
 
 
@@ -305,6 +328,37 @@ def _templated(templar: Any, value: Any, host: str, key: str, label: str) -> Any
         raise LauncherError(f"cannot resolve the variable: {exc}", file=label, key=f"{host}: {key}") from exc
 
 
+def _boolean(value: Any, *, file: str | None, key: str, fix: str) -> bool:
+    """Ansible's rule for a boolean (`true`, `yes`, `on`, `1`... and their opposites)."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise LauncherError(f"must be true or false, got {value!r}", file=file, key=key, fix=fix) from None
+
+
+_MONITORING_FIX = f"set {MONITORING_VAR} to true or false, for the whole inventory (all: vars, or -e)"
+
+
+def monitoring_default() -> bool:
+    """`ovms_monitoring_enabled` of roles/ovms_common/defaults/main.yml."""
+    from launcher.common_defaults import common_default, defaults_file
+
+    return _boolean(
+        common_default(MONITORING_VAR), file=str(defaults_file()), key=MONITORING_VAR, fix=_MONITORING_FIX
+    )
+
+
+def monitoring_enabled(host: InventoryHost, extravars: Mapping[str, Any] | None = None) -> bool:
+    """Whether `host` runs its part of the monitoring: the extra vars' `ovms_monitoring_enabled` (`-e`,
+    over every host's value, as in Ansible), else the host's own (inventory, else the roles' default)."""
+    if extravars is None or MONITORING_VAR not in extravars:
+        return host.monitoring_enabled
+    key = f"--extra-vars: {MONITORING_VAR}"
+    return _boolean(extravars[MONITORING_VAR], file=None, key=key, fix=_MONITORING_FIX)
+
+
 def _make_host(
     name: str, groups: tuple[str, ...], all_vars: Mapping[str, Any], templar: Any, label: str
 ) -> InventoryHost:
@@ -312,8 +366,14 @@ def _make_host(
     address = name
     if "ansible_host" in host_vars and host_vars["ansible_host"] not in (None, ""):
         address = str(_templated(templar, all_vars["ansible_host"], name, "ansible_host", label))
-    if SERVERS_GROUP not in groups:
-        return InventoryHost(name=name, groups=groups, vars=host_vars, ansible_host=address)
+    monitoring = monitoring_default()
+    if host_vars.get(MONITORING_VAR) is not None:
+        value = _templated(templar, all_vars[MONITORING_VAR], name, MONITORING_VAR, label)
+        monitoring = _boolean(value, file=label, key=f"{name}: {MONITORING_VAR}", fix=_MONITORING_FIX)
+    if SERVERS_GROUP not in groups and CLIENTS_GROUP not in groups:
+        return InventoryHost(
+            name=name, groups=groups, vars=host_vars, ansible_host=address, monitoring_enabled=monitoring
+        )
     from launcher.validate import common_role  # the validate package imports this module
 
     resolved = {"ansible_host": address}
@@ -336,11 +396,13 @@ def _make_host(
             key=f"{name}: ovms_tls_extra_sans",
             fix='write it as a list, e.g. ovms_tls_extra_sans: ["DNS:ovms.example.com", "IP:192.0.2.10"]',
         )
-    return OvmsServer(
+    kind = OvmsServer if SERVERS_GROUP in groups else InventoryHost
+    return kind(
         name=name,
         groups=groups,
         vars=host_vars,
         ansible_host=address,
+        monitoring_enabled=monitoring,
         advertise_address=advertise,
         extra_sans=tuple(extra),
     )

@@ -21,8 +21,34 @@ REMOTE_DIR = "/var/tmp/ovms-images"
 SERVER_IMAGES = ("ovms-double", "tls-proxy", "local-access")
 CLIENT_IMAGES = ("client",)
 CAMERA_IMAGES = ("camera-sim",)
+# Prometheus (monitoring), its node exporter (tls-proxy)
+MONITORING_IMAGES = ("monitoring", "tls-proxy")
 # the images each of the launcher's groups needs, by role (playbooks/vars/groups.yml names the groups)
-IMAGES_BY_ROLE = {"servers": SERVER_IMAGES, "clients": CLIENT_IMAGES, "cameras": CAMERA_IMAGES}
+IMAGES_BY_ROLE = {
+    "servers": SERVER_IMAGES,
+    "clients": CLIENT_IMAGES,
+    "cameras": CAMERA_IMAGES,
+    "monitoring": MONITORING_IMAGES,
+}
+# what server and client hosts need besides, with ovms_monitoring_enabled: the exporters and the
+# clients' metrics gateway run the tls-proxy image
+MONITORED_ROLES = ("servers", "clients")
+MONITORED_IMAGES = ("tls-proxy",)
+
+
+def images_by_host(
+    layout: Mapping[str, Sequence[str]], groups: Mapping[str, str], *, monitoring: bool = False
+) -> dict[str, list[str]]:
+    """The images each host of `layout` (group -> hosts) needs for its groups (`groups`: role -> group,
+    playbooks/vars/groups.yml); with `monitoring` (ovms_monitoring_enabled) MONITORED_IMAGES too on the
+    hosts of MONITORED_ROLES."""
+    needs: dict[str, list[str]] = {}
+    for role, images in IMAGES_BY_ROLE.items():
+        extra = MONITORED_IMAGES if monitoring and role in MONITORED_ROLES else ()
+        for name in layout.get(groups[role], ()):
+            needs.setdefault(name, [])
+            needs[name] += [i for i in (*images, *extra) if i not in needs[name]]
+    return needs
 
 
 @dataclass(frozen=True)

@@ -247,18 +247,13 @@ class Harness:
         return write_inventory(path, data)
 
     def load_images(
-        self, archive_dir: Path, layout: Mapping[str, Sequence[str]]
+        self, archive_dir: Path, layout: Mapping[str, Sequence[str]], *, monitoring: bool = False
     ) -> list[archives.LoadResult]:
         """Save the product images on the controller (cached) and load on each host what its groups
         need (archives.IMAGES_BY_ROLE): servers ovms-double, tls-proxy and local-access, clients the
-        client image, cameras the camera simulator."""
-        needs: dict[str, list[str]] = {}
-        groups = load_groups()
-        per_group = {groups[role]: images for role, images in archives.IMAGES_BY_ROLE.items()}
-        for group, images in per_group.items():
-            for name in layout.get(group, ()):
-                needs.setdefault(name, [])
-                needs[name] += [i for i in images if i not in needs[name]]
+        client image, cameras the camera simulator, monitoring hosts Prometheus; with `monitoring`
+        (the inventory sets ovms_monitoring_enabled) servers and clients also archives.MONITORED_IMAGES."""
+        needs = archives.images_by_host(layout, load_groups(), monitoring=monitoring)
         wanted = sorted({i for names in needs.values() for i in names})
         manifest = archives.save_archives(archive_dir, wanted)
         results = archives.distribute(

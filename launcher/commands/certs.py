@@ -72,6 +72,18 @@ def inventory_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
+def extra_vars_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "-e",
+        "--extra-vars",
+        "extra_vars",
+        multiple=True,
+        metavar="VARS",
+        help="With --inventory: the deploy's extra vars (key=value, @file.yml or JSON; repeatable), e.g. "
+        "ovms_monitoring_enabled=true for the monitoring's certificates.",
+    )(func)
+
+
 def renew_option(func: click.decorators.FC) -> click.decorators.FC:
     return click.option(
         "--renew-within",
@@ -143,10 +155,11 @@ def key_type_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
-def _inventory_specs(inventories: tuple[Path, ...]) -> list:
+def _inventory_specs(inventories: tuple[Path, ...], extra_vars: tuple[str, ...]) -> list:
     from launcher.inventory import load_inventory
+    from launcher.runner.extravars import parse_extra_vars
 
-    return specs_from_inventory(load_inventory(list(inventories)))
+    return specs_from_inventory(load_inventory(list(inventories)), parse_extra_vars(extra_vars))
 
 
 def _print_actions(console: Console, leaves: list[LeafAction]) -> None:
@@ -165,6 +178,7 @@ def certs() -> None:
 @certs.command("generate")
 @dir_option
 @inventory_option
+@extra_vars_option
 @click.option(
     "--server", "servers", multiple=True, metavar="NAME", help="Server certificate for NAME (repeatable)."
 )
@@ -187,6 +201,7 @@ def certs() -> None:
 def generate_command(
     directory: Path,
     inventories: tuple[Path, ...],
+    extra_vars: tuple[str, ...],
     servers: tuple[str, ...],
     sans: tuple[str, ...],
     clients: tuple[str, ...],
@@ -206,7 +221,7 @@ def generate_command(
         ("--days", days, "--renew-within", renew_within),
         ("--crl-days", crl_days, "--renew-within", renew_within),
     )
-    specs = _inventory_specs(inventories) if inventories else []
+    specs = _inventory_specs(inventories, extra_vars) if inventories else []
     specs += specs_from_options(servers, sans, clients)
     options = GenerateOptions(
         key_type=KeyType(key_type) if key_type else None,
@@ -291,6 +306,7 @@ def _table(report: CheckReport) -> Table:
 @certs.command("check")
 @dir_option
 @inventory_option
+@extra_vars_option
 @renew_option
 @server_renew_option
 @server_days_option
@@ -298,6 +314,7 @@ def _table(report: CheckReport) -> Table:
 def check_command(
     directory: Path,
     inventories: tuple[Path, ...],
+    extra_vars: tuple[str, ...],
     renew_within: timedelta,
     server_renew_within: timedelta,
     server_days: int,
@@ -306,7 +323,7 @@ def check_command(
     """Report every certificate; exit 1 when one is missing, invalid, revoked, expired or expiring soon,
     or when a private key is readable by others."""
     console = _console()
-    specs = _inventory_specs(inventories) if inventories else None
+    specs = _inventory_specs(inventories, extra_vars) if inventories else None
     report = check(
         PkiLayout(directory),
         specs,

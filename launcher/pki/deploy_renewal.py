@@ -1,10 +1,12 @@
 """What `launcher deploy` does with the PKI before it validates: renew the short-lived server certificates
-of the servers it deploys behind the mTLS proxy, when they are inside their renewal window.
+of the servers it deploys behind the mTLS proxy, and of the client hosts whose metrics gateway serves
+mTLS (monitoring), when they are inside their renewal window.
 
-Which servers run the proxy, and which controller folder their certificates come from, is the plan the
-validation uses (`tls_plan`, `certs_root` in launcher/validate/tls.py), computed here from the same
-inventory and extra vars. Anything wrong (an unreadable inventory, a broken CA) is left to the
-validation that follows, which names the file and the fix.
+Which servers run the proxy, which gateways serve mTLS, and which controller folder their certificates
+come from, is the plan the validation uses (`tls_plan`, `certs_root` in launcher/validate/tls.py,
+`monitoring_plan` in launcher/validate/monitoring.py), computed here from the same inventory and extra
+vars. Anything wrong (an unreadable inventory, a broken CA) is left to the validation that follows,
+which names the file and the fix.
 """
 
 from __future__ import annotations
@@ -19,32 +21,27 @@ import click
 from rich.markup import escape
 
 from launcher.console import make_console
-from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
 from launcher.pki.layout import Kind, PkiLayout
 from launcher.pki.renew import ServerRenewal, due_server_certificates, renew_server_certificates
-from launcher.validate.crosschecks import resolve_servers
+from launcher.validate.monitoring import monitoring_plan
 from launcher.validate.options import check_limit
-from launcher.validate.origins import VarOrigins
-from launcher.validate.tls import certs_root, tls_plan
-from launcher.validate.variables import RoleDefaults, check_hosts
+from launcher.validate.tls import certs_root, remote_plan
 
 
-def proxy_servers(
+def server_certificate_hosts(
     inventory: Inventory, extravars: Mapping[str, Any], limit: str | None = None
 ) -> dict[Path, list[str]]:
-    """PKI folder -> the servers of this run (`--limit`) that run the mTLS proxy and take their
-    certificates from it."""
+    """PKI folder -> the hosts of this run (`--limit`) that serve mTLS with a server certificate from
+    it: the servers that run the mTLS proxy, the client hosts whose metrics gateway serves mTLS."""
     if not inventory.servers:
         return {}
-    origins = VarOrigins(inventory.sources, extravars)
-    defaults = RoleDefaults.load(content().roles)
-    hosts, _ = check_hosts(inventory, extravars, defaults, origins)
-    assigned, _ = resolve_servers(inventory, hosts, origins)
+    hosts, plan = remote_plan(inventory, extravars)
+    gateways = monitoring_plan(inventory, plan, extravars).gateways
     selected, _ = check_limit(inventory, limit)
     by_root: dict[Path, list[str]] = {}
-    for name in sorted(tls_plan(inventory, hosts, assigned).servers):
+    for name in sorted({*plan.servers, *gateways}):
         if selected is None or name in selected:
             by_root.setdefault(certs_root(hosts[name])[0], []).append(name)
     return by_root
@@ -64,7 +61,7 @@ def renew_before_deploy(
     now = now or datetime.now(UTC)
     try:
         loaded = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
-        by_root = proxy_servers(loaded, extravars, limit)
+        by_root = server_certificate_hosts(loaded, extravars, limit)
     except LauncherError:
         return []  # the validation reports the inventory's problem
     renewals: list[ServerRenewal] = []

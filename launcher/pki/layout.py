@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher import paths
+from launcher.common_defaults import common_default
 
 LAYOUT_VAR = "ovms_common_pki_layout"
 
@@ -28,9 +29,7 @@ class Kind(StrEnum):
 @cache
 def role_layout() -> Mapping[str, Any]:
     """`ovms_common_pki_layout` of roles/ovms_common/defaults/main.yml (plain names, no templates)."""
-    from launcher.validate import common_role  # the validate package imports this module
-
-    layout = common_role.common_defaults()[LAYOUT_VAR]
+    layout = common_default(LAYOUT_VAR)
     assert isinstance(layout, dict) and {"server", "client"} <= set(layout["leaves"]), LAYOUT_VAR
     return layout
 

@@ -4,23 +4,60 @@ Server certificates are short-lived: clients check no CRL (gRPC channel credenti
 ovmsclient take none), so the end of its certificate is what stops a stolen server key being trusted.
 A deploy renews them inside their window (launcher/pki/renew.py). Client certificates live long:
 servers do check the CRL, so a stolen client key is revoked instead.
+
+The numbers are the roles': `ovms_common_pki_lifetimes` in roles/ovms_common/defaults/main.yml, read
+here (as launcher/pki/layout.py reads the PKI layout); the monitoring's certificate alert reads the
+same mapping.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from cryptography import x509
 
+from launcher.common_defaults import common_default, defaults_file
+from launcher.errors import LauncherError
 from launcher.pki.authority import BACKDATE
 from launcher.pki.layout import Kind
 
-DEFAULT_CLIENT_DAYS = 825
-DEFAULT_RENEW_WITHIN = timedelta(days=30)  # clients, CRLs and the CA
-DEFAULT_SERVER_DAYS = 30
-DEFAULT_SERVER_RENEW_WITHIN = timedelta(days=10)
-DEFAULT_CA_DAYS = 3650
+LIFETIMES_VAR = "ovms_common_pki_lifetimes"
+# the keys of the mapping, each a number of days
+LIFETIME_KEYS = ("server_days", "server_renew_within_days", "client_days", "renew_within_days", "ca_days")
+
+
+def issued_days(cert: x509.Certificate) -> float:
+    """How many days a certificate was issued for (without the backdating `Authority.issue` adds)."""
+    return (cert.not_valid_after_utc - cert.not_valid_before_utc - BACKDATE) / timedelta(days=1)
+
+
+@cache
+def role_lifetimes() -> Mapping[str, int]:
+    """`ovms_common_pki_lifetimes` of roles/ovms_common/defaults/main.yml: days by key (LIFETIME_KEYS)."""
+    value = common_default(LIFETIMES_VAR)
+    wrong = (
+        sorted(set(LIFETIME_KEYS).symmetric_difference(value))
+        if isinstance(value, dict)
+        else list(LIFETIME_KEYS)
+    )
+    if wrong or not all(type(value[k]) is int and value[k] > 0 for k in LIFETIME_KEYS):
+        raise LauncherError(
+            f"must map {', '.join(LIFETIME_KEYS)} to whole numbers of days above 0, got {value!r}",
+            file=defaults_file(),
+            key=LIFETIMES_VAR,
+            fix="restore the mapping of the shipped roles/ovms_common/defaults/main.yml",
+        )
+    return {k: int(value[k]) for k in LIFETIME_KEYS}
+
+
+DEFAULT_CLIENT_DAYS = role_lifetimes()["client_days"]
+DEFAULT_RENEW_WITHIN = timedelta(days=role_lifetimes()["renew_within_days"])  # clients, CRLs and the CA
+DEFAULT_SERVER_DAYS = role_lifetimes()["server_days"]
+DEFAULT_SERVER_RENEW_WITHIN = timedelta(days=role_lifetimes()["server_renew_within_days"])
+DEFAULT_CA_DAYS = role_lifetimes()["ca_days"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +81,3 @@ class Lifetimes:
     def reach(self) -> timedelta:
         """How far ahead a new certificate may need the CA: its longest life plus its renewal window."""
         return max(timedelta(days=self.days(kind)) + self.window(kind) for kind in Kind)
-
-
-def issued_days(cert: x509.Certificate) -> float:
-    """How many days a certificate was issued for (without the backdating `Authority.issue` adds)."""
-    return (cert.not_valid_after_utc - cert.not_valid_before_utc - BACKDATE) / timedelta(days=1)

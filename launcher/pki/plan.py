@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from launcher.errors import LauncherError
 from launcher.inventory import CLIENTS_GROUP, SERVERS_GROUP, Inventory, group_list
@@ -73,9 +74,12 @@ def controller_name_clash(inventory: Inventory) -> LauncherError | None:
     )
 
 
-def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
-    """A server certificate per server, a client certificate per client, and the controller's own
-    client certificate (`controller_client()`) whenever there is a server to query."""
+def specs_from_inventory(inventory: Inventory, extravars: Mapping[str, Any] | None = None) -> list[LeafSpec]:
+    """A server certificate per server, a client certificate per client, the controller's own client
+    certificate (`controller_client()`) whenever there is a server to query, and the monitoring's
+    (launcher/validate/monitoring.py; `extravars`: `-e` over the inventory): a client certificate per
+    monitoring host with monitoring enabled, a server certificate per client host whose metrics gateway
+    serves mTLS (SANs as a server's). A host already given a certificate of that kind keeps that one."""
     label = inventory.source_label
     if not inventory.servers and not inventory.clients:
         raise LauncherError(
@@ -87,14 +91,34 @@ def specs_from_inventory(inventory: Inventory) -> list[LeafSpec]:
     clash = controller_name_clash(inventory)
     if clash is not None:
         raise clash
-    specs = [
-        server_spec(s.name, [s.ansible_host, s.advertise_address], s.extra_sans, file=label)
-        for s in inventory.servers
-    ]
-    specs += [client_spec(c.name, file=label) for c in inventory.clients]
+    monitors, gateways = _monitoring_hosts(inventory, extravars)
+    servers = dict.fromkeys([*(s.name for s in inventory.servers), *gateways])
+    clients = dict.fromkeys([*(c.name for c in inventory.clients), *monitors])
+    specs = []
+    for name in servers:
+        host = inventory.host(name)
+        specs.append(
+            server_spec(name, [host.ansible_host, host.advertise_address], host.extra_sans, file=label)
+        )
+    specs += [client_spec(name, file=label) for name in clients]
     if inventory.servers:
         specs.append(client_spec(controller_client(), file=label))
     return specs
+
+
+def _monitoring_hosts(
+    inventory: Inventory, extravars: Mapping[str, Any] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The monitoring hosts that run Prometheus, and the client hosts whose metrics gateway serves mTLS."""
+    # the validate package imports launcher.pki (through launcher.pki.inspection)
+    from launcher.validate.monitoring import enabled_hosts, monitoring_plan
+    from launcher.validate.tls import remote_plan
+
+    if not enabled_hosts(inventory, extravars):
+        return (), ()  # the run's variables need not be checked
+    _, plan = remote_plan(inventory, extravars or {})
+    mon = monitoring_plan(inventory, plan, extravars)
+    return mon.monitors, mon.gateways
 
 
 def specs_from_options(servers: Iterable[str], sans: Iterable[str], clients: Iterable[str]) -> list[LeafSpec]:

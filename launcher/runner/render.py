@@ -299,6 +299,33 @@ def cameras_table(summary: RunSummary) -> Table | None:
     return table
 
 
+def monitoring_line(host: str, monitoring: dict[str, Any]) -> Text:
+    """`monitoring: URL (N/M targets up; alerts: none) on HOST`: green when every target is up and no
+    alert fires, yellow when a target is down, red when an alert fires or Prometheus is not running."""
+    line = Text("monitoring: ", style="bold")
+    line.append(monitoring["url"])
+    if not monitoring["running"]:
+        line.append(" (not running)", style="bold red")
+    else:
+        up, total = monitoring["targets_up"], monitoring["targets"]
+        known = up is not None and total is not None
+        line.append(" (")
+        counts = f"{_number(up, '')}/{_number(total, '')} targets up"
+        line.append(counts, style="green" if known and up == total else "yellow")
+        alerts = monitoring["alerts_firing"]
+        line.append("; alerts: ")
+        line.append(", ".join(alerts) if alerts else "none", style="bold red" if alerts else "green")
+        line.append(")")
+    line.append(f" on {host}", style="dim")
+    return line
+
+
+def monitoring_view(summary: RunSummary) -> RenderableType | None:
+    """One monitoring line per host that runs Prometheus (deploy and status)."""
+    lines = [monitoring_line(h.host, h.monitoring) for h in summary.hosts if h.monitoring is not None]
+    return Group(*lines) if lines else None
+
+
 def failures_view(summary: RunSummary) -> RenderableType | None:
     parts: list[RenderableType] = []
     for host in summary.failed_hosts:
@@ -321,7 +348,8 @@ def failures_view(summary: RunSummary) -> RenderableType | None:
 
 
 def render_summary(console: Console, summary: RunSummary, *, detailed: bool = False) -> None:
-    """The final table; with `detailed` (status) also the container and client rows."""
+    """The final table; with `detailed` (status) also the container and client rows; the monitoring
+    endpoints of the hosts that run Prometheus."""
     if summary.hosts:
         console.print(summary_table(summary))
     else:
@@ -337,6 +365,9 @@ def render_summary(console: Console, summary: RunSummary, *, detailed: bool = Fa
         for table in tables:
             if table is not None:
                 console.print(table)
+    monitoring = monitoring_view(summary)
+    if monitoring is not None:
+        console.print(monitoring)
     failures = failures_view(summary)
     if failures is not None:
         console.print(failures)

@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# Roles of the project's playbooks and the stage each one is shown under.
-ROLE_STAGES: dict[str, str] = {
-    "prechecks": "prechecks",
-    "ovms_models": "models",
-    "ovms_server": "server",
-    "ovms_tls_proxy": "server",
-    "ovms_camera": "camera",
-    "ovms_client": "client",
-}
+# A role of the project's playbooks is shown under the stage of its name without `ovms_` (ovms_server:
+# server, prechecks: prechecks) when there is one; these under another stage.
+ROLE_STAGES: dict[str, str] = {"ovms_tls_proxy": "server"}
 
 # Plays without a role are named after their stage ("Verify the deployment" -> verify).
 PLAY_STAGES: tuple[str, ...] = (
@@ -22,6 +16,7 @@ PLAY_STAGES: tuple[str, ...] = (
     "server",
     "camera",
     "client",
+    "monitoring",
     "verify",
     "summary",
     "destroy",
@@ -63,8 +58,9 @@ def stage_of(event_data: Mapping[str, Any]) -> str:
         return by_play
     role = event_data.get("role")
     if isinstance(role, str) and role:
-        stage = ROLE_STAGES.get(_role_name(role))
-        if stage is not None:
+        name = _role_name(role)
+        stage = ROLE_STAGES.get(name, name.removeprefix("ovms_"))
+        if stage in PLAY_STAGES:
             return stage
     return by_play or OTHER
 

@@ -14,6 +14,16 @@ EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
 
+def _count_of(value: Any) -> int | None:
+    """A count from the facts (Jinja may hand it over as text), None when it is none."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class HostSummary:
     host: str
@@ -83,6 +93,22 @@ class HostSummary:
         items = self.facts.get("cameras")
         return [dict(c) for c in items if isinstance(c, dict)] if isinstance(items, list) else []
 
+    @property
+    def monitoring(self) -> dict[str, Any] | None:
+        """The host's Prometheus (role ovms_monitoring, `ovms_monitoring_status_summary`): url, running,
+        targets_up and targets (None when unknown), alerts_firing (names); None when it has none."""
+        value = self.facts.get("monitoring")
+        if not isinstance(value, dict) or not value.get("url"):
+            return None
+        alerts = value.get("alerts_firing")
+        return {
+            "url": str(value["url"]),
+            "running": value.get("running") is True,
+            "targets_up": _count_of(value.get("targets_up")),
+            "targets": _count_of(value.get("targets")),
+            "alerts_firing": [str(a) for a in alerts] if isinstance(alerts, list) else [],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -94,6 +120,7 @@ class HostSummary:
             "containers": self.containers,
             "clients": self.clients,
             "cameras": self.cameras,
+            "monitoring": self.monitoring,
             "ok": self.ok,
             "changed": self.changed,
             "failed": self.failed,

@@ -25,6 +25,7 @@ from launcher.validate.crosschecks import (
     machine_of,
     resolve_servers,
 )
+from launcher.validate.monitoring import check_monitoring, monitoring_plan
 from launcher.validate.options import check_run_options
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
@@ -45,6 +46,8 @@ class ValidationReport:
     assignments: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, list[ProfileInfo]] = field(default_factory=dict)
     deferred: dict[str, set[str]] = field(default_factory=dict)
+    # the monitoring hosts that run Prometheus (launcher/validate/monitoring.py)
+    monitors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -60,7 +63,8 @@ class ValidationReport:
             parts.append(f"{client} -> {self.assignments.get(client, '?')} ({profiles})")
         clients = ", ".join(parts) or "none"
         cameras = ", ".join(h.name for h in self.inventory.cameras)
-        return f"servers: {servers}; clients: {clients}" + (f"; cameras: {cameras}" if cameras else "")
+        text = f"servers: {servers}; clients: {clients}" + (f"; cameras: {cameras}" if cameras else "")
+        return text + (f"; monitoring: {', '.join(self.monitors)}" if self.monitors else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class ValidationReport:
             "servers": [s.name for s in self.inventory.servers] if self.inventory else [],
             "clients": dict(self.assignments),
             "cameras": [h.name for h in self.inventory.cameras] if self.inventory else [],
+            "monitoring": list(self.monitors),
             "deferred": {h: sorted(v) for h, v in self.deferred.items() if v},
         }
 
@@ -159,10 +164,14 @@ def validate(
     problems += more
     plan = tls_plan(inventory, hosts, assigned)
     problems += check_proxy_ports(hosts, origins, plan, machine_of)
+    monitoring = monitoring_plan(inventory, plan, extravars)
+    more, more_warnings = check_monitoring(inventory, origins, plan, monitoring)
+    problems += more
+    warnings += more_warnings
     selected, more = check_run_options(inventory, limit, tags, playbook, roles_dir)
     problems += more
     if certificates:
-        problems += check_certificates(inventory, hosts, plan, selected)
+        problems += check_certificates(inventory, hosts, plan, selected, more=monitoring.certificate_users())
     return ValidationReport(
         problems=merge_hosts(problems),
         inventory=inventory,
@@ -170,4 +179,5 @@ def validate(
         profiles=profiles,
         deferred={name: h.deferred for name, h in hosts.items()},
         warnings=merge_hosts(warnings),
+        monitors=monitoring.monitors,
     )

@@ -2,15 +2,13 @@
 roles run: a role's filter plugin (ovms_common's data-folder rule `ovms_unsafe_dir`, remote-mode rule
 `tls_plan`, advertised-address rule `advertised_address`, a client's default server `default_server`
 and the files a host receives `pki_host_files`; ovms_client's camera-credentials rule) loaded once
-per process; and the plain values of ovms_common's defaults (the system folders, the PKI layout)."""
+per process. The plain values of ovms_common's defaults are read by launcher/common_defaults.py."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
 from functools import cache
 from types import ModuleType
-from typing import Any
 
 from launcher.content import content
 
@@ -29,15 +27,3 @@ def role_filters(role: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@cache
-def common_defaults() -> Mapping[str, Any]:
-    """roles/ovms_common/defaults/main.yml as data, read once per process (the launcher reads its plain
-    values only: `ovms_common_system_dirs`, `ovms_common_pki_layout`)."""
-    import yaml
-
-    path = content().roles / "ovms_common" / "defaults" / "main.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert isinstance(data, dict), path
-    return data

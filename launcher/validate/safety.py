@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from launcher.common_defaults import common_defaults
 from launcher.inventory import Inventory
-from launcher.validate import common_role, rules
+from launcher.validate import rules
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
 
@@ -24,7 +25,7 @@ DATA_DIRS = {
 
 @cache
 def _folders() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    defaults = common_role.common_defaults()
+    defaults = common_defaults()
     return tuple(defaults["ovms_common_system_dirs"]), tuple(defaults["ovms_common_sensitive_dirs"])
 
 
@@ -39,7 +40,7 @@ def check_host_names(inventory: Inventory, origins: VarOrigins | None = None) ->
     """Every inventory host name against the host rule: a name that is no DNS name becomes a path of
     the PKI (`camera-1/../launcher` would receive another host's key), the controller's own name
     would receive its key."""
-    layout = {"ovms_common_pki_layout": common_role.common_defaults()["ovms_common_pki_layout"]}
+    layout = {"ovms_common_pki_layout": common_defaults()["ovms_common_pki_layout"]}
     problems: list[Problem] = []
     for host in inventory.hosts.values():
         for message in rules.host_name(host.name, layout):

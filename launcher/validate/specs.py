@@ -18,16 +18,27 @@ from typing import Any
 
 import yaml
 
-# ovms_common first: the deployment-wide names, which the other roles use without specifying them again
-ROLES = (
-    "ovms_common",
-    "ovms_server",
-    "ovms_models",
-    "ovms_client",
-    "prechecks",
-    "ovms_tls_proxy",
-    "ovms_camera",
-)
+from launcher.content import content
+
+COMMON_ROLE = "ovms_common"
+
+
+# what makes a folder of roles/ a role (one being written may hold templates only so far)
+ROLE_PARTS = ("tasks", "defaults", "meta")
+
+
+def collection_roles(roles_dir: Path) -> tuple[str, ...]:
+    """The roles of the collection (the folders of roles/ with tasks, defaults or meta), ovms_common
+    first: the deployment-wide names, which the other roles use without specifying them again; the
+    others by name. Every one of them must have its specs and rule file (launcher/validate/rules.py)."""
+    names = sorted(
+        p.name for p in roles_dir.iterdir() if p.is_dir() and any((p / part).is_dir() for part in ROLE_PARTS)
+    )
+    assert COMMON_ROLE in names, f"{roles_dir} has no {COMMON_ROLE} role"
+    return (COMMON_ROLE, *(n for n in names if n != COMMON_ROLE))
+
+
+ROLES = collection_roles(content().roles)
 ENTRY_POINT = "main"
 
 # variable prefix -> the role that reads those variables (named in fixes, even when a name is
@@ -39,6 +50,7 @@ PREFIXES: dict[str, str] = {
     "prechecks_": "prechecks",
     "ovms_tls_": "ovms_tls_proxy",
     "ovms_camera_": "ovms_camera",
+    "ovms_monitoring_": "ovms_monitoring",
     "ovms_common_": "ovms_common",
     "ovms_destroy_": "ovms_common",
 }

@@ -23,19 +23,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from launcher.inventory import Inventory, OvmsServer
+from launcher.content import content
+from launcher.inventory import Inventory, InventoryHost
 from launcher.pki.inspection import leaf_sans
 from launcher.pki.keys import key_matches, load_private_key
 from launcher.pki.layout import CERTS_DIR_ENV, Kind, PkiLayout, default_certs_dir
 from launcher.pki.names import san_set, san_text, typed_san
 from launcher.validate import common_role
+from launcher.validate.crosschecks import resolve_servers
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem
-from launcher.validate.variables import HostVars
+from launcher.validate.variables import HostVars, RoleDefaults, check_hosts
 from launcher.validate.view import View
 
 _CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
@@ -77,6 +80,15 @@ def tls_plan(inventory: Inventory, hosts: Mapping[str, HostVars], assigned: Mapp
     enabled = {h: _enabled(hosts.get(h)) for h in dict.fromkeys([*servers, *assigned])}
     plan = common_role.filters().tls_plan(servers, dict(assigned), enabled, forced)
     return TlsPlan(frozenset(plan["servers"]), plan["clients"])
+
+
+def remote_plan(inventory: Inventory, extravars: Mapping[str, Any]) -> tuple[dict[str, HostVars], TlsPlan]:
+    """The hosts' checked variables and the TLS plan of an inventory with its extra vars, outside a
+    validation (`launcher certs`, the deploy's renewal); their problems are the validation's to report."""
+    origins = VarOrigins(inventory.sources, extravars)
+    hosts, _ = check_hosts(inventory, extravars, RoleDefaults.load(content().roles), origins)
+    assigned, _ = resolve_servers(inventory, hosts, origins)
+    return hosts, tls_plan(inventory, hosts, assigned)
 
 
 def certs_root(checked: HostVars) -> tuple[Path, str]:
@@ -216,11 +228,12 @@ def _load_trust(
     return trust, problems
 
 
-def _dialled_by(server: OvmsServer) -> tuple[str, str]:
-    """The address the server's clients dial (ovms_client_server_address of roles/ovms_client), and
-    the variable that sets it: the roles' rule (`advertised_address` of their filter plugin)."""
-    _, variable = common_role.filters().advertised_address(server.name, server.vars)
-    return server.advertise_address, variable
+def _dialled_by(host: InventoryHost) -> tuple[str, str]:
+    """The address other hosts dial on a server (its clients: ovms_client_server_address of
+    roles/ovms_client) or a client host's metrics gateway (the monitoring hosts), and the variable that
+    sets it: the roles' rule (`advertised_address` of their filter plugin)."""
+    _, variable = common_role.filters().advertised_address(host.name, host.vars)
+    return host.advertise_address, variable
 
 
 def _check_leaf(
@@ -311,15 +324,19 @@ def check_certificates(
     plan: TlsPlan,
     selected: Iterable[str] | None = None,
     now: datetime | None = None,
+    more: Iterable[tuple[str, Kind]] = (),
 ) -> list[Problem]:
-    """What the TLS hosts (of `selected`, default all) would receive is present, trusted and valid."""
+    """What the TLS hosts (of `selected`, default all) would receive is present, trusted and valid:
+    the plan's servers and clients, and `more` (host, kind of certificate): the monitoring's
+    (launcher/validate/monitoring.py `certificate_users`)."""
     now = now or datetime.now(UTC)
     chosen = set(hosts) if selected is None else set(selected)
-    servers = {s.name: s for s in inventory.servers}
-    users: list[tuple[str, Kind]] = [(s, Kind.SERVER) for s in sorted(plan.servers) if s in chosen]
-    users += [(c, Kind.CLIENT) for c in sorted(plan.clients) if c in chosen]
+    users = [(s, Kind.SERVER) for s in sorted(plan.servers)]
+    users += [(c, Kind.CLIENT) for c in sorted(plan.clients)]
     by_root: dict[Path, tuple[str, list[tuple[str, Kind]]]] = {}
-    for name, kind in users:
+    for name, kind in dict.fromkeys([*users, *more]):
+        if name not in chosen:
+            continue
         root, setter = certs_root(hosts[name])
         by_root.setdefault(root, (setter, []))[1].append((name, kind))
     problems: list[Problem] = []
@@ -331,7 +348,7 @@ def check_certificates(
         if not trust.bundle_ok:
             continue
         for name, kind in members:
-            dialled = _dialled_by(servers[name]) if kind is Kind.SERVER else None
+            dialled = _dialled_by(inventory.host(name)) if kind is Kind.SERVER else None
             problems += _check_leaf(trust, kind, name, now, dialled)
     return problems
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from launcher.commands.deploy import _forks
+from launcher.content import content
+from launcher.images.specs import IMAGES
 from launcher.inventory import (
     CAMERAS_GROUP,
     CLIENTS_GROUP,
@@ -24,6 +26,7 @@ from launcher.inventory import (
     load_inventory,
 )
 from launcher.validate.options import check_run_options
+from launcher.validate.specs import ROLES
 from testbed import archives
 from testbed.inventory import GROUPS as TESTBED_GROUPS
 from testbed.inventory import build_inventory
@@ -31,8 +34,16 @@ from testbed.paths import PROJECT_ROOT
 
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
 GROUP_NAMES = tuple(yaml.safe_load(GROUPS_FILE.read_text(encoding="utf-8"))["ovms_groups"].values())
-# a group name written as a word of its own (not as part of a longer name)
-WRITTEN = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, GROUP_NAMES)) + r")(?![A-Za-z0-9_])")
+# a group name written as a word of its own: not as part of a longer name, nor as a role of the same
+# name (the monitoring group runs the role of its name): `ovms.edge.NAME`, `roles/NAME`, `role NAME`
+WRITTEN = re.compile(
+    rf"(?<![A-Za-z0-9_])(?<!{re.escape(content().fqcn + '.')})(?<!roles/)(?<!role )("
+    + "|".join(map(re.escape, GROUP_NAMES))
+    + r")(?![A-Za-z0-9_])"
+)
+# a group name that is also a role's: the roles' registry names the role (launcher/validate/specs.py)
+ROLE_NAMED = {name for name in GROUP_NAMES if (PROJECT_ROOT / "roles" / name).is_dir() or name in ROLES}
+ROLES_REGISTRY = PROJECT_ROOT / "launcher" / "validate" / "specs.py"
 
 
 def _playbooks() -> list[Path]:
@@ -53,6 +64,11 @@ def test_the_groups_file_is_the_launchers_groups():
         "every group's images are listed in testbed/archives.py"
     )
     assert archives.IMAGES_BY_ROLE["cameras"] == ("camera-sim",)
+    listed = {i for images in archives.IMAGES_BY_ROLE.values() for i in images} | set(
+        archives.MONITORED_IMAGES
+    )
+    assert listed <= set(IMAGES), f"not images of launcher/images/specs.py: {sorted(listed - set(IMAGES))}"
+    assert set(archives.MONITORED_ROLES) <= set(GROUPS)
 
 
 @pytest.mark.parametrize("playbook", _playbooks(), ids=lambda p: p.name)
@@ -71,6 +87,13 @@ def test_every_play_reads_the_groups_file(playbook: Path):
         assert "ovms_groups" in str(play["hosts"]), f"{playbook.name}: play {play['name']!r}"
 
 
+def test_the_check_tells_a_group_from_the_role_of_its_name():
+    name = GROUPS["monitoring"]
+    assert WRITTEN.search(f"hosts: {name}") and WRITTEN.search(f"groups['{name}']")
+    for role in (f"role: {content().fqcn}.{name}", f"roles/{name}/tasks", f"of role {name}:"):
+        assert not WRITTEN.search(role), role
+
+
 def _python_files() -> list[Path]:
     roots = [PROJECT_ROOT / "launcher", PROJECT_ROOT / "testbed", PROJECT_ROOT / "plugins"]
     return sorted(p for root in roots for p in root.rglob("*.py"))
@@ -83,6 +106,7 @@ def test_no_launcher_testbed_or_plugin_module_writes_a_group_name():
         found += [
             f"{path.relative_to(PROJECT_ROOT)}:{text[: m.start()].count(chr(10)) + 1}: {m.group(1)}"
             for m in WRITTEN.finditer(text)
+            if not (path == ROLES_REGISTRY and m.group(1) in ROLE_NAMED)
         ]
     fix = "use launcher.inventory's groups (playbooks/vars/groups.yml) instead"
     assert found == [], fix + ":\n" + "\n".join(found)
@@ -93,6 +117,7 @@ def test_no_launcher_testbed_or_plugin_module_writes_a_group_name():
     [
         ("ovms_groups: [a, b]\n", "must map each role"),
         ("ovms_groups: {servers: s, clients: c}\n", "has no group for cameras"),
+        ("ovms_groups: {servers: s, clients: c, cameras: k}\n", "has no group for monitoring"),
         ("ovms_groups: {servers: 'bad name', clients: c, cameras: k}\n", "must map each role"),
         ("ovms_groups: {servers: [\n", "cannot read"),
     ],

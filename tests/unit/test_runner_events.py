@@ -36,6 +36,11 @@ def outcome(scenario: str) -> dict:
         ({"role": "ovms_tls_proxy", "play": "Server"}, "server"),
         ({"role": "ovms_client", "play": "Client"}, "client"),
         ({"role": "ovms_camera", "play": "Camera"}, "camera"),
+        ({"role": "ovms.edge.ovms_monitoring", "play": "Monitoring exporters"}, "monitoring"),
+        ({"role": "ovms_monitoring", "play": "Prechecks of the monitoring"}, "prechecks"),
+        ({"play": "Monitoring"}, "monitoring"),
+        ({"role": "ovms_common", "play": "Monitoring"}, "monitoring"),
+        ({"role": "ovms_helper", "play": "Server"}, "server"),  # no stage of its name: the play's
         ({"role": "ovms_common", "play": "Camera"}, "camera"),  # the shared container task
         ({"role": "ovms_client", "play": "Verify"}, "verify"),  # the verify play reuses the client role
         ({"role": "project.ovms.ovms_server"}, "server"),
