@@ -22,9 +22,10 @@ from .credentials import CameraCredentials, load_camera_credentials
 from .decoders import CtcDecoder, Decoder, make_decoder
 from .errors import ModelMismatchError
 from .health import ServerGate
+from .metrics import ClientMetrics
 from .pipeline import StreamConfig, StreamWorker
 from .preprocess import Preprocessor
-from .profile import LoadedProfile, Stage, load_profile
+from .profile import LoadedProfile, OutputsSpec, Stage, load_profile
 from .results import JsonLines, Snapshots
 from .server import InferenceServer, ServerFactory, check_metadata, make_server
 from .settings import deployment_from_env
@@ -84,6 +85,9 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
         load_camera_credentials(deployment.camera_credentials) if deployment.camera_credentials else None
     )
     sources = _open_sources(loaded, credentials)
+    stage_models = [(s.name, s.model.name if s.model else None) for s in profile.cascade]
+    metrics = ClientMetrics(loaded.name, profile.streams, profile.target_fps, stage_models)
+    metrics.attach(sources=sources)
     stop = threading.Event()
     _install_signal_handlers(stop)
     timer = None
@@ -100,9 +104,11 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
     detections: JsonLines | None = None
     stats_file: JsonLines | None = None
     try:
+        if deployment.metrics_port is not None:
+            metrics.serve(deployment.metrics_port)
         if outputs.detections:
-            detections = JsonLines(results_dir / outputs.detections_file)
-        stats_file = JsonLines(results_dir / outputs.stats_file)
+            detections = _results_file(results_dir, outputs.detections_file, outputs)
+        stats_file = _results_file(results_dir, outputs.stats_file, outputs)
         snapshots = Snapshots(
             results_dir / outputs.snapshot_dir,
             outputs.snapshot_interval_s,
@@ -149,12 +155,14 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
         stats = Stats(
             outputs.stats_window_s,
             streams=profile.streams,
-            stages=[(s.name, s.model.name if s.model else None) for s in stages],
+            stages=stage_models,
+            on_latency=metrics.observe_latency,
         )
         gate = ServerGate(
             Backoff(resilience.backoff_initial_s, resilience.backoff_max_s),
             on_probe=lambda: [each.reconnect() for each in servers.values()],
         )
+        metrics.attach(stats=stats, gate=gate)
         decoder = decoders[first.name]
         assert first.model is not None
         preprocess = Preprocessor(first.model, first.encoding)
@@ -203,6 +211,7 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
         failures = [w.failure for w in workers if w.failure is not None]
         return 1 if failures else 0
     finally:
+        metrics.close()
         if crop_pool is not None:
             crop_pool.shutdown(wait=False, cancel_futures=True)
         if timer is not None:
@@ -213,6 +222,11 @@ def run(options: RunOptions, environ: Mapping[str, str], server_factory: ServerF
             detections.close()
         if stats_file is not None:
             stats_file.close()
+
+
+def _results_file(results_dir: Path, name: str, outputs: OutputsSpec) -> JsonLines:
+    """A JSON lines file of the results folder, rotated as the profile's `outputs` say."""
+    return JsonLines(results_dir / name, outputs.rotate_bytes, outputs.rotate_keep)
 
 
 def _checked(metadata: Mapping[str, Any], stage: Stage, decoder: Decoder, named: bool) -> dict[str, str]:

@@ -233,7 +233,7 @@ class StreamWorker(threading.Thread):
                     log.warning("stream %d: snapshot not written: %s", config.stream, exc)
         else:
             # "server unavailable" frames were never sent: dropped, not an error of a request.
-            self.stats.drop(error=outcome.error != "server unavailable")
+            self.stats.drop(error=outcome.error != "server unavailable", stream=config.stream)
             record["status"] = "dropped"
             record["reason"] = outcome.error
         if self.detections is not None:

@@ -286,6 +286,13 @@ class OutputsSpec(_Strict):
     snapshot_dir: FileName = "snapshots"
     snapshot_keep: int = Field(default=20, ge=1)
     jpeg_quality: int = Field(default=85, ge=1, le=100)
+    # detections_file and stats_file rotate by size: <file>.1 (newest) ... <file>.<rotate_keep>
+    rotate_mb: float = Field(default=64, gt=0, description="MiB a results file reaches before it rotates")
+    rotate_keep: int = Field(default=4, ge=1, le=1000, description="rotated files kept of each")
+
+    @property
+    def rotate_bytes(self) -> int:
+        return max(1, int(self.rotate_mb * 1024 * 1024))
 
 
 # A stage's post-processing, by `type`. The one-model form takes any of them but `barcode`, which
@@ -810,8 +817,8 @@ def _collect_overrides(env_file: Path, environ: Mapping[str, str]) -> dict[str, 
                     "set by the deployment, never by a profile",
                     file=override.origin,
                     key=key,
-                    fix="remove the line; the deployment sets the server address, TLS files, results dir "
-                    "and camera credentials",
+                    fix="remove the line; the deployment sets the server address, TLS files, results dir, "
+                    "camera credentials, model files folder and metrics port",
                 )
             if key not in allowed:
                 raise ClientError(

@@ -1,16 +1,19 @@
-"""Result files under OVMS_RESULTS_DIR: JSON lines appended (never truncated) and JPEG snapshots."""
+"""Result files under OVMS_RESULTS_DIR: JSON lines appended (never truncated; rotated by size when the
+profile sets a limit) and JPEG snapshots."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -22,13 +25,25 @@ log = logging.getLogger("client.results")
 
 
 class JsonLines:
-    """One JSON object per line, appended with line buffering; safe to share between threads."""
+    """One JSON object per line, appended, each line written whole; safe to share between threads.
 
-    def __init__(self, path: Path) -> None:
+    With `rotate_bytes`, the file rotates by size: before a line that would take it past the limit,
+    `<file>.1` … `<file>.<keep>` shift up (the oldest is dropped), the file becomes `<file>.1` and a
+    new one starts. A record is never cut (a line longer than the limit goes alone into a new file).
+    A rotation that fails is logged and the lines go on to the current file: nothing is lost."""
+
+    def __init__(self, path: Path, rotate_bytes: int | None = None, keep: int = 4) -> None:
+        if rotate_bytes is not None and rotate_bytes < 1:
+            raise ValueError(f"rotate_bytes must be at least 1, got {rotate_bytes}")
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
         self.path = path
+        self.rotate_bytes = rotate_bytes
+        self.keep = keep
+        self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", buffering=1, encoding="utf-8")
+            self._file = self._open()
         except OSError as exc:
             raise ClientError(
                 f"cannot append to {path}: {exc.strerror}",
@@ -36,12 +51,81 @@ class JsonLines:
                 key="OVMS_RESULTS_DIR",
                 fix="mount a directory the client's user may write to",
             ) from exc
-        self._lock = threading.Lock()
+        self._size = os.fstat(self._file.fileno()).st_size  # a restarted client continues the file
+        # after a failed rotation, the next attempt waits until this size (one more limit's worth)
+        self._retry_at = 0
+
+    def _open(self) -> BinaryIO:
+        return self.path.open("ab")
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        data = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
+            if self._full(len(data)) and self._size >= self._retry_at:
+                self._rotate()
+            self._file.write(data)
+            self._file.flush()  # the whole line reaches the file now: readers never wait for it
+            self._size += len(data)
+
+    def _full(self, adding: int) -> bool:
+        """Whether `adding` more bytes would take a file that holds a line past the limit."""
+        limit = self.rotate_bytes
+        return limit is not None and self._size > 0 and self._size + adding > limit
+
+    def rotated(self, index: int) -> Path:
+        """`<file>.<index>`: 1 the newest rotated file, `keep` the oldest."""
+        return self.path.with_name(f"{self.path.name}.{index}")
+
+    def _rotate(self) -> None:
+        """Under the lock: shift the rotated files, move the file to `.1`, start a new one. On a
+        failure, log it and keep the file that is open (renamed back if need be)."""
+        try:
+            self._drop_oldest()
+            for index in range(self.keep - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    self.rotated(index).replace(self.rotated(index + 1))
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self._file.flush()
+        try:
+            self.path.replace(self.rotated(1))
+        except OSError as exc:
+            self._failed(exc)
+            return
+        try:
+            fresh = self._open()
+        except OSError as exc:
+            try:  # back to its name: the lines keep going to the file readers look at
+                self.rotated(1).replace(self.path)
+            except OSError as undo:
+                log.error("cannot rename %s back to %s: %s", self.rotated(1), self.path, undo)
+            self._failed(exc)
+            return
+        old, self._file, self._size, self._retry_at = self._file, fresh, 0, 0
+        try:
+            os.fsync(old.fileno())
+            old.close()
+        except OSError as exc:
+            log.warning("closing the rotated %s: %s", self.rotated(1), exc)
+
+    def _drop_oldest(self) -> None:
+        """Remove `<file>.<n>` for n >= keep: the oldest is dropped, and those a larger `keep` left."""
+        pattern = re.compile(re.escape(self.path.name) + r"\.([1-9][0-9]{0,5})")
+        for entry in self.path.parent.iterdir():
+            match = pattern.fullmatch(entry.name)
+            if match and int(match.group(1)) >= self.keep:
+                entry.unlink(missing_ok=True)
+
+    def _failed(self, exc: OSError) -> None:
+        assert self.rotate_bytes is not None
+        self._retry_at = self._size + self.rotate_bytes
+        log.warning(
+            "cannot rotate %s (%s): writing on to it; next attempt after %d more bytes",
+            self.path,
+            exc,
+            self.rotate_bytes,
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -1,5 +1,5 @@
 """What the deployment sets in the environment: server address, TLS files, results directory, the
-camera credentials file, the model files folder."""
+camera credentials file, the model files folder, the metrics port."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class Deployment:
     # OVMS_MODEL_FILES_DIR: files prepared beside the models (a recogniser's characters), laid out
     # <model>/<version>/<file>; the deployment mounts them read-only at /model-files
     model_files_dir: Path = Path("/model-files")
+    # OVMS_METRICS_PORT: the port the Prometheus metrics are served on (0.0.0.0); None: not served
+    metrics_port: int | None = None
 
 
 def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
@@ -53,7 +55,29 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
         )
     results = environ.get("OVMS_RESULTS_DIR", "").strip() or "results"
     model_files = environ.get("OVMS_MODEL_FILES_DIR", "").strip() or "/model-files"
-    return Deployment(address, _tls(environ), Path(results), _camera_credentials(environ), Path(model_files))
+    return Deployment(
+        address,
+        _tls(environ),
+        Path(results),
+        _camera_credentials(environ),
+        Path(model_files),
+        _metrics_port(environ),
+    )
+
+
+def _metrics_port(environ: Mapping[str, str]) -> int | None:
+    text = environ.get("OVMS_METRICS_PORT", "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise ClientError(
+            f"expected a port between 1 and 65535, got {text!r}",
+            file=ENVIRONMENT,
+            key="OVMS_METRICS_PORT",
+            fix="set OVMS_METRICS_PORT to the port the metrics are served on (the deployment sets "
+            "ovms_client_metrics_port), or leave it empty to serve none",
+        )
+    return int(text)
 
 
 def _camera_credentials(environ: Mapping[str, str]) -> Path | None:

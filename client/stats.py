@@ -1,5 +1,6 @@
 """Counters and a sliding window of results: FPS over the window, p50/p95 latency; the sources' state
-and counters (reconnects, stalls, drops) per stream and in total."""
+and counters (reconnects, stalls, drops) per stream and in total; frames, drops and errors per stream
+(the client's metrics read them too, client/metrics.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,30 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .sources import SourceStatus
+
+
+@dataclass
+class StreamCounts:
+    """One stream's counters since start: frames with a result, frames without one (`dropped`), and
+    of those the ones whose request failed (`errors`)."""
+
+    frames: int = 0
+    dropped: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class _Window:
+    span: float  # seconds the window covers (shorter than window_s just after start)
+    latencies: np.ndarray  # of the results in the window, seconds
+    stream_fps: list[float]  # results per second over the span, per stream
 
 
 class Stats:
@@ -23,6 +42,7 @@ class Stats:
         wall: Callable[[], float] = time.time,
         streams: int = 1,
         stages: Sequence[tuple[str, str | None]] = (),
+        on_latency: Callable[[str, float], None] | None = None,
     ) -> None:
         self.window_s = window_s
         self.streams = streams
@@ -36,6 +56,10 @@ class Stats:
         self.dropped = 0
         self.errors = 0
         self.in_flight = 0
+        # the same counters per stream (the metrics' labels); a stream number past `streams` grows them
+        self._stream_counts: list[StreamCounts] = [StreamCounts() for _ in range(streams)]
+        # told each successful request's latency (stage, seconds): the metrics' histogram
+        self._on_latency = on_latency
         # per stage (name -> model): requests and failures in total, latencies over the window
         self._stage_models = dict(stages)
         self._stage_counts = {name: [0, 0] for name in self._stage_models}
@@ -52,6 +76,7 @@ class Stats:
     def result(self, latency_s: float, stream: int = 0) -> None:
         with self._lock:
             self.frames += 1
+            self._stream(stream).frames += 1
             self._results.append((self._clock(), latency_s, stream))
 
     def stage_request(self, stage: str, latency_s: float, ok: bool) -> None:
@@ -63,12 +88,48 @@ class Stats:
                 self._stage_latencies.append((self._clock(), latency_s, stage))
             else:
                 counts[1] += 1
+        if ok and self._on_latency is not None:
+            self._on_latency(stage, latency_s)
 
-    def drop(self, error: bool) -> None:
+    def drop(self, error: bool, stream: int = 0) -> None:
+        """A frame without a result; `error`: its request failed (else it was never sent)."""
         with self._lock:
             self.dropped += 1
+            counts = self._stream(stream)
+            counts.dropped += 1
             if error:
                 self.errors += 1
+                counts.errors += 1
+
+    def _stream(self, stream: int) -> StreamCounts:
+        """The counters of a stream (under the lock)."""
+        while len(self._stream_counts) <= stream:
+            self._stream_counts.append(StreamCounts())
+        return self._stream_counts[stream]
+
+    def stream_counts(self) -> list[StreamCounts]:
+        """A copy of each stream's counters since start, in stream order (the metrics' counters)."""
+        with self._lock:
+            return [StreamCounts(c.frames, c.dropped, c.errors) for c in self._stream_counts]
+
+    def stream_fps(self) -> list[float]:
+        """Each stream's results per second over the window, now (the `stream_fps` of a stats line)."""
+        with self._lock:
+            return self._window_locked(self._clock()).stream_fps
+
+    def _window_locked(self, now: float) -> _Window:
+        """Under the lock: drop the results older than the window, then its span, latencies and each
+        stream's rate."""
+        horizon = now - self.window_s
+        while self._results and self._results[0][0] <= horizon:
+            self._results.popleft()
+        span = min(self.window_s, now - self._started)
+        count = len(self._results)
+        latencies = np.fromiter((r[1] for r in self._results), dtype=np.float64, count=count)
+        stream_ids = np.fromiter((r[2] for r in self._results), dtype=np.int64, count=count)
+        per_stream = np.bincount(stream_ids, minlength=max(self.streams, len(self._stream_counts)))
+        rates = [round(int(n) / span, 2) if span > 0 else 0.0 for n in per_stream]
+        return _Window(span, latencies, rates)
 
     def snapshot(self, sources: Sequence[SourceStatus] = ()) -> dict[str, Any]:
         """The fields of one stats line (the launcher's `status` reads the latest one); `sources` are
@@ -76,13 +137,8 @@ class Stats:
         with self._lock:
             now = self._clock()
             horizon = now - self.window_s
-            while self._results and self._results[0][0] <= horizon:
-                self._results.popleft()
-            span = min(self.window_s, now - self._started)
-            count = len(self._results)
-            latencies = np.fromiter((r[1] for r in self._results), dtype=np.float64, count=count)
-            stream_ids = np.fromiter((r[2] for r in self._results), dtype=np.int64, count=count)
-            per_stream = np.bincount(stream_ids, minlength=self.streams)
+            window = self._window_locked(now)
+            span, latencies, count = window.span, window.latencies, len(window.latencies)
             frames, dropped, errors, in_flight = self.frames, self.dropped, self.errors, self.in_flight
             while self._stage_latencies and self._stage_latencies[0][0] <= horizon:
                 self._stage_latencies.popleft()
@@ -104,7 +160,7 @@ class Stats:
             "frames": frames,
             "window_s": self.window_s,
             "window_frames": count,
-            "stream_fps": [round(int(n) / span, 2) if span > 0 else 0.0 for n in per_stream],
+            "stream_fps": window.stream_fps,
             "stages": {
                 name: {
                     "model": self._stage_models.get(name),

@@ -52,12 +52,17 @@ def ovms_client_instances(profiles: list[dict]) -> list[str]:
     ]
 
 
+def _container_names(profile: dict, prefix: str) -> list[str]:
+    """<prefix>-<profile>-<n> of each instance of a profile, n from 1."""
+    return [f"{prefix}-{profile['name']}-{n}" for n in range(1, int(profile.get("instances", 1)) + 1)]
+
+
 def ovms_client_instance_containers(service: dict, profile: dict, prefix: str, data_dir: str) -> list[dict]:
     """The container specs of a profile's instances (roles/ovms_common/tasks/container.yml): `service`
     with, for instance n, its name <prefix>-<profile>-<n>, its own results folder at /results and
     its profile and instance labels."""
     specs = []
-    for n in range(1, int(profile.get("instances", 1)) + 1):
+    for n, name in enumerate(_container_names(profile, prefix), start=1):
         results = {
             "type": "bind",
             "source": f"{data_dir}/results/{profile['name']}-{n}",
@@ -71,12 +76,24 @@ def ovms_client_instance_containers(service: dict, profile: dict, prefix: str, d
         specs.append(
             {
                 **service,
-                "name": f"{prefix}-{profile['name']}-{n}",
+                "name": name,
                 "mounts": [*service.get("mounts", []), results],
                 "labels": labels,
             }
         )
     return specs
+
+
+def ovms_client_metrics_sd(profiles: list[dict], prefix: str, port: int | str) -> str:
+    """The Prometheus http_sd document of a host's client containers (metrics/sd.json, served by the
+    clients' metrics gateway of role ovms_monitoring): one entry per instance container of these
+    profiles (ovms_client_profiles), `<container>:<port>` and its profile, as JSON text."""
+    entries = [
+        {"targets": [f"{name}:{int(port)}"], "labels": {"profile": str(profile["name"])}}
+        for profile in profiles
+        for name in _container_names(profile, prefix)
+    ]
+    return json.dumps(entries, indent=1, sort_keys=True) + "\n"
 
 
 def ovms_client_instance_name(labels: dict) -> str:
@@ -425,6 +442,7 @@ class FilterModule:
             "ovms_client_instances": ovms_client_instances,
             "ovms_client_instance_name": ovms_client_instance_name,
             "ovms_client_instance_containers": ovms_client_instance_containers,
+            "ovms_client_metrics_sd": ovms_client_metrics_sd,
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
             "ovms_client_own": ovms_client_own,

@@ -14,8 +14,12 @@ description:
     A link, a FIFO, a socket, a device or a folder is refused, so root never reads another file of the
     host, nor waits on a writer that never comes.
   - The read is bounded in bytes (O(max_bytes)) and in time (O(timeout) seconds).
-  - A missing file or a refused one fails the task with a message naming the path; changes nothing and
-    runs in check mode.
+  - The client rotates its files (C(<path>.1) is the newest rotated one). When O(path) holds fewer than
+    O(lines) whole lines (it was just rotated, or is missing for the instant of a rotation) and was
+    read whole, the rest comes from the end of C(<path>.1), opened by the same rules, within what is
+    left of O(max_bytes).
+  - A missing file (and no C(<path>.1)) or a refused one fails the task with a message naming the path;
+    changes nothing and runs in check mode.
 options:
   path:
     description: The file.
@@ -62,8 +66,12 @@ stdout_lines:
   elements: str
   returned: success
 size:
-  description: The file's size in bytes.
+  description: The file's size in bytes (0 when only C(<path>.1) was found).
   type: int
+  returned: success
+rotated:
+  description: Whether some of the lines came from C(<path>.1).
+  type: bool
   returned: success
 """
 
@@ -144,9 +152,48 @@ def _is_link(fd: int, name: str) -> bool:
 
 
 def read_tail(path: str, root: str | None = None, lines: int = 1, max_bytes: int = 65536) -> dict[str, Any]:
-    """{stdout, stdout_lines, size} of the file (see RETURN), or Refused."""
+    """{stdout, stdout_lines, size, rotated} of the file, with the end of `<path>.1` when the file
+    holds fewer than `lines` whole lines (see DOCUMENTATION), or Refused."""
     if lines < 1 or max_bytes < 1:
         raise Refused("lines and max_bytes must be at least 1")
+    try:
+        current = _read_end(path, root, max_bytes)
+    except Refused as exc:
+        if str(exc) != "does not exist":
+            raise
+        current = None  # the instant between a rotation's rename and the new file
+    found = current.lines if current is not None else []
+    older: list[str] = []
+    if len(found) < lines and (current is None or current.whole):
+        rotated = f"{path}.1"
+        left = max_bytes - (current.size if current is not None else 0)
+        try:
+            older = _read_end(rotated, root, left).lines if left > 0 else []
+        except Refused as exc:
+            if str(exc) != "does not exist":
+                raise Refused(f"{PurePosixPath(rotated).name}: {exc}") from None
+            if current is None:
+                raise
+    kept = [*older, *found][-lines:]
+    return {
+        "stdout": "\n".join(kept),
+        "stdout_lines": kept,
+        "size": current.size if current is not None else 0,
+        "rotated": len(kept) > len(found),
+    }
+
+
+class _End:
+    """The whole lines at the end of a file, its size, and whether the file was read from its start."""
+
+    def __init__(self, lines: list[str], size: int, whole: bool) -> None:
+        self.lines = lines
+        self.size = size
+        self.whole = whole
+
+
+def _read_end(path: str, root: str | None, max_bytes: int) -> _End:
+    """The whole lines within the last `max_bytes` bytes of the file, or Refused."""
     fd = _open(path, root)
     try:
         size = os.fstat(fd).st_size
@@ -166,8 +213,7 @@ def read_tail(path: str, root: str | None = None, lines: int = 1, max_bytes: int
         data = data.partition(b"\n")[2]
     whole = data.rpartition(b"\n")[0]  # what follows the last newline is still being written
     found = [line for line in whole.decode("utf-8", errors="replace").split("\n") if line.strip()]
-    kept = found[-lines:]
-    return {"stdout": "\n".join(kept), "stdout_lines": kept, "size": size}
+    return _End(found, size, start == 0)
 
 
 def _alarm(signum: int, frame: Any) -> None:
