@@ -115,6 +115,14 @@ IMAGES: dict[str, ImageSpec] = {
             generated={"astronaut.png": _sample_photo},
             python=False,
         ),
+        # Prometheus, promtool and the blackbox exporter of role ovms_monitoring (Debian's packages);
+        # the node and nginx exporters are in tls-proxy, beside the nginx they sit next to
+        ImageSpec(
+            name="monitoring",
+            tag="ovms-launcher/monitoring:dev",
+            public_base="debian:bookworm-slim",
+            python=False,
+        ),
     )
 }
 
