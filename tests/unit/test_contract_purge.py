@@ -103,8 +103,13 @@ def _tasks(path: Path) -> list[dict]:
     return yaml.safe_load(path.read_text()) or []
 
 
+def _is_marker(task: dict) -> bool:
+    return (task.get("ansible.builtin.import_role") or {}).get("tasks_from") == "marker"
+
+
 def test_every_purged_data_folder_is_marked_by_its_roles_deploy():
-    """Each role's absent.yml purges folders; its main.yml writes the marker in each of them."""
+    """Each role's absent.yml purges folders; a deploy entry point of the role (main.yml, or the
+    monitoring's exporters.yml) writes the marker in each of them, right after creating them."""
     purged: dict[str, set[str]] = {}
     for absent in ROLES.glob("*/tasks/absent.yml"):
         for task in _tasks(absent):
@@ -112,29 +117,38 @@ def test_every_purged_data_folder_is_marked_by_its_roles_deploy():
             if target.get("tasks_from") == "purge":
                 paths = {d["path"] for d in task["vars"]["ovms_common_purge_dirs"]}
                 purged.setdefault(absent.parts[-3], set()).update(paths)
-    assert set(purged) == {"ovms_server", "ovms_client", "ovms_camera", "ovms_models"}, purged
+    assert set(purged) == {"ovms_server", "ovms_client", "ovms_camera", "ovms_models", "ovms_monitoring"}, (
+        purged
+    )
     for role, paths in purged.items():
-        tasks = _tasks(ROLES / role / "tasks" / "main.yml")
-        marked = {
-            t["vars"]["ovms_common_marker_dir"]
-            for t in tasks
-            if (t.get("ansible.builtin.import_role") or {}).get("tasks_from") == "marker"
-        }
+        marked: set[str] = set()
+        for path in sorted((ROLES / role / "tasks").glob("*.yml")):
+            if path.name == "absent.yml":
+                continue
+            tasks = _tasks(path)
+            marks = [i for i, t in enumerate(tasks) if _is_marker(t)]
+            if not marks:
+                continue
+            marked |= {tasks[i]["vars"]["ovms_common_marker_dir"] for i in marks}
+            created = [
+                i
+                for i, t in enumerate(tasks)
+                if (t.get("ansible.builtin.file") or {}).get("state") == "directory"
+                and any(p.strip("{} ") in str(t["ansible.builtin.file"]["path"]) for p in paths)
+            ]
+            if not created:  # the folder comes from a loop variable: the task creating it names one of them
+                created = [
+                    i
+                    for i, t in enumerate(tasks)
+                    if (t.get("ansible.builtin.file") or {}).get("state") == "directory"
+                    and any(p.strip("{} ") in str(t.get("loop", "")) for p in paths)
+                ]
+            assert created and marks[0] == created[0] + 1, (
+                f"roles/{role}/tasks/{path.name}: mark right after creating"
+            )
         assert paths <= marked, (
             f"roles/{role}: {sorted(paths - marked)} purged by absent.yml but never marked"
         )
-        created = [
-            i
-            for i, t in enumerate(tasks)
-            if (t.get("ansible.builtin.file") or {}).get("state") == "directory"
-            and any(p.strip("{} ") in str(t["ansible.builtin.file"]["path"]) for p in paths)
-        ]
-        marks = [
-            i
-            for i, t in enumerate(tasks)
-            if (t.get("ansible.builtin.import_role") or {}).get("tasks_from") == "marker"
-        ]
-        assert created and marks and marks[0] == created[0] + 1, f"roles/{role}: mark right after creating"
 
 
 def test_a_marked_folder_inside_a_sensitive_folder_is_not_purged(tmp_path):

@@ -162,3 +162,70 @@ def test_the_role_refuses_them_itself_without_the_launcher(tmp_path):
         and "is not an IPv4 or IPv6 address" in failed
     )
     assert "ovms_tls_max_body_size" in failed and "no limit for nginx" in failed
+
+
+# --- the monitoring (issue 22): nginx's counters and the node exporter through the proxy --------------
+
+
+def _site_with_monitoring(**variables: object) -> str:
+    """The site as the role renders it with ovms_monitoring_enabled and the node placement given."""
+    import jinja2
+
+    common = yaml.safe_load((ROLE.parent / "ovms_common" / "defaults" / "main.yml").read_text())
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # an nginx config, not HTML
+    )
+    env.filters["bool"] = lambda value: str(value).strip().lower() in ("1", "true", "yes", "on")
+    values = {
+        **{k: v for k, v in DEFAULTS.items() if not (isinstance(v, str) and "{{" in v)},
+        "ansible_managed": "test",
+        "ovms_tls_port": 9443,
+        "ovms_tls_upstream_host": "ovms-server",
+        "ovms_tls_upstream_grpc_port": 9000,
+        "ovms_tls_upstream_rest_port": 8000,
+        "ovms_common_pki_layout": common["ovms_common_pki_layout"],
+        **variables,
+    }
+    return env.get_template("ovms-proxy.conf.j2").render(**values)
+
+
+def _block(text: str, start: str) -> str:
+    """The lines of the block opened by the line `start` (up to its closing brace)."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip() == start)
+    depth, block = 0, []
+    for line in lines[first:]:
+        block.append(line.strip())
+        depth += line.count("{") - line.count("}")
+        if depth == 0:
+            return "\n".join(block)
+    raise AssertionError(f"{start} is not closed")
+
+
+@pytest.mark.observability
+def test_without_the_monitoring_the_site_is_unchanged():
+    text = _site_with_monitoring(ovms_monitoring_enabled=False, ovms_tls_proxy_monitoring_node=True)
+    assert "stub_status" not in text and "/metrics/nginx" not in text and "/metrics/node" not in text
+
+
+@pytest.mark.observability
+@pytest.mark.parametrize("node", [True, False])
+def test_the_monitoring_reads_nginx_and_the_node_exporter_over_mtls_only(node):
+    text = _site_with_monitoring(ovms_monitoring_enabled=True, ovms_tls_proxy_monitoring_node=node)
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    # nginx's counters on the proxy's loopback only (the exporter beside it reads them)
+    servers = code.split("\nserver {")[1:]
+    [loopback] = [s for s in servers if "listen 127.0.0.1:8081;" in s]
+    assert "stub_status;" in loopback and "ssl" not in loopback
+    # the mTLS server passes the exporters' metrics, GET only
+    [mtls] = [s for s in servers if "listen 9443 ssl http2;" in s]
+    nginx = _block(mtls, "location = /metrics/nginx {")
+    assert "proxy_pass http://127.0.0.1:9113/metrics;" in nginx and "limit_except GET {" in nginx
+    assert ("location = /metrics/node {" in mtls) is node
+    if node:
+        assert "proxy_pass http://127.0.0.1:9100/metrics;" in _block(mtls, "location = /metrics/node {")
+    # nothing listens elsewhere in plain text
+    listens = sorted(line.strip() for line in code.splitlines() if line.strip().startswith("listen "))
+    assert listens == ["listen 127.0.0.1:8081;", "listen 9443 ssl http2;"]

@@ -99,6 +99,10 @@ def test_the_layout_is_documented_as_it_is():
 RECEIVED = [
     ("ovms_tls_proxy", "ovms_tls_proxy_sources", Kind.SERVER),
     ("ovms_client", "ovms_client_tls_sources", Kind.CLIENT),
+    # the monitoring host scrapes with its client certificate, a client host's metrics gateway serves with
+    # its server certificate
+    ("ovms_monitoring", "ovms_monitoring_tls_sources", Kind.CLIENT),
+    ("ovms_monitoring", "ovms_monitoring_gateway_tls_sources", Kind.SERVER),
 ]
 
 
@@ -288,15 +292,18 @@ IMAGE_USERS = {
     "client": ("ovms_client", "ovms_client_uid", "ovms_client_gid"),
     "camera-sim": ("ovms_camera", "ovms_camera_uid", "ovms_camera_gid"),
     "ovms-double": ("ovms_server", "ovms_server_uid", "ovms_server_gid"),
+    "monitoring": ("ovms_monitoring", "ovms_monitoring_uid", "ovms_monitoring_gid"),
 }
+# images another role runs too: the monitoring's metrics gateway and exporters run the tls-proxy image
+ALSO_RUN_BY = [("tls-proxy", ("ovms_monitoring", "ovms_monitoring_proxy_uid", "ovms_monitoring_proxy_gid"))]
 
 
-@pytest.mark.parametrize("image", list(IMAGE_USERS))
-def test_each_images_user_is_the_roles(image):
+@pytest.mark.parametrize(("image", "runner"), [*IMAGE_USERS.items(), *ALSO_RUN_BY])
+def test_each_images_user_is_the_roles(image, runner):
     dockerfile = (PROJECT_ROOT / "images" / image / "Dockerfile").read_text()
     user = re.search(r"^USER (\d+):(\d+)\s*$", dockerfile, re.MULTILINE)
     assert user, f"images/{image}/Dockerfile has no numeric USER uid:gid"
-    role, uid, gid = IMAGE_USERS[image]
+    role, uid, gid = runner
     role_vars = _role_vars(role, "vars")
     assert (str(role_vars[uid]), str(role_vars[gid])) == user.groups()
     assert re.search(rf"--uid {user.group(1)} --gid {user.group(2)}\b", dockerfile)
