@@ -11,7 +11,8 @@ import yaml
 
 
 def isolation_vars(tag: str, data: Path) -> dict[str, str]:
-    """The variables that name what a deploy creates: server, network, client prefix, data folders."""
+    """The variables that name what a deploy creates: server, network, client prefix, monitoring, data
+    folders."""
     return {
         "ovms_server_data_dir": str(data / "server"),
         "ovms_server_network": tag,
@@ -19,6 +20,10 @@ def isolation_vars(tag: str, data: Path) -> dict[str, str]:
         "ovms_client_data_dir": str(data / "client"),
         "ovms_client_network": tag,
         "ovms_client_container_prefix": f"{tag}-client",
+        # role ovms_monitoring (its other containers are named after this one)
+        "ovms_monitoring_container_name": f"{tag}-monitoring",
+        "ovms_monitoring_network": f"{tag}-monitoring",
+        "ovms_monitoring_data_dir": str(data / "monitoring"),
     }
 
 

@@ -235,3 +235,28 @@ def refused_by_proxy(result: dict) -> bool:
         and result.get("status") in ("StatusCode.INTERNAL", "StatusCode.UNAVAILABLE")
         and "Connection refused" not in result["message"]
     )
+
+
+def prometheus(host: Host, path: str, params: dict[str, str] | None = None, port: int = 9090) -> Any:
+    """The `data` of Prometheus's HTTP API at `path` (e.g. "query", "targets") on `host`, asked on the
+    host's loopback, where the monitoring role publishes it."""
+    code = (
+        "import json,sys,requests\n"
+        f"r = requests.get('http://127.0.0.1:{port}/api/v1/{path}', params={params or {}!r}, timeout=10)\n"
+        "r.raise_for_status(); print(json.dumps(r.json()['data']))\n"
+    )
+    return json.loads(host.ssh.run(["python3", "-c", code], timeout=30).stdout.strip().splitlines()[-1])
+
+
+def wait_for_prometheus(
+    host: Host, what: str, check: Callable[[], Any], timeout: float = 90, every: float = 3
+) -> Any:
+    """check() until it returns something true (its value), else fail naming `what` and its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} on {host.name} within {timeout:.0f} s; last: {last!r}")
+        time.sleep(every)

@@ -24,6 +24,9 @@ LAYOUT = {GROUPS["servers"]: ["host1"], GROUPS["clients"]: ["host2", "host3"]}
 # The same with the camera simulator on host3: a camera on one host, the client reading it (host2) on a
 # second, the server on a third (test_remote_e2e.py). The images are loaded for this layout.
 CAMERA_LAYOUT = {**LAYOUT, GROUPS["cameras"]: ["host3"]}
+# The same with Prometheus on host3 (test_remote_e2e.py enables the monitoring on every host): the
+# images are loaded for this layout, monitoring's included.
+MONITORING_LAYOUT = {**CAMERA_LAYOUT, GROUPS["monitoring"]: ["host3"]}
 HERE = Path(__file__).resolve().parent
 
 
@@ -42,8 +45,9 @@ def multihost_archive_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def multihost(multihost_archive_dir: Path) -> Iterator[Harness]:
-    """Three hosts (host1 server, host2 and host3 clients, host3 the camera) with the images each needs
-    loaded through the archive path. Torn down at the end of the session, also when a test failed."""
+    """Three hosts (host1 server, host2 and host3 clients, host3 the camera and Prometheus) with the
+    images each needs loaded through the archive path. Torn down at the end of the session, also when a
+    test failed."""
     if not engine_available():
         pytest.fail("no Docker engine answers: run scripts/ensure-docker.sh")
     if not image_exists(BASE_IMAGE):
@@ -51,7 +55,7 @@ def multihost(multihost_archive_dir: Path) -> Iterator[Harness]:
     harness = Harness(N_HOSTS)
     try:
         harness.start()
-        harness.load_images(multihost_archive_dir, CAMERA_LAYOUT)
+        harness.load_images(multihost_archive_dir, MONITORING_LAYOUT, monitoring=True)
         yield harness
     finally:
         harness.close()

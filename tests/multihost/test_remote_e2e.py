@@ -4,11 +4,14 @@ host3 sends each frame as one JPEG (the remote setup's bandwidth), host2 raw ten
 the RTSP camera simulator, published on its address like an IP camera, and host2's client reads it:
 a camera on one host, its client on a second, the server on a third. host2 also runs the face-mesh
 cascade (face detection -> face landmarks -> iris landmarks, every crop a request of its own) on the
-same camera, over the same mTLS proxy.
+same camera, over the same mTLS proxy. Monitoring is on: Prometheus on host3 scrapes the server through
+its proxy and each client host through its metrics gateway, all over mTLS with host3's certificate.
 
 The tests run in file order on one deployment (module fixture `remote`): deploy → detections through
-mTLS → the cascade's nested results → status → idempotent re-deploy → network and TLS refusals →
-revocation → a remote profile copy over HTTP (and a wrong sha256) → destroy.
+mTLS → the cascade's nested results → status → idempotent re-deploy → every Prometheus target up
+over mTLS, a scrape without a certificate refused → network and TLS refusals → revocation (host3's
+certificate: its Prometheus is refused too) → a remote profile copy over HTTP (and a wrong sha256) →
+destroy.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
 from launcher.inventory import SERVERS_GROUP
-from multihost.conftest import CAMERA_LAYOUT
+from multihost.conftest import MONITORING_LAYOUT
 from testbed import remote as rm
 from testbed.harness import Harness, Host
 from testbed.launcher_cli import Launcher, LauncherRun
@@ -49,6 +53,14 @@ TLS_PORT = 9443
 OVMS_PORTS = (9000, 8000)
 HTTP_PORT = 8088
 DEPLOY = ["-e", "ovms_server_image=ovms-launcher/ovms-double:dev", "--json"]
+# Prometheus on host3 (a client and camera host too), every host monitored; scrapes and rule
+# evaluations every 3 s (the shipped 15 s are for stores)
+MONITORING_HOST, GATEWAY_PORT = CLIENT2, 9444
+MONITORING = {
+    "ovms_monitoring_enabled": True,
+    "ovms_monitoring_scrape_interval": "3s",
+    "ovms_monitoring_evaluation_interval": "3s",
+}
 # the client host that sends JPEG frames
 JPEG_CLIENT = CLIENT2
 JPEG_VARS = {JPEG_CLIENT: {"ovms_client_env": {"CLIENT_ENCODING": "jpeg"}}}
@@ -67,6 +79,7 @@ def group_vars(media_dir: Path) -> dict:
     variables = rm.group_vars(media_dir)
     servers = variables[SERVERS_GROUP]
     servers["ovms_server_models"] = [*servers["ovms_server_models"], *({"name": m} for m in CASCADE_MODELS)]
+    variables["all"] = dict(MONITORING)
     return variables
 
 
@@ -108,7 +121,7 @@ class Remote:
         for host, variables in (host_vars or {}).items():
             merged[host] = {**merged.get(host, {}), **variables}
         return self.harness.inventory(
-            self.inventory, CAMERA_LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=merged
+            self.inventory, MONITORING_LAYOUT, group_vars=group_vars(self.workdir / "media"), host_vars=merged
         )
 
     def deploy(self, extra: list[str] | None = None) -> LauncherRun:
@@ -255,6 +268,85 @@ def test_redeploy_changes_nothing(remote: Remote):
     assert run.changed() == {SERVER: 0, CLIENT1: 0, CLIENT2: 0}, run.describe()
 
 
+def _targets(remote: Remote) -> list[dict]:
+    data = rm.prometheus(remote.host(MONITORING_HOST), "targets", {"state": "active"})
+    return data["activeTargets"]
+
+
+def _query(remote: Remote, expr: str) -> list[dict]:
+    return rm.prometheus(remote.host(MONITORING_HOST), "query", {"query": expr})["result"]
+
+
+@pytest.mark.observability
+def test_prometheus_scrapes_every_host_over_mtls(remote: Remote):
+    remote.require_deployed()
+    host = remote.host(MONITORING_HOST)
+
+    def all_up():
+        targets = _targets(remote)
+        jobs = {t["labels"]["job"] for t in targets}
+        wanted = {"ovms_server", "ovms_client", "ovms_node", "ovms_nginx", "ovms_tls_expiry"}
+        return targets if wanted <= jobs and all(t["health"] == "up" for t in targets) else None
+
+    try:
+        targets = rm.wait_for_prometheus(host, "every target up", all_up)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{rm.diagnostics(remote.harness.hosts)}") from None
+    # the server through its proxy, each client host's containers through its gateway: all https
+    remote_scrapes = [
+        t for t in targets if t["labels"]["job"] in ("ovms_server", "ovms_client", "ovms_nginx")
+    ]
+    assert remote_scrapes and all(t["scrapeUrl"].startswith("https://") for t in remote_scrapes), (
+        remote_scrapes
+    )
+    containers = {
+        (t["labels"]["host"], t["labels"]["container"])
+        for t in targets
+        if t["labels"]["job"] == "ovms_client"
+    }
+    assert {(CLIENT1, CLIENT_CONTAINER), (CLIENT2, CLIENT_CONTAINER)} <= containers, containers
+
+    rate = rm.wait_for_prometheus(
+        host, "a request rate above 0",
+        lambda: _query(remote, 'sum(rate(ovms_requests_success{method="ModelInfer"}[1m])) > 0'),
+    )  # fmt: skip
+    assert float(rate[0]["value"][1]) > 0
+    # the person detector's streams at 14 FPS or more on both client hosts
+    fast = rm.wait_for_prometheus(
+        host, "every person-detection stream at 14 FPS",
+        lambda: {r["metric"]["host"] for r in _query(remote, f'ovms_client_fps{{profile="{PROFILE}"}} >= 14')}
+        >= {CLIENT1, CLIENT2},
+        timeout=60,
+    )  # fmt: skip
+    assert fast
+    expiry = _query(remote, "probe_ssl_earliest_cert_expiry - time()")
+    assert expiry and all(float(r["value"][1]) > 86400 for r in expiry), expiry
+    firing = _query(remote, 'ALERTS{alertstate="firing"}')
+    assert firing == [], firing
+
+
+@pytest.mark.observability
+def test_a_scrape_without_the_monitoring_certificate_is_refused(remote: Remote):
+    remote.require_deployed()
+    other = remote.workdir / "other-ca-monitoring"
+    remote.launcher.ok(["certs", "generate", "--dir", str(other), "--client", MONITORING_HOST])
+    bundle = remote.certs / "ca-bundle.pem"
+    own = remote.certs / "clients" / MONITORING_HOST
+    stranger = other / "clients" / MONITORING_HOST
+    for host, port, path in ((CLIENT1, GATEWAY_PORT, "/sd"), (SERVER, TLS_PORT, "/metrics")):
+        url = f"https://{remote.host(host).ip}:{port}{path}"
+        good = requests.get(url, verify=bundle, cert=(own / "client.pem", own / "client.key"), timeout=10)
+        assert good.status_code == 200, (url, good.status_code)
+        for cert in (None, (stranger / "client.pem", stranger / "client.key")):
+            refused = requests.get(url, verify=bundle, cert=cert, timeout=10)
+            assert refused.status_code == 400, (url, cert, refused.status_code)
+            assert "ovms_" not in refused.text and "targets" not in refused.text, refused.text[:300]
+    # the gateway publishes only its mTLS port; the clients' own metrics port is never published
+    gateway = rm.container(remote.host(CLIENT1), "ovms-monitoring-gateway")
+    assert gateway and list(gateway["HostConfig"]["PortBindings"]) == [f"{GATEWAY_PORT}/tcp"], gateway
+    assert rm.tcp_connect(remote.host(MONITORING_HOST), remote.host(CLIENT1).ip, 9464) != "open"
+
+
 def test_client_host_reaches_only_the_tls_port(remote: Remote):
     remote.require_deployed()
     client, server_ip = remote.host(CLIENT1), remote.host(SERVER).ip
@@ -334,6 +426,26 @@ def test_revoked_client_is_refused_while_the_other_keeps_working(remote: Remote)
     before, after = rm.wait_for_growth(client1, INSTANCE)
     assert after > before, f"{CLIENT1}'s detections stopped at {before} lines after the revocation"
     assert rm.person_detections(rm.detection_records(client1, INSTANCE, lines=10))
+
+
+@pytest.mark.observability
+def test_the_revoked_monitoring_certificate_is_refused_after_the_deploy(remote: Remote):
+    """host3's certificate (its clients' and its Prometheus's) was revoked and deployed by the test
+    above: the server's proxy and host2's gateway now refuse Prometheus's scrapes."""
+    remote.require_deployed()
+    host = remote.host(MONITORING_HOST)
+
+    def refused():
+        jobs = ("ovms_server", "ovms_client")
+        down = [
+            t
+            for t in _targets(remote)
+            if t["labels"]["host"] in (SERVER, CLIENT1) and t["labels"]["job"] in jobs
+        ]
+        return down if down and all(t["health"] == "down" for t in down) else None
+
+    down = rm.wait_for_prometheus(host, "the server's and host2's scrapes refused", refused, timeout=60)
+    assert all("400" in t["lastError"] or "certificate" in t["lastError"] for t in down), down
 
 
 def _profile_archive(folder: Path) -> tuple[Path, str]:
