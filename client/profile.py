@@ -294,6 +294,54 @@ class OutputsSpec(_Strict):
     def rotate_bytes(self) -> int:
         return max(1, int(self.rotate_mb * 1024 * 1024))
 
+    @field_validator("detections_file", "stats_file", "snapshot_dir")
+    @classmethod
+    def _names_apart(cls, value: str, info: ValidationInfo) -> str:
+        """Each output a name of its own in the results folder, clear of the rotated files' names: a
+        `stats_file: detections.jsonl.1` would be overwritten by each rotation of the detections."""
+        key = info.field_name
+        assert key is not None
+        if value in (".", ".."):
+            raise PydanticCustomError(
+                "output_name_dots",
+                "{name} is not a file name: it names the results folder or the one above it",
+                {"name": repr(value)},
+            )
+        for other in ("detections_file", "stats_file", "snapshot_dir"):
+            if other == key:
+                break  # the keys are validated in this order: the later one names the clash
+            taken = info.data.get(other)
+            if not isinstance(taken, str):
+                continue
+            if value.casefold() == taken.casefold():
+                how = "the same name as"
+            elif _rotated_of(value, taken) or _rotated_of(taken, value):
+                how = "a rotated name of" if _rotated_of(value, taken) else "rotated onto the name of"
+            else:
+                continue
+            raise PydanticCustomError(
+                "output_names_collide",
+                "{how} outputs.{other} ({taken}): one output's writes would overwrite the other's",
+                {"how": how, "other": other, "taken": repr(taken), "key": key},
+            )
+        if key in _ROTATED_OUTPUTS and _ROTATED_SUFFIX.search(value):
+            raise PydanticCustomError(
+                "output_name_rotated",
+                "a name ending in '.<digits>' is taken by the rotated files (<file>.1 ...)",
+                {"key": key},
+            )
+        return value
+
+
+# the outputs that rotate to `<file>.1` ... `<file>.<rotate_keep>`
+_ROTATED_OUTPUTS = ("detections_file", "stats_file")
+_ROTATED_SUFFIX = re.compile(r"\.[0-9]+$")
+
+
+def _rotated_of(name: str, output: str) -> bool:
+    """Whether `name` is `<output>.<digits>`, one of the names `output` rotates to."""
+    return name.casefold().startswith(output.casefold() + ".") and name[len(output) + 1 :].isdigit()
+
 
 # A stage's post-processing, by `type`. The one-model form takes any of them but `barcode`, which
 # runs in the client and needs the stages form (a stage with no model).
@@ -892,6 +940,13 @@ def _stage_named(key: str, data: dict[str, Any]) -> str:
 
 
 _FIXES = {
+    "output_name_dots": "give it a plain file name (letters, digits, '.', '_', '-'), e.g. the default",
+    "output_name_rotated": "give {key} a name that does not end in '.<digits>' (e.g. the default)",
+    "output_names_collide": (
+        "give each of outputs.detections_file, stats_file and snapshot_dir a name of its own, neither "
+        "another's name nor another's name followed by '.<digits>' (the defaults: detections.jsonl, "
+        "stats.jsonl, snapshots)"
+    ),
     "streams_below_inputs": (
         "remove `streams` (it defaults to one stream per input) or set it to {inputs} or more; "
         "to read fewer inputs, remove them from `inputs` (or CLIENT_INPUT)"

@@ -562,3 +562,54 @@ def test_a_comma_in_a_password_never_leaks_half_of_it(tmp_path):
         assert (
             "CLIENT_INPUT" in message and "Pa" not in message and "ss" not in message.replace("sets", "")
         ), message
+
+
+@pytest.mark.parametrize(
+    ("outputs", "key", "expected"),
+    [
+        (
+            {"stats_file": "detections.jsonl.1"},
+            "outputs.stats_file",
+            "a rotated name of outputs.detections_file ('detections.jsonl')",
+        ),
+        (
+            {"detections_file": "d.jsonl", "stats_file": "D.jsonl"},
+            "outputs.stats_file",
+            "the same name as outputs.detections_file ('d.jsonl')",
+        ),
+        (
+            {"snapshot_dir": "stats.jsonl.3"},
+            "outputs.snapshot_dir",
+            "a rotated name of outputs.stats_file ('stats.jsonl')",
+        ),
+        (
+            {"snapshot_dir": "detections.jsonl"},
+            "outputs.snapshot_dir",
+            "the same name as outputs.detections_file",
+        ),
+        (
+            {"detections_file": "results.2"},
+            "outputs.detections_file",
+            "a name ending in '.<digits>' is taken by the rotated files",
+        ),
+        ({"snapshot_dir": ".."}, "outputs.snapshot_dir", "'..' is not a file name"),
+        ({"stats_file": "."}, "outputs.stats_file", "'.' is not a file name"),
+    ],
+)
+def test_output_names_that_collide_with_each_other_or_a_rotation_are_refused(
+    tmp_path, outputs, key, expected
+):
+    """Issue 22: `stats_file: detections.jsonl.1` was accepted, and each rotation of the detections
+    then replaced the stats file (20 stats records written, none kept)."""
+    directory = write_profile(tmp_path / "p", mutated(lambda d: d.setdefault("outputs", {}).update(outputs)))
+    message = error_of(directory)
+    assert message.startswith(f"{directory / 'profile.yaml'}: {key}: "), message
+    assert expected in message, message
+    assert "\n  fix: " in message
+
+
+def test_distinct_output_names_are_accepted(tmp_path):
+    names = {"detections_file": "det.jsonl", "stats_file": "det.jsonl.stats", "snapshot_dir": "snaps.1"}
+    directory = write_profile(tmp_path / "p", mutated(lambda d: d.setdefault("outputs", {}).update(names)))
+    outputs = load_profile(directory, {}).profile.outputs
+    assert (outputs.detections_file, outputs.stats_file, outputs.snapshot_dir) == tuple(names.values())

@@ -122,11 +122,14 @@ def test_rotated_files_beyond_keep_are_removed(tmp_path):
     assert other.read_text() == "kept\n"  # not one of its rotations
 
 
-def test_a_failed_rotation_is_logged_and_no_record_is_lost(tmp_path, caplog):
+def test_a_failed_rotation_is_logged_and_no_record_is_lost(tmp_path, caplog, monkeypatch):
     path = tmp_path / "detections.jsonl"
-    blocker = path.with_name("detections.jsonl.1")
-    blocker.mkdir()  # what the oldest should be cannot be removed: a folder with something in it
-    (blocker / "inside").write_text("x", encoding="utf-8")
+    real_replace = Path.replace
+
+    def refused(self: Path, target: Path) -> Path:  # a read-only folder (the tests run as root)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "replace", refused)
     results = JsonLines(path, rotate_bytes=100, keep=1)
     with caplog.at_level(logging.WARNING, logger="client.results"):
         for n in range(20):
@@ -135,15 +138,108 @@ def test_a_failed_rotation_is_logged_and_no_record_is_lost(tmp_path, caplog):
     assert warnings and all(str(path) in w and "cannot rotate" in w for w in warnings)
     assert len(warnings) < 20  # retried once per limit's worth of records, not at every one
     assert [r["n"] for r in _records([path])] == list(range(20))
-    # once the obstacle is gone, the next attempt rotates
-    (blocker / "inside").unlink()
-    blocker.rmdir()
+    # once the folder is writable again, the next attempt rotates
+    monkeypatch.setattr(Path, "replace", real_replace)
     for n in range(20, 30):
         results.write({"n": n, "pad": "z" * 20})
     results.close()
-    assert blocker.is_file()
+    assert path.with_name("detections.jsonl.1").is_file()
     assert [r["n"] for r in _records(_family(path))][-1] == 29
     assert path.stat().st_size <= 100
+
+
+def _write_many(results: JsonLines, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        results.write({"n": n, "pad": "z" * 20})  # 40-odd bytes a record
+
+
+def test_a_folder_named_like_the_first_rotated_file_drops_full_files_and_keeps_the_disk_bounded(
+    tmp_path, caplog
+):
+    """Issue 22: a folder `<file>.1` made every rotation fail, and the file grew without bound."""
+    path = tmp_path / "detections.jsonl"
+    blocker = path.with_name("detections.jsonl.1")
+    blocker.mkdir()
+    (blocker / "inside").write_text("x", encoding="utf-8")
+    results = JsonLines(path, rotate_bytes=100, keep=3)
+    with caplog.at_level(logging.WARNING, logger="client.results"):
+        _write_many(results, 200)
+    assert path.stat().st_size <= 100  # bounded: the full files' records were dropped
+    assert [r["n"] for r in _records([path])][-1] == 199  # the newest are there, each whole
+    assert (blocker / "inside").read_text() == "x"  # the folder is never touched
+    assert not path.with_name("detections.jsonl.2").exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all(str(blocker) in w and "is not a regular file" in w for w in warnings)
+    # once the folder is gone, the rotation goes on as usual
+    (blocker / "inside").unlink()
+    blocker.rmdir()
+    _write_many(results, 20, start=200)
+    results.close()
+    assert blocker.is_file() and path.with_name("detections.jsonl.2").is_file()
+    assert [r["n"] for r in _records(_family(path))][-1] == 219
+
+
+def test_a_folder_further_up_the_chain_ends_it_there_and_is_logged_once(tmp_path, caplog):
+    path = tmp_path / "stats.jsonl"
+    blocker = path.with_name("stats.jsonl.3")
+    blocker.mkdir()
+    results = JsonLines(path, rotate_bytes=100, keep=4)
+    with caplog.at_level(logging.WARNING, logger="client.results"):
+        _write_many(results, 200)
+    results.close()
+    files = [p for p in _family(path) if p.is_file()]
+    assert [p.name for p in files] == ["stats.jsonl", "stats.jsonl.1", "stats.jsonl.2"]
+    assert all(p.stat().st_size <= 100 for p in files)
+    kept = [r["n"] for r in _records(files)]
+    assert kept == list(range(200 - len(kept), 200))  # the newest, unbroken
+    assert blocker.is_dir()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(blocker) in warnings[0]
+
+
+def test_symbolic_links_in_the_chain_are_never_followed_nor_removed(tmp_path):
+    path = tmp_path / "results" / "detections.jsonl"
+    path.parent.mkdir()
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n", encoding="utf-8")
+    two, five = path.with_name("detections.jsonl.2"), path.with_name("detections.jsonl.5")
+    two.symlink_to(secret)
+    five.symlink_to(secret)  # past keep: a regular file there would be removed
+    results = JsonLines(path, rotate_bytes=100, keep=3)
+    _write_many(results, 100)
+    results.close()
+    assert two.is_symlink() and five.is_symlink()
+    assert secret.read_text(encoding="utf-8") == "root:$6$secret\n"
+    assert path.stat().st_size <= 100 and path.with_name("detections.jsonl.1").stat().st_size <= 100
+    assert not path.with_name("detections.jsonl.3").exists()  # the chain ends before the link
+
+
+def test_the_results_file_itself_is_never_opened_through_a_link_or_as_a_pipe(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n", encoding="utf-8")
+    link = tmp_path / "stats.jsonl"
+    link.symlink_to(secret)
+    with pytest.raises(ClientError, match="must be a regular file"):
+        JsonLines(link, rotate_bytes=100)
+    assert secret.read_text(encoding="utf-8") == "root:$6$secret\n"
+    pipe = tmp_path / "detections.jsonl"
+    os.mkfifo(pipe)
+    with pytest.raises(ClientError, match="not a regular file"):
+        JsonLines(pipe, rotate_bytes=100)  # refused at once: never blocks waiting for a reader
+
+
+def test_a_line_torn_by_a_crash_stays_one_bad_line_and_the_next_record_is_whole(tmp_path, caplog):
+    path = tmp_path / "detections.jsonl"
+    path.write_bytes(b'{"n":0}\n{"n":1,"pad":"zz')  # the client died in the middle of a write
+    with caplog.at_level(logging.WARNING, logger="client.results"):
+        results = JsonLines(path, rotate_bytes=10_000)
+    results.write({"n": 2})
+    results.close()
+    assert path.read_bytes().splitlines() == [b'{"n":0}', b'{"n":1,"pad":"zz', b'{"n":2}']
+    assert any("ends inside a line" in r.getMessage() for r in caplog.records)
+    size = path.stat().st_size
+    JsonLines(path).close()  # a file that ends with a newline is continued as it is
+    assert path.stat().st_size == size
 
 
 def test_the_profile_sets_the_limit_and_the_count(tmp_path):
