@@ -15,13 +15,24 @@ remote-mode rule of plugins/filter/ovms_common.py).
   its `job` label relabelled to the job.
 - `ovms_monitoring_unreachable`: the hosts a monitoring host cannot scrape (a single-system server or
   client on another host: nothing of it is published), each with why; the role stops on them.
+- `ovms_monitoring_metrics_peers`: the client certificates (by CN) that may read the metrics the mTLS
+  proxy and the clients' metrics gateway serve: the controller's own (`launcher status`) and each enabled
+  monitoring host's; the nginx templates turn the list into a `map` of $ssl_client_s_dn.
+
+Other hosts' values written into Prometheus's config are checked here (the monitoring host's own rule
+check sees only its own): an address is a DNS name or an IP address, a port 1..65535, a container name a
+plain name; anything else stops the role (AnsibleFilterError naming the host and the variable).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ansible.errors import AnsibleFilterError
 
 # Sidecars listen on the loopback of the namespace they share (never published): nginx's stub_status
 # (read by the nginx exporter), the nginx exporter, the node exporter, the blackbox exporter.
@@ -50,6 +61,24 @@ SD_PATH = "/sd"
 PROBE_MODULE = "ovms_tls"
 # node exporter placements
 PLACES = ("monitoring", "proxy", "gateway")
+# Per scrape config: at most this many samples (clients, others), this large a body, this many labels
+# per series; an http_sd job (a client host's list of its containers) at most this many targets. A
+# scrape over a limit fails (the target is down), so one host cannot flood Prometheus.
+SAMPLE_LIMIT = {"clients": 5000, "others": 20000}
+BODY_SIZE_LIMIT = "10MB"
+LABEL_LIMIT = 64
+LABEL_NAME_LENGTH_LIMIT = 128
+LABEL_VALUE_LENGTH_LIMIT = 1024
+TARGET_LIMIT = 200
+# The rules of ovms_common (roles/ovms_common/meta/rules.yml) the values are checked with: a DNS name,
+# a container name
+RULES_ROLE = Path(__file__).resolve().parents[2] / "roles" / "ovms_common"
+# The value of nginx's map of $ssl_client_s_dn (`$ovms_metrics_peer` of the proxy's and the gateway's
+# templates) for a certificate that may read the metrics and call inference, one that may read the
+# metrics only (a monitoring host that is no client host), and every other (inference only)
+PEER_READER = "reader"
+PEER_MONITOR = "monitor"
+PEER_CLIENT = "client"
 
 
 def _common() -> Any:
@@ -78,6 +107,12 @@ def _flag(value: object) -> bool:
 def _vars(hostvars: Mapping[str, Any], host: str) -> Mapping[str, Any]:
     # not hostvars.get(): Ansible's hostvars give an undefined value for a host it does not know
     return hostvars[host] if host in hostvars else {}  # noqa: SIM401
+
+
+def _enabled(hostvars: Mapping[str, Any], host: str, default: bool) -> bool:
+    """`host`'s ovms_monitoring_enabled (its inventory or extra vars), else `default` (ovms_common's)."""
+    value = _vars(hostvars, host).get("ovms_monitoring_enabled")
+    return default if value is None or value == "" else _flag(value)
 
 
 def _group(groups: Mapping[str, Sequence[str]], kind: str) -> list[str]:
@@ -136,10 +171,58 @@ def ovms_monitoring_listen(name: str) -> str:
     return LISTEN[str(name)]
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rule_ok(rule: str, text: str) -> bool:
+    """Whether `text` passes the named rule `rule` of ovms_common's rule file (the rule engine's)."""
+    engine = _common()._rules_engine()
+    engine.load_rules(str(RULES_ROLE))
+    return not engine.evaluate(engine.definition(rule), text, engine.Context({}, {}))
+
+
+def _host_name(text: str) -> bool:
+    """A DNS name as the rules' `host_name` says (a trailing dot allowed)."""
+    return _rule_ok("host_name", text[:-1] if text.endswith(".") else text)
+
+
+def _checked_address(host: str, variable: str, value: object) -> str:
+    """`value` of `host`'s `variable` as written into Prometheus's config: a DNS name or an IP address."""
+    text = str(value)
+    if not (_is_ip(text) or _host_name(text)):
+        raise AnsibleFilterError(
+            f"host {host}: {variable} {text!r} is neither a DNS host name (letters, digits and '-' in labels "
+            "joined by dots) nor an IP address; the monitoring host cannot write it into Prometheus's config"
+        )
+    return text
+
+
+def _checked_port(host: str, variable: str, value: object) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= 65535:
+        raise AnsibleFilterError(f"host {host}: {variable} {value!r} is no port (1 to 65535)")
+    return int(text)
+
+
+def _checked_name(host: str, variable: str, value: object) -> str:
+    text = str(value)
+    if not _rule_ok("plain_name", text):
+        raise AnsibleFilterError(
+            f"host {host}: {variable} {text!r} is no container name (letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit)"
+        )
+    return text
+
+
 def _address(address: str, port: object) -> str:
-    """host:port, an IPv6 address in brackets."""
+    """host:port, an IPv6 address (only) in brackets."""
     text = str(address)
-    return f"[{text}]:{int(port)}" if ":" in text else f"{text}:{int(port)}"
+    return f"[{text}]:{int(port)}" if ":" in text and _is_ip(text) else f"{text}:{int(port)}"
 
 
 class _Inventory:
@@ -156,6 +239,8 @@ class _Inventory:
         self.groups, self.hostvars, self.me = groups, hostvars, str(host)
         self.defaults = dict(settings.get("defaults") or {})
         self.tls_files = dict(settings.get("tls_files") or {})
+        # ovms_common's default of ovms_monitoring_enabled: what a host that does not set it runs with
+        self.enabled_default = _flag(settings.get("enabled_default", False))
         # the plan of the inventory's own hosts (this host is not made a server or client of its own)
         self.plan = _plan(groups, hostvars, None)
         self.servers = _group(groups, "servers")
@@ -166,21 +251,27 @@ class _Inventory:
         value = _vars(self.hostvars, host).get(name)
         return self.defaults[name] if value is None or value == "" else value
 
+    def port(self, host: str, name: str) -> int:
+        return _checked_port(host, name, self.value(host, name))
+
+    def name(self, host: str, name: str) -> str:
+        return _checked_name(host, name, self.value(host, name))
+
     def enabled(self, host: str) -> bool:
-        """Whether `host` runs its exporters (its own ovms_monitoring_enabled, else this host's)."""
-        value = _vars(self.hostvars, host).get("ovms_monitoring_enabled")
-        return True if value is None or value == "" else _flag(value)
+        """Whether `host` runs its exporters (its own ovms_monitoring_enabled, else ovms_common's default)."""
+        return _enabled(self.hostvars, host, self.enabled_default)
 
     def address(self, host: str) -> str:
-        return _common().advertised_address(host, _vars(self.hostvars, host))[0]
+        value, variable = _common().advertised_address(host, _vars(self.hostvars, host))
+        return _checked_address(host, variable, value)
 
     def proxy(self, host: str) -> str | None:
         """host:port of `host`'s mTLS proxy, or None (no proxy). This host's own by its container name on
         the private network Prometheus joins (its advertised address may be one only other hosts reach)."""
         if host not in self.plan["servers"]:
             return None
-        name = self.value(host, "ovms_tls_container_name") if self.local(host) else self.address(host)
-        return _address(name, self.value(host, "ovms_tls_port"))
+        name = self.name(host, "ovms_tls_container_name") if self.local(host) else self.address(host)
+        return _address(name, self.port(host, "ovms_tls_port"))
 
     def gateway(self, host: str) -> str | None:
         """host:port of `host`'s mTLS metrics gateway, or None (single-system, or disabled); this host's own
@@ -189,10 +280,10 @@ class _Inventory:
             return None
         if self.local(host):
             return _address(
-                self.value(host, "ovms_monitoring_gateway_container_name"),
-                self.value(host, "ovms_monitoring_gateway_port"),
+                self.name(host, "ovms_monitoring_gateway_container_name"),
+                self.port(host, "ovms_monitoring_gateway_port"),
             )
-        return _address(self.address(host), self.value(host, "ovms_monitoring_gateway_port"))
+        return _address(self.address(host), self.port(host, "ovms_monitoring_gateway_port"))
 
     def local(self, host: str) -> bool:
         return host == self.me
@@ -214,10 +305,22 @@ class _Inventory:
         return None
 
 
+def _limits(kind: str) -> dict[str, Any]:
+    """The limits of a scrape config ('clients': a client container's; 'others')."""
+    return {
+        "sample_limit": SAMPLE_LIMIT[kind],
+        "body_size_limit": BODY_SIZE_LIMIT,
+        "label_limit": LABEL_LIMIT,
+        "label_name_length_limit": LABEL_NAME_LENGTH_LIMIT,
+        "label_value_length_limit": LABEL_VALUE_LENGTH_LIMIT,
+    }
+
+
 def _remote(job: str, host: str, inv: _Inventory, targets: list[str], path: str) -> dict[str, Any]:
     """A scrape config of one remote host over mTLS (its inventory name verified), labelled as `job`."""
     return {
         "job_name": f"{job}/{host}",
+        **_limits("others"),
         "metrics_path": path,
         "scheme": "https",
         "tls_config": inv.tls(host),
@@ -246,6 +349,13 @@ def _client_relabels(host: str, gateway: str) -> list[dict[str, Any]]:
     ]
 
 
+def _client_limits() -> dict[str, Any]:
+    """A client host's containers (http_sd): the target's labels win over a container's own (its `job`,
+    `instance`, `host`, `container` or `profile` become exported_*: a container cannot pass as another
+    host's), at most TARGET_LIMIT containers, each within the clients' limits."""
+    return {"honor_labels": False, **_limits("clients"), "target_limit": TARGET_LIMIT}
+
+
 def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
     configs: list[dict[str, Any]] = []
     unreachable: list[str] = []
@@ -256,7 +366,7 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
             configs.append(_remote(JOB["servers"], host, inv, [proxy], "/metrics"))
         elif inv.local(host):
             target = _address(
-                inv.value(host, "ovms_server_container_name"), inv.value(host, "ovms_server_rest_port")
+                inv.name(host, "ovms_server_container_name"), inv.port(host, "ovms_server_rest_port")
             )
             local_servers.append({"targets": [target], "labels": {"host": host}})
         else:
@@ -266,7 +376,13 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
             )
     if local_servers:
         configs.insert(
-            0, {"job_name": JOB["servers"], "metrics_path": "/metrics", "static_configs": local_servers}
+            0,
+            {
+                "job_name": JOB["servers"],
+                **_limits("others"),
+                "metrics_path": "/metrics",
+                "static_configs": local_servers,
+            },
         )
     for host in inv.clients:
         if not inv.enabled(host):
@@ -276,7 +392,7 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
             configs.append(
                 {
                     "job_name": f"{JOB['clients']}/{host}",
-                    "honor_labels": True,
+                    **_client_limits(),
                     "scheme": "https",
                     "tls_config": inv.tls(host),
                     "http_sd_configs": [{"url": f"https://{gateway}{SD_PATH}", "tls_config": inv.tls(host)}],
@@ -288,13 +404,13 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
             )
         elif inv.local(host):
             gateway = _address(
-                inv.value(host, "ovms_monitoring_gateway_container_name"),
-                inv.value(host, "ovms_monitoring_gateway_port"),
+                inv.name(host, "ovms_monitoring_gateway_container_name"),
+                inv.port(host, "ovms_monitoring_gateway_port"),
             )
             configs.append(
                 {
                     "job_name": JOB["clients"],
-                    "honor_labels": True,
+                    **_client_limits(),
                     "http_sd_configs": [{"url": f"http://{gateway}{SD_PATH}"}],
                     "relabel_configs": _client_relabels(host, gateway),
                 }
@@ -317,6 +433,7 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
             configs.append(
                 {
                     "job_name": JOB["node"],
+                    **_limits("others"),
                     "static_configs": [{"targets": [LISTEN["node"]], "labels": {"host": host}}],
                 }
             )
@@ -332,6 +449,7 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
         configs.append(
             {
                 "job_name": JOB["tls"],
+                **_limits("others"),
                 "metrics_path": "/probe",
                 "params": {"module": [PROBE_MODULE]},
                 "static_configs": probes,
@@ -355,8 +473,10 @@ def ovms_monitoring_scrape_configs(
     {tls_files: {ca_file, cert_file, key_file} as Prometheus's container sees them, defaults: {name:
     value} of ovms_tls_port, ovms_monitoring_gateway_port, ovms_server_container_name,
     ovms_server_rest_port, ovms_tls_container_name, ovms_monitoring_gateway_container_name for hosts
-    that do not set them}. This host's own servers and gateway are dialled by container name on its
-    private network (over mTLS in remote mode), other hosts' at their advertised address."""
+    that do not set them, enabled_default: ovms_common's ovms_monitoring_enabled}. This host's own
+    servers and gateway are dialled by container name on its private network (over mTLS in remote
+    mode), other hosts' at their advertised address. Other hosts' values are checked (module
+    docstring): AnsibleFilterError names the host and the variable."""
     return _scrape(_Inventory(groups, hostvars, host, settings))[0]
 
 
@@ -375,6 +495,42 @@ def ovms_monitoring_uses_tls(scrape_configs: Sequence[Mapping[str, Any]]) -> boo
     return any("tls_config" in config or config.get("job_name") == JOB["tls"] for config in scrape_configs)
 
 
+def _peer_name(name: object, what: str) -> str:
+    text = str(name)
+    if not _host_name(text) or text.endswith("."):
+        raise AnsibleFilterError(
+            f"{what} {text!r} is no DNS host name (letters, digits and '-' in labels joined by dots): it "
+            "cannot be a certificate name the nginx map of the metrics readers matches"
+        )
+    return text
+
+
+def ovms_monitoring_metrics_peers(
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Any],
+    controller: str,
+    enabled_default: object = False,
+) -> list[dict[str, str]]:
+    """The client certificates that may read the metrics of the mTLS proxy and of the clients' metrics
+    gateway, each {name (its CN), dn (a regular expression of nginx's $ssl_client_s_dn, RFC 2253, whose
+    first RDN is the CN: the PKI's subject is O=..., CN=<name>), peer}: the controller's own (`launcher
+    status`; PEER_READER: it also asks the models over gRPC) and each monitoring host's with
+    ovms_monitoring_enabled (its own, else `enabled_default`, ovms_common's): PEER_READER when it is a
+    client host too (its certificate is its clients' one), else PEER_MONITOR (the metrics only; the proxy
+    refuses its gRPC calls). Names are checked as DNS names (AnsibleFilterError otherwise). The group is
+    non-capturing: a map's capture would replace the $1 of the location that reads the map."""
+    peers: dict[str, str] = {_peer_name(controller, "the controller's certificate name"): PEER_READER}
+    clients = set(_group(groups, "clients"))
+    for host in _group(groups, "monitoring"):
+        if not _enabled(hostvars, host, _flag(enabled_default)) or host in peers:
+            continue
+        peers[_peer_name(host, "monitoring host")] = PEER_READER if host in clients else PEER_MONITOR
+    return [
+        {"name": name, "dn": "^CN=" + name.replace(".", "\\.") + "(?:,|$)", "peer": peer}
+        for name, peer in peers.items()
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
@@ -384,4 +540,5 @@ class FilterModule:
             "ovms_monitoring_scrape_configs": ovms_monitoring_scrape_configs,
             "ovms_monitoring_unreachable": ovms_monitoring_unreachable,
             "ovms_monitoring_uses_tls": ovms_monitoring_uses_tls,
+            "ovms_monitoring_metrics_peers": ovms_monitoring_metrics_peers,
         }

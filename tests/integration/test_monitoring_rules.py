@@ -7,7 +7,9 @@ The unit tests are written here from the same defaults: every alert fires on its
 quiet on a healthy series; OvmsClientDown fires within 3 minutes of a client stopping with the shipped
 scrape and evaluation intervals and not before its `for`; OvmsClientFpsLow ignores streams without a
 target; OvmsCertificateNotRenewed fires below the renewal window minus the margin (window read from
-ovms_common_pki_lifetimes) and not a day past the window; OvmsDiskFull fires at 95 % and not at 80 %.
+ovms_common_pki_lifetimes) and not a day past the window; OvmsDiskFull fires at 95 % and not at 80 %;
+OvmsMonitoringTargetDown fires for an exporter down (nginx, node, blackbox) or a failing TLS probe, and
+not for a client or server target (their own alerts).
 Expected annotations are the rendered ones with the labels and values of each case filled in."""
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ ALERTS = {
     "OvmsInferenceFailures",
     "OvmsCertificateNotRenewed",
     "OvmsDiskFull",
+    "OvmsMonitoringTargetDown",
 }
 
 
@@ -335,6 +338,48 @@ def disk_full(c: Cases) -> None:
     )
 
 
+def monitoring_target_down(c: Cases) -> None:
+    """An exporter target down (nginx's, a node exporter, the blackbox exporter: `up` of their jobs) or a
+    TLS probe failing, for its `for`; a client or server target down is not one (their own alerts), nor
+    an exporter or probe that answers."""
+    down_for = seconds(c.rule("OvmsMonitoringTargetDown", "up{")["for"])
+    assert seconds(c.rule("OvmsMonitoringTargetDown", "probe_success")["for"]) == down_for
+    count = c.samples(down_for + 120)
+    nginx = {"job": "ovms_nginx", "instance": "edge-1.example:9443", "host": "edge-1"}
+    node = {"job": "ovms_node", "instance": "edge-2.example:9444", "host": "edge-2"}
+    blackbox = {"job": "ovms_tls_expiry", "instance": "edge-3.example:9443", "host": "edge-3"}
+    probe = {"job": "ovms_tls_expiry", "instance": "edge-1.example:9444", "host": "edge-1"}
+    fine_probe = {**probe, "instance": "edge-2.example:9443", "host": "edge-2"}
+    inputs = [
+        (series("up", nginx), f"0x{count}"),
+        (series("up", node), f"1x{count}"),
+        (series("up", {**node, "instance": "127.0.0.1:9100", "host": "mon-1"}), f"0x{count}"),
+        (series("up", blackbox), f"0x{count}"),
+        (series("up", probe), f"1x{count}"),
+        (series("up", fine_probe), f"1x{count}"),
+        (series("probe_success", probe), f"0x{count}"),
+        (series("probe_success", fine_probe), f"1x{count}"),
+        (series("up", SERVER), f"0x{count}"),
+        (series("up", {**CLIENT, "container": "ovms-client-people-1"}), f"0x{count}"),
+    ]
+    mon = {**node, "instance": "127.0.0.1:9100", "host": "mon-1"}
+    fired = [
+        c.expect("OvmsMonitoringTargetDown", nginx, metric="up{"),
+        c.expect("OvmsMonitoringTargetDown", mon, metric="up{"),
+        c.expect("OvmsMonitoringTargetDown", blackbox, metric="up{"),
+        c.expect("OvmsMonitoringTargetDown", probe, metric="probe_success"),
+    ]
+    c.group(
+        "OvmsMonitoringTargetDown: an exporter down or a TLS probe failing for its for; "
+        "not a client or server",
+        inputs,
+        [
+            (down_for - c.evaluation, "OvmsMonitoringTargetDown", []),
+            (down_for + c.evaluation, "OvmsMonitoringTargetDown", fired),
+        ],
+    )
+
+
 def healthy(c: Cases) -> None:
     """A healthy deployment for ten minutes: no alert at all."""
     count = c.samples(600)
@@ -343,6 +388,7 @@ def healthy(c: Cases) -> None:
     disk = {**node, "fstype": "ext4", "mountpoint": "/data/results"}
     probe = {"job": "ovms_tls_expiry", "instance": "edge-1.example:9443", "host": "edge-1"}
     server_days = int(VARS["ovms_common_pki_lifetimes"]["server_days"])
+    scraped = {k: v for k, v in node.items() if k != "device"}
     inputs = [
         (series("up", {k: v for k, v in client.items() if k != "stream"}), f"1x{count}"),
         (series("up", SERVER), f"1x{count}"),
@@ -351,6 +397,10 @@ def healthy(c: Cases) -> None:
         (series("ovms_client_errors_total", client), f"4x{count}"),
         (series("ovms_requests_fail", {**SERVER, "name": "person-detection"}), f"2x{count}"),
         (series("probe_ssl_earliest_cert_expiry", probe), f"{server_days * 86400}x{count}"),
+        (series("probe_success", probe), f"1x{count}"),
+        (series("up", probe), f"1x{count}"),
+        (series("up", {**scraped, "job": "ovms_node"}), f"1x{count}"),
+        (series("up", {**scraped, "job": "ovms_nginx", "instance": "edge-1.example:9443"}), f"1x{count}"),
         (series("node_filesystem_size_bytes", disk), f"1000x{count}"),
         (series("node_filesystem_avail_bytes", disk), f"500x{count}"),
     ]
@@ -359,7 +409,8 @@ def healthy(c: Cases) -> None:
 
 def unit_tests(rules: list[dict[str, Any]]) -> dict[str, Any]:
     cases = Cases(rules)
-    for build in (client_down, client_fps, server_down, inference_failures, certificate, disk_full, healthy):
+    builds = (client_down, client_fps, server_down, inference_failures, certificate, disk_full)
+    for build in (*builds, monitoring_target_down, healthy):
         build(cases)
     return {
         "rule_files": ["alerts.yml"],
@@ -411,6 +462,7 @@ def test_the_rules_are_the_contracts(rendered: str, rules: list[dict[str, Any]])
     # the durations the contract fixes (the others are variables: next test)
     durations = {r["alert"]: r.get("for") for r in rules}
     assert (durations["OvmsServerDown"], durations["OvmsDiskFull"]) == ("1m", "5m")
+    assert [r.get("for") for r in rules if r["alert"] == "OvmsMonitoringTargetDown"] == ["2m", "2m"]
     for rule in rules:
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert set(rule["annotations"]) == {"summary", "description"}, rule["alert"]
@@ -448,7 +500,7 @@ def test_thresholds_come_from_the_variables():
 def test_promtool_checks_the_rules(promtool):
     code, output = promtool["check"]
     assert code == 0, output
-    assert "SUCCESS: 7 rules found" in output, output
+    assert "SUCCESS: 9 rules found" in output, output
 
 
 def test_promtool_unit_tests_pass(promtool):

@@ -341,6 +341,14 @@ def test_a_scrape_without_the_monitoring_certificate_is_refused(remote: Remote):
             refused = requests.get(url, verify=bundle, cert=cert, timeout=10)
             assert refused.status_code == 400, (url, cert, refused.status_code)
             assert "ovms_" not in refused.text and "targets" not in refused.text, refused.text[:300]
+    # a client host's own certificate (same CA, not a monitoring host) reads no metrics: 403
+    camera = remote.certs / "clients" / CLIENT1
+    for host, port, path in ((CLIENT1, GATEWAY_PORT, "/sd"), (SERVER, TLS_PORT, "/metrics")):
+        url = f"https://{remote.host(host).ip}:{port}{path}"
+        other = requests.get(
+            url, verify=bundle, cert=(camera / "client.pem", camera / "client.key"), timeout=10
+        )
+        assert other.status_code == 403, (url, other.status_code)
     # the gateway publishes only its mTLS port; the clients' own metrics port is never published
     gateway = rm.container(remote.host(CLIENT1), "ovms-monitoring-gateway")
     assert gateway and list(gateway["HostConfig"]["PortBindings"]) == [f"{GATEWAY_PORT}/tcp"], gateway

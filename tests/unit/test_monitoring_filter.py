@@ -9,6 +9,7 @@ import re
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 
 from testbed.paths import PROJECT_ROOT
 from testbed.plugins import load_plugin
@@ -18,7 +19,10 @@ pytestmark = [pytest.mark.observability]
 MONITORING = load_plugin("plugins/filter/ovms_monitoring.py")
 ROLES = PROJECT_ROOT / "roles"
 TLS_FILES = {"ca_file": "/t/ca-bundle.pem", "cert_file": "/t/client.pem", "key_file": "/t/client.key"}
+# as if the inventory set ovms_monitoring_enabled: true for all (ovms_common's default is false:
+# test_a_host_that_does_not_set_the_monitoring_has_ovms_commons_default)
 SETTINGS = {
+    "enabled_default": True,
     "tls_files": TLS_FILES,
     "defaults": {
         "ovms_tls_port": 9443,
@@ -60,7 +64,9 @@ def test_single_system_scrapes_on_the_private_network_without_tls():
     ]
     clients = configs["ovms_client"]
     assert clients["http_sd_configs"] == [{"url": "http://ovms-monitoring-gateway:9444/sd"}]
-    assert clients["honor_labels"] is True
+    # a container's own labels never replace the target's (job, instance, host, container, profile)
+    assert clients["honor_labels"] is False
+    assert clients["target_limit"] == 200 and clients["sample_limit"] == 5000
     relabels = clients["relabel_configs"]
     assert {"target_label": "__address__", "replacement": "ovms-monitoring-gateway:9444"} in relabels
     assert {
@@ -228,20 +234,94 @@ def _code(path) -> str:
     return "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
 
 
+def _env(folder):
+    """A Jinja environment with the filters the nginx templates use (Ansible's, approximated)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,  # as Ansible's template module
+        autoescape=False,  # an nginx config, not HTML
+    )
+    env.filters["bool"] = lambda value: str(value).strip().lower() in ("1", "true", "yes", "on")
+    env.filters["regex_escape"] = re.escape
+    env.filters["ovms.edge.ovms_monitoring_listen"] = MONITORING.ovms_monitoring_listen
+    return env
+
+
+COMMON = yaml.safe_load((ROLES / "ovms_common" / "defaults" / "main.yml").read_text())
+LAYOUT = COMMON["ovms_common_pki_layout"]
+# a remote inventory: the server srv, the client hosts cam1 and cam2, Prometheus on mon
+REMOTE = _groups(["srv"], ["cam1", "cam2"], ["mon"])
+REMOTE_VARS = {"srv": {}, "cam1": {}, "cam2": {}, "mon": {"ovms_monitoring_enabled": True}}
+
+
+def _gateway_vars(tls: bool = True, node: bool = True) -> dict:
+    monitoring = yaml.safe_load((ROLES / "ovms_monitoring" / "vars" / "main.yml").read_text())
+    return {
+        "ansible_managed": "test",
+        "ovms_monitoring_roles": {"gateway_tls": tls, "node_place": "gateway" if node else ""},
+        "ovms_monitoring_metrics_peers": MONITORING.ovms_monitoring_metrics_peers(
+            REMOTE, REMOTE_VARS, LAYOUT["controller"], COMMON["ovms_monitoring_enabled"]
+        ),
+        "ovms_monitoring_tls_mount": monitoring["ovms_monitoring_tls_mount"],
+        "ovms_monitoring_sd_mount": monitoring["ovms_monitoring_sd_mount"],
+        "ovms_common_pki_layout": LAYOUT,
+        "ovms_monitoring_gateway_port": 9444,
+        "ovms_client_container_prefix": "ovms-client",
+        "ovms_client_metrics_port": 9464,
+    }
+
+
+def _code_of(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def render_gateway(variables: dict) -> str:
+    return _env(ROLES / "ovms_monitoring" / "templates").get_template("gateway.conf.j2").render(**variables)
+
+
+def render_proxy(monitoring: bool, **variables: object) -> str:
+    """The proxy's site of server srv of the remote inventory (its peers as the role's vars compute them)."""
+    defaults = yaml.safe_load((ROLES / "ovms_tls_proxy" / "defaults" / "main.yml").read_text())
+    values = {
+        **{k: v for k, v in defaults.items() if not (isinstance(v, str) and "{{" in v)},
+        "ansible_managed": "test",
+        "ovms_tls_port": 9443,
+        "ovms_tls_upstream_host": "ovms-server",
+        "ovms_tls_upstream_grpc_port": 9000,
+        "ovms_tls_upstream_rest_port": 8000,
+        "ovms_common_pki_layout": LAYOUT,
+        "ovms_monitoring_enabled": monitoring,
+        "ovms_tls_proxy_monitoring_node": monitoring,
+        "ovms_tls_proxy_metrics_peers": MONITORING.ovms_monitoring_metrics_peers(
+            REMOTE, REMOTE_VARS, LAYOUT["controller"], COMMON["ovms_monitoring_enabled"]
+        ),
+        **variables,
+    }
+    return _env(ROLES / "ovms_tls_proxy" / "templates").get_template("ovms-proxy.conf.j2").render(**values)
+
+
 def test_the_nginx_templates_use_the_sidecar_addresses_of_the_filter():
-    listen = MONITORING.LISTEN
-    for template in (
-        ROLES / "ovms_tls_proxy" / "templates" / "ovms-proxy.conf.j2",
-        ROLES / "ovms_monitoring" / "templates" / "gateway.conf.j2",
+    for name, template in (
+        ("proxy", ROLES / "ovms_tls_proxy" / "templates" / "ovms-proxy.conf.j2"),
+        ("gateway", ROLES / "ovms_monitoring" / "templates" / "gateway.conf.j2"),
     ):
         code = _code(template)
-        assert f"listen {listen['stub_status']};" in code, template
-        assert f"proxy_pass http://{listen['nginx']}/metrics;" in code, template
-        assert f"proxy_pass http://{listen['node']}/metrics;" in code, template
-        # no other loopback address
-        assert set(re.findall(r"127\.0\.0\.1:[0-9]+", code)) == {
-            listen[k] for k in ("stub_status", "nginx", "node")
-        }
+        assert "listen {{ 'stub_status' | ovms.edge.ovms_monitoring_listen }};" in code, template
+        for sidecar in ("nginx", "node"):
+            assert (
+                f"proxy_pass http://{{{{ '{sidecar}' | ovms.edge.ovms_monitoring_listen }}}}/metrics;" in code
+            )
+        # no loopback address of their own
+        assert not re.search(r"127\.0\.0\.1:", code), template
+        # rendered: the filter's addresses
+        text = render_proxy(True) if name == "proxy" else render_gateway(_gateway_vars())
+        listen = MONITORING.LISTEN
+        assert f"listen {listen['stub_status']};" in text
+        assert f"proxy_pass http://{listen['nginx']}/metrics;" in text
+        assert f"proxy_pass http://{listen['node']}/metrics;" in text
     blackbox = _code(ROLES / "ovms_monitoring" / "templates" / "blackbox.yml.j2")
     assert f"  {MONITORING.PROBE_MODULE}:" in blackbox
     variables = (ROLES / "ovms_monitoring" / "vars" / "main.yml").read_text()
@@ -260,15 +340,24 @@ def test_the_gateway_speaks_the_proxys_tls():
     proxy = _tls_lines(ROLES / "ovms_tls_proxy" / "templates" / "ovms-proxy.conf.j2")
     gateway = _tls_lines(ROLES / "ovms_monitoring" / "templates" / "gateway.conf.j2")
     # the same directives; the gateway's template reads ovms_tls_allow_tls12 with the proxy role's default
-    assert [line.replace(" | default(false)", "") for line in gateway] == proxy
+    # and its certificates where its own container mounts them (the proxy's: /etc/ovms-tls)
+    assert [
+        line.replace(" | default(false)", "").replace("{{ ovms_monitoring_tls_mount }}/", "/etc/ovms-tls/")
+        for line in gateway
+    ] == proxy
+    assert "/etc/ovms-" not in _code(ROLES / "ovms_monitoring" / "templates" / "gateway.conf.j2")
     assert "ssl_verify_client on;" in gateway and any(line.startswith("ssl_crl ") for line in gateway)
 
 
 def test_the_gateway_passes_only_client_containers_and_get():
     code = _code(ROLES / "ovms_monitoring" / "templates" / "gateway.conf.j2")
     [client] = re.findall(r"location ~ (.+) \{$", code, re.MULTILINE)
-    assert client.startswith("^/metrics/client/({{ ovms_client_container_prefix | regex_escape }}-")
-    assert client.endswith("-[0-9]+)$")  # <prefix>-<profile>-<instance>: never a name of another host
+    assert client.startswith(
+        "^/metrics/client/(?<ovms_client>{{ ovms_client_container_prefix | regex_escape }}-"
+    )
+    # <prefix>-<profile>-<instance>, no '.' in the profile part: Docker's DNS would forward a dotted name
+    # it does not know to the host's resolvers (test_the_gateway_refuses_dotted_container_names)
+    assert client.endswith("-[A-Za-z0-9_-]+-[0-9]+)$")
     # every location but the loopback stub_status (and the 404 of everything else) is GET only
     assert code.count("limit_except GET") == code.count("location =") + code.count("location ~") - 1
     assert "return 404;" in code and "resolver 127.0.0.11" in code
@@ -314,3 +403,222 @@ def test_the_role_defaults_are_the_contracts():
         "ovms_monitoring_gateway_bind_address": "0.0.0.0",
         "ovms_monitoring_network": "ovms-monitoring",
     }
+
+
+# --- who reads the metrics (the map of $ssl_client_s_dn), the client path, other hosts' values ------
+
+
+def _dn(name: str) -> str:
+    """nginx's $ssl_client_s_dn of a certificate the PKI issues for `name` (RFC 2253: the CN first)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from launcher.pki.authority import ORGANIZATION
+
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+    return subject.rfc4514_string()
+
+
+def _peer(peers, dn: str) -> str:
+    """The map's value for `dn` (nginx tries the regular expressions in order; the default: client)."""
+    return next((p["peer"] for p in peers if re.search(p["dn"], dn)), "client")
+
+
+def test_the_metrics_readers_are_the_controller_and_the_enabled_monitoring_hosts():
+    groups = _groups(["srv"], ["cam", "box"], ["mon", "box", "off", "unset"])
+    hostvars = {
+        "mon": {"ovms_monitoring_enabled": True},
+        "box": {"ovms_monitoring_enabled": "true"},
+        "off": {"ovms_monitoring_enabled": False},
+        "unset": {},
+        "cam": {},
+    }
+    peers = MONITORING.ovms_monitoring_metrics_peers(groups, hostvars, "launcher", False)
+    # a monitoring host that is no client host reads the metrics only; one that is a client host (its
+    # certificate is its clients') and the controller (`launcher status` asks the models) infer too
+    assert [(p["name"], p["peer"]) for p in peers] == [
+        ("launcher", "reader"),
+        ("mon", "monitor"),
+        ("box", "reader"),
+    ]
+    assert _dn("mon") == "CN=mon,O=ovms-launcher"
+    assert _peer(peers, _dn("mon")) == "monitor" and _peer(peers, _dn("launcher")) == "reader"
+    for other in ("cam", "srv", "off", "unset", "mon2", "xmon", "mon.example", "launcher-1", "box2"):
+        assert _peer(peers, _dn(other)) == "client", other
+    # a dotted name is matched literally; an escaped ',' in a CN (RFC 2253) is no end of the CN
+    dotted = MONITORING.ovms_monitoring_metrics_peers(_groups(monitoring=["mon.lan"]), {}, "launcher", True)
+    assert _peer(dotted, _dn("mon.lan")) == "monitor" and _peer(dotted, _dn("monxlan")) == "client"
+    assert _peer(peers, "CN=mon\\,O=ovms-launcher,O=ovms-launcher") == "client"
+    assert all("(?:" in p["dn"] and "(," not in p["dn"] for p in peers)  # no capture: $1 of a location
+    # a host that does not set it: ovms_common's default
+    on = MONITORING.ovms_monitoring_metrics_peers(groups, hostvars, "launcher", True)
+    assert "unset" in [p["name"] for p in on] and "off" not in [p["name"] for p in on]
+
+
+@pytest.mark.parametrize("name", ["mon host", 'mon"', "mon;", "mon}", "-mon", "mon.", "*.lan", ""])
+def test_a_metrics_reader_that_is_no_dns_name_is_refused(name):
+    with pytest.raises(AnsibleFilterError, match="no DNS host name"):
+        MONITORING.ovms_monitoring_metrics_peers(_groups(monitoring=[name]), {}, "launcher", True)
+    with pytest.raises(AnsibleFilterError, match="the controller's certificate name"):
+        MONITORING.ovms_monitoring_metrics_peers(_groups(), {}, name, True)
+
+
+def test_the_names_are_checked_with_the_rules():
+    assert MONITORING._host_name("a-b.example.") and MONITORING._host_name("x" * 63)
+    assert not MONITORING._host_name("x" * 64) and not MONITORING._host_name("a_b")
+    assert not MONITORING._host_name(".".join(["x" * 63] * 4) + "xx")  # 254 characters
+
+
+def test_a_host_that_does_not_set_the_monitoring_has_ovms_commons_default():
+    assert COMMON["ovms_monitoring_enabled"] is False
+    groups = _groups(["srv"], ["cam"], ["mon"])
+    hostvars = {"srv": {}, "cam": {}, "mon": {"ovms_monitoring_enabled": True}}
+    off = {**SETTINGS, "enabled_default": COMMON["ovms_monitoring_enabled"]}
+    jobs = set(_by_job(MONITORING.ovms_monitoring_scrape_configs(groups, hostvars, "mon", off)))
+    assert jobs == {"ovms_server/srv", "ovms_node", "ovms_tls_expiry"}
+    jobs = set(_by_job(MONITORING.ovms_monitoring_scrape_configs(groups, hostvars, "mon", SETTINGS)))
+    assert {"ovms_client/cam", "ovms_nginx/srv", "ovms_node/srv", "ovms_node/cam"} <= jobs
+    # the role passes ovms_common's default, read from its defaults file
+    variables = yaml.safe_load((ROLES / "ovms_monitoring" / "vars" / "main.yml").read_text())
+    assert (
+        variables["ovms_monitoring_scrape_settings"]["enabled_default"]
+        == "{{ ovms_monitoring_enabled_default }}"
+    )
+    assert "ovms_common/defaults/main.yml" in variables["ovms_monitoring_enabled_default"]
+
+
+def test_every_scrape_config_is_limited():
+    configs = _scrape(_groups(["srv", "mon"], ["cam", "mon"], ["mon"]), {"srv": {}, "cam": {}, "mon": {}})
+    for config in configs:
+        clients = _job(config) == "ovms_client"
+        assert config["sample_limit"] == (5000 if clients else 20000), config["job_name"]
+        assert config["body_size_limit"] == "10MB" and config["label_limit"] > 0
+        assert config["label_name_length_limit"] > 0 and config["label_value_length_limit"] > 0
+        assert ("target_limit" in config) is ("http_sd_configs" in config)
+        assert not config.get("honor_labels", False)
+
+
+@pytest.mark.parametrize(
+    ("host", "variables", "variable"),
+    [
+        ("srv", {"ovms_advertise_address": "srv.example/evil"}, "ovms_advertise_address"),
+        ("srv", {"ovms_advertise_address": "srv example"}, "ovms_advertise_address"),
+        ("srv", {"ansible_host": "10.0.0.1\n  - job_name: x"}, "ansible_host"),
+        ("cam", {"ansible_host": "fd00::zz"}, "ansible_host"),
+        ("cam", {"ansible_host": "-cam"}, "ansible_host"),
+        ("srv", {"ovms_tls_port": 0}, "ovms_tls_port"),
+        ("srv", {"ovms_tls_port": "65536"}, "ovms_tls_port"),
+        ("srv", {"ovms_tls_port": "94 43"}, "ovms_tls_port"),
+        ("srv", {"ovms_tls_port": True}, "ovms_tls_port"),
+        ("cam", {"ovms_monitoring_gateway_port": "x"}, "ovms_monitoring_gateway_port"),
+    ],
+)
+def test_other_hosts_values_are_checked(host, variables, variable):
+    groups = _groups(["srv"], ["cam"], ["mon"])
+    hostvars = {"srv": {}, "cam": {}, "mon": {}, host: variables}
+    with pytest.raises(AnsibleFilterError) as error:
+        _scrape(groups, hostvars)
+    assert f"host {host}: {variable} " in str(error.value)
+
+
+def test_the_monitoring_hosts_own_container_names_are_checked():
+    groups = _groups(["box"], ["box"], ["box"])
+    settings = {**SETTINGS, "defaults": {**SETTINGS["defaults"], "ovms_server_container_name": "a/b:1"}}
+    with pytest.raises(AnsibleFilterError, match="host box: ovms_server_container_name 'a/b:1'"):
+        MONITORING.ovms_monitoring_scrape_configs(groups, {"box": {}}, "box", settings)
+
+
+def test_only_ipv6_addresses_are_bracketed():
+    groups = _groups(["a", "b", "c"], [], ["mon"])
+    hostvars = {
+        "a": {"ansible_host": "fd00::1", "ovms_tls_enabled": True},
+        "b": {"ansible_host": "b.lan.", "ovms_tls_enabled": True},
+        "c": {"ovms_tls_enabled": True},
+        "mon": {},
+    }
+    by_job = _by_job(_scrape(groups, hostvars))
+    assert [by_job[f"ovms_server/{h}"]["static_configs"][0]["targets"][0] for h in "abc"] == [
+        "[fd00::1]:9443",
+        "b.lan.:9443",
+        "c:9443",
+    ]
+
+
+def test_the_gateway_refuses_dotted_container_names():
+    text = render_gateway(_gateway_vars())
+    [pattern] = re.findall(r"location ~ (.+) \{$", text, re.MULTILINE)
+    client = re.compile(pattern.replace("(?<", "(?P<"))  # nginx's PCRE, approximated by Python's re
+    assert "proxy_pass http://$ovms_client:9464/metrics;" in text
+    for path in ("/metrics/client/ovms-client-person-1", "/metrics/client/ovms-client-a_b-c-12"):
+        assert client.match(path), path
+    for path in (
+        "/metrics/client/ovms-client-x.attacker.example.com-1",
+        "/metrics/client/ovms-client-x-1.attacker.example.com",
+        "/metrics/client/ovms-client-x-1.",
+        "/metrics/client/ovms-client-.-1",
+        "/metrics/client/ovms-client-x-1/../x",
+        "/metrics/client/other-x-1",
+        "/x/metrics/client/ovms-client-x-1",
+        "/metrics/client/ovms-client-x-1:80",
+        "/metrics/client/ovms-client-x-a",
+    ):
+        assert not client.search(path), path
+    # `$` of PCRE (and re) also matches before a last newline (%0A): the name nginx dials excludes it
+    assert client.match("/metrics/client/ovms-client-x-1\n").group(1) == "ovms-client-x-1"
+
+
+def test_the_gateway_lets_only_the_metrics_readers_in():
+    text = render_gateway(_gateway_vars())
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    [the_map] = re.findall(r"map \$ssl_client_s_dn \$ovms_metrics_peer \{\n(.*?)\n\}", code, re.DOTALL)
+    entries = [line.strip() for line in the_map.splitlines()]
+    assert entries == ["default client;", '"~^CN=launcher(?:,|$)" reader;', '"~^CN=mon(?:,|$)" monitor;']
+    # every location of the mTLS server but the 404 refuses the others
+    [server] = [b for b in code.split("\nserver {")[1:] if "listen 9444 ssl;" in b]
+    locations = re.findall(r"location [^{]+\{(.*?)\n    \}", server, re.DOTALL)
+    assert len(locations) == 5  # /sd, the clients, nginx, node, everything else
+    for body in locations[:-1]:
+        assert "if ($ovms_metrics_peer = client) {\n            return 403;" in body, body
+    assert "alias /etc/ovms-metrics/sd.json;" in code and "ssl_crl /etc/ovms-tls/crl.pem;" in code
+    # single-system (private network, no TLS): no certificate to check
+    plain = _code_of(render_gateway(_gateway_vars(tls=False)))
+    assert "$ssl_client_s_dn" not in plain and "ovms_metrics_peer" not in plain and "ssl" not in plain
+
+
+def test_the_proxy_lets_only_the_metrics_readers_read_the_metrics():
+    text = render_proxy(True, ovms_tls_rest_port=9445)
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    [the_map] = re.findall(r"map \$ssl_client_s_dn \$ovms_metrics_peer \{\n(.*?)\n\}", code, re.DOTALL)
+    assert [line.strip() for line in the_map.splitlines()] == [
+        "default client;",
+        '"~^CN=launcher(?:,|$)" reader;',
+        '"~^CN=mon(?:,|$)" monitor;',
+    ]
+    refused = {
+        "client": "if ($ovms_metrics_peer = client) {",
+        "monitor": "if ($ovms_metrics_peer = monitor) {",
+    }
+    servers = code.split("\nserver {")[1:]
+    [grpc] = [s for s in servers if "listen 9443 ssl http2;" in s]
+    [rest] = [s for s in servers if "listen 9445 ssl;" in s]
+    for server, location, who in [
+        (grpc, "location = /metrics {", "client"),
+        (grpc, "location = /metrics/nginx {", "client"),
+        (grpc, "location = /metrics/node {", "client"),
+        (grpc, "location / {", "monitor"),
+        (rest, "location ^~ /metrics {", "client"),
+        (rest, "location / {", "monitor"),
+    ]:
+        body = server[server.index(location) :]
+        body = body[: body.index("\n    }")]
+        assert refused[who] in body and "return 403;" in body, (location, body)
+        assert refused["client" if who == "monitor" else "monitor"] not in body, location
+    # without the monitoring (and rendered as the benchmark does, without the peers): the controller only
+    # would read /metrics; with no list at all, nobody (403)
+    bench = render_proxy(False, ovms_tls_proxy_metrics_peers=[])
+    assert "default client;" in bench and "if ($ovms_metrics_peer = client)" in bench

@@ -17,9 +17,11 @@ from bench import inference_setup
 from launcher.content import content
 from launcher.pki import KeyType
 from launcher.validate import validate
+from testbed.plugins import load_plugin
 
 ROLE = inference_setup.ROLE_DIR
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+MONITORING = load_plugin("plugins/filter/ovms_monitoring.py")
 
 
 def render_site(tmp: Path, **changed: object) -> list[str]:
@@ -178,6 +180,8 @@ def _site_with_monitoring(**variables: object) -> str:
         autoescape=False,  # an nginx config, not HTML
     )
     env.filters["bool"] = lambda value: str(value).strip().lower() in ("1", "true", "yes", "on")
+    # the sidecars' addresses: the monitoring's filter (plugins/filter/ovms_monitoring.py)
+    env.filters["ovms.edge.ovms_monitoring_listen"] = MONITORING.ovms_monitoring_listen
     values = {
         **{k: v for k, v in DEFAULTS.items() if not (isinstance(v, str) and "{{" in v)},
         "ansible_managed": "test",
@@ -206,7 +210,8 @@ def _block(text: str, start: str) -> str:
 
 @pytest.mark.observability
 def test_without_the_monitoring_the_site_is_unchanged():
-    text = _site_with_monitoring(ovms_monitoring_enabled=False, ovms_tls_proxy_monitoring_node=True)
+    site = _site_with_monitoring(ovms_monitoring_enabled=False, ovms_tls_proxy_monitoring_node=True)
+    text = "\n".join(line.split("#", 1)[0] for line in site.splitlines())
     assert "stub_status" not in text and "/metrics/nginx" not in text and "/metrics/node" not in text
 
 
