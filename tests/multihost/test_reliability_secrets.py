@@ -32,6 +32,7 @@ from multihost.test_remote_e2e import (  # noqa: F401  (`remote` is a fixture, r
     CLIENT2,
     CLIENT_CONTAINER,
     DEPLOY,
+    MONITORING_HOST,
     PROXY_CONTAINER,
     SERVER,
     SERVER_CONTAINER,
@@ -51,7 +52,16 @@ PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.+?)\n-----END", re.
 SEARCH_EXCLUDED = ("/proc", "/sys", "/dev")
 # owner uid:gid of each deployed key: root's, readable by the container's group (issue 21 L5: tls proxy
 # 5001, client 5002), so a host account with the container's uid cannot read or replace it
-KEY_OWNERS = {f"{SERVER_DATA}/tls/server.key": "0:5001", f"{rm.CLIENT_DATA}/tls/client.key": "0:5002"}
+# With the monitoring on (test_remote_e2e's inventory): Prometheus's copy of the monitoring host's
+# client key (its image's group 5005), each client host's gateway key (the tls-proxy image's group 5001).
+MONITORING_KEY = "/var/lib/ovms-launcher/monitoring/tls/client.key"
+GATEWAY_KEY = f"{rm.CLIENT_DATA}/monitoring-tls/server.key"
+KEY_OWNERS = {
+    f"{SERVER_DATA}/tls/server.key": "0:5001",
+    f"{rm.CLIENT_DATA}/tls/client.key": "0:5002",
+    MONITORING_KEY: "0:5005",
+    GATEWAY_KEY: "0:5001",
+}
 # container -> folders mounted from the host that must be read-only ("/" = the container's root)
 READ_ONLY = {
     SERVER_CONTAINER: (SERVER, ("/models", "/config", "/")),
@@ -200,9 +210,17 @@ def keys_on_hosts(deployed: Deployed) -> dict[str, dict[str, str]]:
 def test_key_files_are_0640_root_and_only_where_they_belong(deployed: Deployed, keys_on_hosts):
     expected = {
         SERVER: {f"{SERVER_DATA}/tls/server.key": f"servers/{SERVER}"},
-        CLIENT1: {f"{rm.CLIENT_DATA}/tls/client.key": f"clients/{CLIENT1}"},
-        CLIENT2: {f"{rm.CLIENT_DATA}/tls/client.key": f"clients/{CLIENT2}"},
+        CLIENT1: {
+            f"{rm.CLIENT_DATA}/tls/client.key": f"clients/{CLIENT1}",
+            GATEWAY_KEY: f"servers/{CLIENT1}",
+        },
+        CLIENT2: {
+            f"{rm.CLIENT_DATA}/tls/client.key": f"clients/{CLIENT2}",
+            GATEWAY_KEY: f"servers/{CLIENT2}",
+            MONITORING_KEY: f"clients/{CLIENT2}",
+        },
     }
+    assert MONITORING_HOST == CLIENT2
     for host in deployed.remote.harness.hosts:
         found = {path: name for path, name in keys_on_hosts[host.name].items() if name != "ca"}
         assert found == expected[host.name], f"{host.name}: private keys found at {found}"
