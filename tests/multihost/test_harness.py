@@ -11,8 +11,8 @@ from pathlib import Path
 import ansible_runner
 
 from launcher.runner.execute import runner_envvars
-from multihost.conftest import CAMERA_LAYOUT, GROUPS, LAYOUT
-from testbed.archives import IMAGES_BY_ROLE
+from multihost.conftest import GROUPS, LAYOUT, MONITORING_LAYOUT
+from testbed.archives import IMAGES_BY_ROLE, MONITORED_IMAGES, MONITORED_ROLES
 from testbed.dockerutil import logs
 from testbed.keys import generate_key_pair
 from testbed.paths import PROJECT_ROOT
@@ -69,15 +69,25 @@ def test_each_host_has_its_own_engine_and_address_ranges(multihost):
     assert len(set(engines.values())) == len(multihost.hosts), engines
 
 
+def _wanted(host: str) -> set[str]:
+    """The images the session's layout gives `host`: its groups' (IMAGES_BY_ROLE) and, the session's
+    hosts running the monitoring exporters, MONITORED_IMAGES on servers and clients."""
+    wanted: set[str] = set()
+    for role, images in IMAGES_BY_ROLE.items():
+        if host in MONITORING_LAYOUT.get(GROUPS[role], []):
+            wanted |= set(images)
+            if role in MONITORED_ROLES:
+                wanted |= set(MONITORED_IMAGES)
+    return wanted
+
+
 def test_each_host_has_exactly_the_images_its_role_needs(multihost, multihost_archive_dir: Path):
     manifest = {
         e["name"]: e for e in json.loads((multihost_archive_dir / "images.json").read_text())["images"]
     }
+    assert _wanted("host1") >= {"ovms-double", "tls-proxy"} and "monitoring" in _wanted("host3")
     for host in multihost.hosts:
-        wanted = set()
-        for role, images in IMAGES_BY_ROLE.items():
-            if host.name in CAMERA_LAYOUT[GROUPS[role]]:
-                wanted |= set(images)
+        wanted = _wanted(host.name)
         for name, entry in manifest.items():
             proc = host.ssh.run(
                 ["docker", "image", "inspect", "--format", "{{.Id}}", entry["tag"]], check=False
@@ -90,13 +100,11 @@ def test_each_host_has_exactly_the_images_its_role_needs(multihost, multihost_ar
         leftovers = host.ssh.run("ls -A /var/tmp/ovms-images 2>/dev/null || true").stdout.split()
         assert leftovers == []
     loaded = {(r.host, r.name) for r in multihost.loaded}
-    assert loaded == {
-        (h, n) for role, images in IMAGES_BY_ROLE.items() for h in CAMERA_LAYOUT[GROUPS[role]] for n in images
-    }
+    assert loaded == {(h.name, n) for h in multihost.hosts for n in _wanted(h.name)}
 
 
 def test_a_second_load_skips_images_the_hosts_already_have(multihost, multihost_archive_dir: Path):
-    again = multihost.load_images(multihost_archive_dir, CAMERA_LAYOUT)
+    again = multihost.load_images(multihost_archive_dir, MONITORING_LAYOUT, monitoring=True)
     assert again and not any(r.loaded for r in again)
 
 
