@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from launcher.commands.options import EXTRA_VARS_HELP, extra_vars_option
 from launcher.pki import rotate as rotation
 from launcher.pki.check import CheckReport, check
 from launcher.pki.crl import DEFAULT_CRL_DAYS
@@ -72,16 +73,10 @@ def inventory_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
-def extra_vars_option(func: click.decorators.FC) -> click.decorators.FC:
-    return click.option(
-        "-e",
-        "--extra-vars",
-        "extra_vars",
-        multiple=True,
-        metavar="VARS",
-        help="With --inventory: the deploy's extra vars (key=value, @file.yml or JSON; repeatable), e.g. "
-        "ovms_monitoring_enabled=true for the monitoring's certificates.",
-    )(func)
+INVENTORY_EXTRA_VARS_HELP = (
+    "With --inventory: the deploy's extra vars, e.g. ovms_monitoring_enabled=true for the monitoring's "
+    "certificates: " + EXTRA_VARS_HELP
+)
 
 
 def renew_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -178,7 +173,7 @@ def certs() -> None:
 @certs.command("generate")
 @dir_option
 @inventory_option
-@extra_vars_option
+@extra_vars_option(INVENTORY_EXTRA_VARS_HELP)
 @click.option(
     "--server", "servers", multiple=True, metavar="NAME", help="Server certificate for NAME (repeatable)."
 )
@@ -306,7 +301,7 @@ def _table(report: CheckReport) -> Table:
 @certs.command("check")
 @dir_option
 @inventory_option
-@extra_vars_option
+@extra_vars_option(INVENTORY_EXTRA_VARS_HELP)
 @renew_option
 @server_renew_option
 @server_days_option

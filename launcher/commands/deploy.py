@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from launcher.commands.options import extra_vars_option
 from launcher.console import make_console
 from launcher.content import content
 from launcher.errors import LauncherError
@@ -37,17 +38,6 @@ def _inventory_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def _extra_vars_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--extra-vars",
-        "-e",
-        "extra_vars",
-        multiple=True,
-        metavar="VARS",
-        help="key=value, @file.yml or a JSON object (repeatable; later ones win).",
-    )(func)
-
-
 def _json_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--json", "json_output", is_flag=True, help="Machine-readable JSON lines instead of the rich UI."
@@ -62,7 +52,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--tags", "-t", metavar="TAGS", help="Only tasks with these tags (comma separated)."
             ),
-            _extra_vars_option,
+            extra_vars_option(),
             click.option("--check", "-C", is_flag=True, help="Dry run: report what would change."),
             click.option("--diff", "-D", is_flag=True, help="Show the changes made to files and templates."),
             click.option("--verbose", "-v", "verbosity", count=True, help="More Ansible output (-vvv)."),
@@ -203,7 +193,7 @@ def _run(
 
 @click.command("validate")
 @_inventory_option
-@_extra_vars_option
+@extra_vars_option()
 @_json_option
 def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...], json_output: bool) -> None:
     """Check inventories, role variables, profiles and models before anything runs (exit 2 on problems)."""

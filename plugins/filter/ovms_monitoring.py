@@ -99,9 +99,8 @@ def _common() -> Any:
 
 
 def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return bool(value)
+    """A boolean as the inventory writes it (ovms_common's reading of ovms_tls_enabled)."""
+    return bool(_common()._flag(value))
 
 
 def _vars(hostvars: Mapping[str, Any], host: str) -> Mapping[str, Any]:
@@ -279,11 +278,15 @@ class _Inventory:
         if host not in self.clients or host not in self.plan["clients"] or not self.enabled(host):
             return None
         if self.local(host):
-            return _address(
-                self.name(host, "ovms_monitoring_gateway_container_name"),
-                self.port(host, "ovms_monitoring_gateway_port"),
-            )
+            return self.own_gateway(host)
         return _address(self.address(host), self.port(host, "ovms_monitoring_gateway_port"))
+
+    def own_gateway(self, host: str) -> str:
+        """host:port of this host's metrics gateway, by its container name on the private network."""
+        return _address(
+            self.name(host, "ovms_monitoring_gateway_container_name"),
+            self.port(host, "ovms_monitoring_gateway_port"),
+        )
 
     def local(self, host: str) -> bool:
         return host == self.me
@@ -403,10 +406,7 @@ def _scrape(inv: _Inventory) -> tuple[list[dict[str, Any]], list[str]]:
                 }
             )
         elif inv.local(host):
-            gateway = _address(
-                inv.name(host, "ovms_monitoring_gateway_container_name"),
-                inv.port(host, "ovms_monitoring_gateway_port"),
-            )
+            gateway = inv.own_gateway(host)
             configs.append(
                 {
                     "job_name": JOB["clients"],
