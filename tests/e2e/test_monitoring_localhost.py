@@ -15,11 +15,8 @@ role's Molecule idempotence; the status line's text: tests/unit/test_status_moni
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,12 +26,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from testbed.dockerutil import docker
 from testbed.isolation import write_isolation
+from testbed.launcher_cli import Launcher, LauncherRun
 from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.observability]
 
-LAUNCHER = [str(Path(sys.executable).parent / "launcher")]
 DOUBLE = "ovms-launcher/ovms-double:dev"
 PROFILE = "person-detection"
 ROLE_LABEL = "ovms-launcher.role=monitoring"
@@ -46,24 +44,8 @@ FAST = {
 }
 
 
-def _launcher(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "160"}
-    return subprocess.run(
-        [*LAUNCHER, *args], capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env
-    )
-
-
-def _summary(proc: subprocess.CompletedProcess) -> dict:
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            obj = json.loads(line)
-            if "hosts" in obj:
-                return obj
-    raise AssertionError(f"no JSON summary in output:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-
-
 def _docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout
+    return docker(*args, check=False).stdout
 
 
 def _inspect(name: str) -> dict:
@@ -83,7 +65,8 @@ class Monitored:
     inventory: list[str]
     data: Path
     port: int
-    deploy: subprocess.CompletedProcess
+    launcher: Launcher
+    deploy: LauncherRun
     purged: bool = False
 
     @property
@@ -137,13 +120,14 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
         **FAST,
     )
     inventory = ["-i", str(PROJECT_ROOT / "inventories" / "localhost"), "-i", str(override)]
-    run = _launcher("deploy", *inventory, "-e", f"ovms_server_image={DOUBLE}", "--json")
-    state = Monitored(tag, inventory, data, port, run)
+    launcher = Launcher(data / "certs", data / "runs")
+    run = launcher.run(["deploy", *inventory, "-e", f"ovms_server_image={DOUBLE}", "--json"])
+    state = Monitored(tag, inventory, data, port, launcher, run)
     try:
         yield state
     finally:
         if not state.purged:
-            _launcher("destroy", *inventory, "--yes", "--purge")
+            launcher.run(["destroy", *inventory, "--yes", "--purge"])
         for name in _docker("ps", "-aq", "--filter", f"name={tag}").split():
             _docker("rm", "-f", name)
         for name in _docker("network", "ls", "-q", "--filter", f"name={tag}").split():
@@ -158,7 +142,7 @@ def _disk_nearly_full(path: Path, ratio: float = 0.9) -> bool:
 
 def test_every_target_is_up_and_counts_inference(monitored: Monitored):
     run = monitored.deploy
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert run.returncode == 0, run.describe()
 
     def all_up():
         targets = monitored.targets()
@@ -226,9 +210,9 @@ def test_only_the_ui_is_published_on_loopback_and_every_container_is_hardened(mo
 
 def test_status_names_the_monitoring_endpoint(monitored: Monitored):
     monitored.require_deployed()
-    status = _launcher("status", *monitored.inventory, "--json")
-    assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-3000:]
-    host = _summary(status)["hosts"][0]
+    status = monitored.launcher.run(["status", *monitored.inventory, "--json"])
+    assert status.returncode == 0, status.describe()
+    host = status.summary["hosts"][0]
     monitoring = host["monitoring"]
     assert monitoring["url"] == f"http://127.0.0.1:{monitored.port}"
     assert monitoring["running"] is True
@@ -254,14 +238,14 @@ def test_a_stopped_client_fires_ovms_client_down(monitored: Monitored):
 def test_destroy_keeps_the_time_series_and_purge_removes_them(monitored: Monitored):
     monitored.require_deployed()
     series = monitored.data / "monitoring" / "prometheus"
-    gone = _launcher("destroy", *monitored.inventory, "--yes")
-    assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr[-3000:]
+    gone = monitored.launcher.run(["destroy", *monitored.inventory, "--yes"])
+    assert gone.returncode == 0, gone.describe()
     assert (
         _docker("ps", "-aq", "--filter", f"label={ROLE_LABEL}", "--filter", f"name={monitored.tag}").split()
         == []
     )
     assert series.is_dir() and any(series.iterdir()), f"{series} did not survive destroy"
-    purged = _launcher("destroy", *monitored.inventory, "--yes", "--purge")
-    assert purged.returncode == 0, purged.stdout[-3000:] + purged.stderr[-3000:]
+    purged = monitored.launcher.run(["destroy", *monitored.inventory, "--yes", "--purge"])
+    assert purged.returncode == 0, purged.describe()
     monitored.purged = True
     assert not (monitored.data / "monitoring").exists()
