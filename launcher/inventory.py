@@ -249,6 +249,46 @@ def _manager_class() -> type:
     return StrictInventoryManager
 
 
+def _loader_class() -> type:
+    from ansible.parsing.dataloader import DataLoader
+
+    class SourcesLoader(DataLoader):
+        """Ansible's loader, but an inventory file (a source, or a file at the top of a source
+        folder: one hosts.yml of a 1,000-host fleet) is handed to the inventory plugins as parsed,
+        not deep-copied for each of them (the `auto` plugin only looks for its `plugin:` key, then
+        the `yaml` plugin reads it; this loader lives for one load_inventory). Other files
+        (group_vars, host_vars) are copied as ansible-core copies them."""
+
+        sources: frozenset[str] = frozenset()
+
+        def load_from_file(self, file_name: str, *args: Any, **kwargs: Any) -> Any:
+            path = Path(self.path_dwim(file_name)).resolve()
+            if str(path) in self.sources or str(path.parent) in self.sources:
+                kwargs["unsafe"] = True
+            return super().load_from_file(file_name, *args, **kwargs)
+
+    return SourcesLoader
+
+
+@contextlib.contextmanager
+def _no_facts_to_clean() -> Iterator[None]:
+    """VariableManager.get_vars cleans each host's cached facts before it adds them, listing every
+    connection plugin on disk to do so even when there are none (most of its time on a 1,000-host
+    inventory read in a fresh process): an empty set of facts is returned as it is, the same result."""
+    from ansible.vars import manager as vars_manager
+
+    original = vars_manager.clean_facts
+
+    def clean_facts(facts: Any) -> Any:
+        return {} if not facts else original(facts)
+
+    vars_manager.clean_facts = clean_facts
+    try:
+        yield
+    finally:
+        vars_manager.clean_facts = original
+
+
 def _check_source(source: Path) -> None:
     if not source.exists():
         raise LauncherError("inventory not found", file=source, fix="pass an existing file or directory")
@@ -267,21 +307,23 @@ def load_inventory(sources: Sequence[str | Path]) -> Inventory:
         _check_source(path)
 
     from ansible.errors import AnsibleError
-    from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
 
-    loader = DataLoader()
+    loader = _loader_class()()
+    loader.sources = frozenset(str(p) for p in paths)
     label = ", ".join(str(p) for p in paths)
     try:
         manager = _manager_class()(loader=loader, sources=[str(p) for p in paths])
         variables = VariableManager(loader=loader, inventory=manager)
         hosts: dict[str, InventoryHost] = {}
         for host in manager.get_hosts(ignore_restrictions=True):
-            all_vars = variables.get_vars(host=host, include_hostvars=False)
+            with _no_facts_to_clean():
+                all_vars = variables.get_vars(host=host, include_hostvars=False)
             groups = tuple(sorted(str(g) for g in all_vars.get("group_names", [])))
             templar = Templar(loader=loader, variables=all_vars)
-            hosts[host.name] = _make_host(host.name, groups, all_vars, templar, label)
+            name = plain(host.name)  # a plain str: the tagged one costs in every path and lookup
+            hosts[name] = _make_host(name, groups, all_vars, templar, label)
     except AnsibleError as exc:
         broken = _broken_vars_file(paths)
         raise LauncherError(f"ansible-core cannot load the inventory: {exc}", file=broken or label) from exc

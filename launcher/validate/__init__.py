@@ -15,6 +15,7 @@ from typing import Any
 from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
+from launcher.sites import unsited
 from launcher.validate.api import check_api_support
 from launcher.validate.crosschecks import (
     ProfileInfo,
@@ -31,6 +32,7 @@ from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
 from launcher.validate.safety import check_host_names
+from launcher.validate.sites import SiteSummary, check_sites, summarise
 from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
 from launcher.validate.variables import RoleDefaults, check_hosts
 
@@ -48,6 +50,10 @@ class ValidationReport:
     deferred: dict[str, set[str]] = field(default_factory=dict)
     # the monitoring hosts that run Prometheus (launcher/validate/monitoring.py)
     monitors: tuple[str, ...] = ()
+    # the inventory's sites (ovms_site; launcher/validate/sites.py), {} when it has none, and the
+    # member hosts without one
+    sites: dict[str, SiteSummary] = field(default_factory=dict)
+    unsited: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -56,6 +62,8 @@ class ValidationReport:
     def describe(self) -> str:
         if self.inventory is None:
             return "inventory not loaded"
+        if self.sites:
+            return self._describe_sites()
         servers = ", ".join(s.name for s in self.inventory.servers) or "none"
         parts = []
         for client in (h.name for h in self.inventory.clients):
@@ -66,8 +74,32 @@ class ValidationReport:
         text = f"servers: {servers}; clients: {clients}" + (f"; cameras: {cameras}" if cameras else "")
         return text + (f"; monitoring: {', '.join(self.monitors)}" if self.monitors else "")
 
+    def _describe_sites(self) -> str:
+        """A line for the inventory, then one per site (and one for the hosts with no site)."""
+        assert self.inventory is not None
+        inventory = self.inventory
+        head = (
+            f"{len(self.sites)} site(s), {len(inventory.servers)} server(s), "
+            f"{len(inventory.clients)} client(s)"
+        )
+        if inventory.cameras:
+            head += f", {len(inventory.cameras)} camera host(s)"
+        if self.monitors:
+            head += f"; monitoring: {', '.join(self.monitors)}"
+        lines = [head, *(f"  {site.describe()}" for site in self.sites.values())]
+        if self.unsited:
+            lines.append(f"  (no site): {', '.join(self.unsited)}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
+        sites: dict[str, Any] = {}
+        if self.sites:
+            sites = {
+                "sites": {name: site.to_dict() for name, site in self.sites.items()},
+                "unsited": list(self.unsited),
+            }
         return {
+            **sites,
             "type": "validation",
             "valid": self.ok,
             "problems": [p.to_dict() for p in self.problems],
@@ -172,12 +204,17 @@ def validate(
     problems += more
     if certificates:
         problems += check_certificates(inventory, hosts, plan, selected, more=monitoring.certificate_users())
+    left = [c.name for c in inventory.clients if "ovms_client_server" in hosts[c.name].deferred]
+    found, more_warnings = check_sites(inventory, origins, assigned, left)
+    problems, warnings = merge_hosts(problems), merge_hosts(warnings + more_warnings)
     return ValidationReport(
-        problems=merge_hosts(problems),
+        problems=problems,
         inventory=inventory,
         assignments=assigned,
         profiles=profiles,
         deferred={name: h.deferred for name, h in hosts.items()},
-        warnings=merge_hosts(warnings),
+        warnings=warnings,
         monitors=monitoring.monitors,
+        sites=summarise(found, profiles, problems + warnings),
+        unsited=tuple(unsited(inventory)) if found else (),
     )

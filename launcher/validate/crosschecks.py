@@ -7,12 +7,13 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import LauncherError
 from launcher.inventory import CAMERAS_GROUP, CLIENTS_GROUP, SERVERS_GROUP, Inventory
+from launcher.sites import site_of
 from launcher.validate import common_role
 from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error
@@ -65,9 +66,11 @@ def resolve_servers(
     inventory: Inventory, hosts: Mapping[str, HostVars], origins: VarOrigins
 ) -> tuple[dict[str, str], list[Problem]]:
     """client host -> server host (`ovms_client_server`, default the roles' `default_server`: the first
-    server)."""
+    server of the client's own site, else the first server)."""
     problems: list[Problem] = []
     names = [s.name for s in inventory.servers]
+    rule = common_role.filters()
+    first_servers = rule.site_servers(names, lambda name: site_of(inventory.hosts[name]))
     assigned: dict[str, str] = {}
     for client in inventory.clients:
         checked = hosts[client.name]
@@ -77,7 +80,8 @@ def resolve_servers(
         wanted = cvars.server if cvars is not None else None
         if wanted is None:
             if names:
-                assigned[client.name] = common_role.filters().default_server(names, client.name)
+                site = site_of(client)
+                assigned[client.name] = rule.default_server(names, client.name, site, first_servers)
             continue
         if wanted in names:
             assigned[client.name] = wanted
@@ -253,6 +257,9 @@ class ProfileInfo:
     version: int
     api: str = "kserve"
     stages: tuple[StageInfo, ...] = ()
+    # the camera streams one container reads (the profile's `streams`), and the host's containers of it
+    streams: int = 1
+    instances: int = 1
 
     @classmethod
     def of(cls, name: str, directory: Path, file: Path, profile: Profile) -> ProfileInfo:
@@ -272,7 +279,7 @@ class ProfileInfo:
             for index, stage in enumerate(profile.cascade)
         )
         first = stages[0]
-        return cls(name, directory, file, first.model, first.version, profile.api, stages)
+        return cls(name, directory, file, first.model, first.version, profile.api, stages, profile.streams)
 
 
 def _client_environ(client: View) -> dict[str, str]:
@@ -334,6 +341,7 @@ def check_profiles(
     problems: list[Problem] = []
     found: dict[str, list[ProfileInfo]] = {}
     cache: dict[tuple[Path, tuple[tuple[str, str], ...]], ProfileInfo | Problem] = {}
+    resolved: dict[Path, Path | None] = {}  # profile folder -> its real path, None when no folder
     for name, checked in hosts.items():
         host = checked.host
         client = checked.get("ovms_client_")
@@ -348,7 +356,9 @@ def check_profiles(
             if remote(ref):
                 continue  # fetched and validated on the client host (roles/ovms_client remote_profile.yml)
             directory = Path(ref.path) if ref.path else root / ref.name
-            if not directory.is_dir():
+            if directory not in resolved:  # a fleet's clients share a few folders: look once each
+                resolved[directory] = directory.resolve() if directory.is_dir() else None
+            if resolved[directory] is None:
                 key = f"ovms_client_profiles[{index}]." + ("path" if ref.path else "name")
                 available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
                 problems.append(
@@ -362,7 +372,7 @@ def check_profiles(
                     )
                 )
                 continue
-            ident = (directory.resolve(), tuple(sorted(environ.items())))
+            ident = (resolved[directory] or directory, tuple(sorted(environ.items())))
             if ident not in cache and (unusable := _unusable_profile_file(directory)) is not None:
                 cache[ident] = unusable
             if ident not in cache:
@@ -393,7 +403,8 @@ def check_profiles(
                 message = f"profile {ref.name!r}: {outcome.message}"
                 problems.append(Problem(outcome.file, outcome.key, message, outcome.fix, (name,)))
             else:
-                found.setdefault(name, []).append(outcome)
+                instances = ref.instances if isinstance(ref.instances, int) else 1
+                found.setdefault(name, []).append(replace(outcome, instances=instances))
     return found, problems
 
 
@@ -433,11 +444,10 @@ def check_models(
         for index, model in enumerate(server.models):
             if model.source == MANUAL:
                 continue
-            where = origins.find("ovms_server_models", name, host.groups)
             if model.name not in manifest_versions:
                 problems.append(
                     Problem(
-                        where,
+                        origins.find("ovms_server_models", name, host.groups),
                         f"ovms_server_models[{index}].name",
                         f"model {model.name!r} is not in the models manifest {manifest_file}",
                         f"{_close(model.name, sorted(manifest_versions))}add it to the manifest, "
@@ -452,7 +462,7 @@ def check_models(
                 if missing:
                     problems.append(
                         Problem(
-                            where,
+                            origins.find("ovms_server_models", name, host.groups),
                             f"ovms_server_models[{index}].version_policy.specific.versions",
                             f"version {', '.join(map(str, missing))} of {model.name!r} is not in the "
                             f"manifest (it has {', '.join(map(str, sorted(manifest_versions[model.name])))})",

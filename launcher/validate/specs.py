@@ -53,6 +53,8 @@ PREFIXES: dict[str, str] = {
     "ovms_monitoring_": "ovms_monitoring",
     "ovms_common_": "ovms_common",
     "ovms_destroy_": "ovms_common",
+    "ovms_deploy_": "ovms_common",
+    "ovms_site": "ovms_common",
 }
 # Prefixes no role reads, written for one that does: the prechecks role reads `prechecks_*`, so an
 # `ovms_prechecks_*` variable would be silently ignored; it is reported with the right name.

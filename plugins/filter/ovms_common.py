@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,15 +84,48 @@ def ovms_advertised_address(host: str, hostvars: Mapping[str, Any]) -> str:
     return advertised_address(name, hostvars[name] if name in hostvars else {})[0]  # noqa: SIM401
 
 
-def default_server(servers: Sequence[str], client: str) -> str:
-    """The server a client uses when it sets no ovms_client_server: the first host of the servers group,
-    else (no server in the inventory, e.g. a role run on its own) the client itself."""
+def site_servers(servers: Sequence[str], site_of: Callable[[str], str]) -> dict[str, str]:
+    """site -> its first server (servers-group order), read once for a whole inventory: `site_of`
+    gives a host's site ("" for none; servers with no site are in no entry)."""
+    first: dict[str, str] = {}
+    for server in servers:
+        site = site_of(str(server))
+        if site and site not in first:
+            first[site] = str(server)
+    return first
+
+
+def default_server(
+    servers: Sequence[str], client: str, site: str = "", first_servers: Mapping[str, str] | None = None
+) -> str:
+    """The server a client uses when it sets no ovms_client_server: a client with a site (`site`, its
+    ovms_site) uses the first server of its own site (`first_servers`: site_servers()); with no
+    server in its site, or no site, the first host of the servers group; with no server in the
+    inventory (e.g. a role run on its own), the client itself."""
+    if site and first_servers and site in first_servers:
+        return str(first_servers[site])
     return str(servers[0]) if len(servers) > 0 else str(client)
 
 
-def ovms_default_server(groups: Mapping[str, Sequence[str]], host: str) -> str:
-    """default_server() of the play's inventory: `groups | ovms_default_server(inventory_hostname)`."""
-    return default_server(list(groups.get(launcher_groups()["servers"], [])), host)
+def _site(hostvars: Mapping[str, Any], host: str) -> str:
+    """A host's ovms_site as Ansible resolves it ("" when unset or empty)."""
+    if host not in hostvars:
+        return ""
+    value = hostvars[host].get("ovms_site")
+    return "" if value is None else str(value)
+
+
+def ovms_default_server(
+    groups: Mapping[str, Sequence[str]], host: str, hostvars: Mapping[str, Any] | None = None
+) -> str:
+    """default_server() of the play's inventory: `groups | ovms_default_server(inventory_hostname,
+    hostvars)` (without hostvars: sites unknown, the first server). Reads the servers' sites only
+    until the first of the host's own site."""
+    servers = list(groups.get(launcher_groups()["servers"], []))
+    if hostvars is None or not servers or not (own := _site(hostvars, str(host))):
+        return default_server(servers, host)
+    first = next((str(s) for s in servers if _site(hostvars, str(s)) == own), None)
+    return default_server(servers, host, own, {own: first} if first is not None else {})
 
 
 def pki_host_files(layout: Mapping[str, Any], root: str, kind: str, host: str) -> dict[str, str]:
@@ -160,9 +193,10 @@ def ovms_tls_plan(
 ) -> dict[str, Any]:
     """tls_plan() of the play's inventory: `groups | ovms_tls_plan(hostvars, inventory_hostname)`.
     Reads what the inventory and extra vars set (ovms_client_server, ovms_tls_enabled,
-    ovms_tls_proxy_enabled); a client without ovms_client_server uses default_server(), as
-    roles/ovms_client does. `host`, when it is in neither group (a role run on its own, e.g. by
-    Molecule), is its own server and client."""
+    ovms_tls_proxy_enabled, ovms_site); a client without ovms_client_server uses default_server(),
+    as roles/ovms_client does (its own site's first server, the site map read once per call).
+    `host`, when it is in neither group (a role run on its own, e.g. by Molecule), is its own server
+    and client."""
     names = launcher_groups()
     servers = list(groups.get(names["servers"], []))
     client_hosts = list(groups.get(names["clients"], []))
@@ -170,9 +204,16 @@ def ovms_tls_plan(
         servers.append(host)
         client_hosts.append(host)
     clients: dict[str, str] = {}
+    first_servers: dict[str, str] | None = None  # site -> its first server, read once when needed
     for client in client_hosts:
         chosen = hostvars[client].get("ovms_client_server")
-        clients[client] = str(chosen) if chosen else default_server(servers, client)
+        if chosen:
+            clients[client] = str(chosen)
+            continue
+        site = _site(hostvars, client)
+        if site and first_servers is None:
+            first_servers = site_servers(servers, lambda name: _site(hostvars, name))
+        clients[client] = default_server(servers, client, site, first_servers)
     hosts = dict.fromkeys([*servers, *clients])
     enabled = {h: _flag(hostvars[h].get("ovms_tls_enabled", False)) for h in hosts}
     forced: dict[str, bool | None] = {}
@@ -182,12 +223,21 @@ def ovms_tls_plan(
     return tls_plan(servers, clients, enabled, forced)
 
 
+def ovms_outside_groups(hosts: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """The hosts of `hosts` in neither the servers nor the clients group (each is its own server and
+    client in ovms_tls_plan): `ansible_play_hosts_all | ovms_outside_groups(groups)`."""
+    names = launcher_groups()
+    members = {str(h) for kind in ("servers", "clients") for h in groups.get(names[kind], [])}
+    return [str(h) for h in hosts if str(h) not in members]
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_is_ip_address": ovms_is_ip_address,
             "ovms_unsafe_dirs": ovms_unsafe_dirs,
             "ovms_tls_plan": ovms_tls_plan,
+            "ovms_outside_groups": ovms_outside_groups,
             "ovms_advertised_address": ovms_advertised_address,
             "ovms_default_server": ovms_default_server,
             "ovms_pki_host_files": ovms_pki_host_files,

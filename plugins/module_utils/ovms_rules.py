@@ -567,6 +567,28 @@ def _path_only_local(value: Any, ctx: Context, rule: Mapping[str, Any]) -> str |
     return None
 
 
+_SERIAL_STEP = re.compile(r"[0-9]+%?")
+SERIAL_WHY = 'must be a count (0: all at once), "N%" or a non-empty list of them such as [1, "10%", "100%"]'
+
+
+def serial_step_problem(step: Any) -> str | None:
+    """One step of a `serial` (ovms_deploy_serial): a count >= 0, or digits with an optional '%'."""
+    if isinstance(step, bool) or not isinstance(step, (int, str)):
+        return SERIAL_WHY
+    if isinstance(step, int):
+        return None if step >= 0 else SERIAL_WHY
+    return None if _SERIAL_STEP.fullmatch(step) else SERIAL_WHY
+
+
+def _deploy_serial(value: Any, ctx: Context, rule: Mapping[str, Any]) -> list[tuple[str, str]] | str | None:
+    """ovms_deploy_serial, as Ansible's `serial` reads it (launcher.rollout plans site batches with it)."""
+    if isinstance(value, list):
+        if not value:
+            return SERIAL_WHY
+        return [(f"[{i}]", got(SERIAL_WHY, s)) for i, s in enumerate(value) if serial_step_problem(s)]
+    return serial_step_problem(value)
+
+
 CHECKS = {
     "absolute": _absolute,
     "absolute_or_empty": _absolute_or_empty,
@@ -594,6 +616,7 @@ CHECKS = {
     "device_paths": _device_paths,
     "profile_source": _profile_source,
     "path_only_local": _path_only_local,
+    "deploy_serial": _deploy_serial,
 }
 
 
