@@ -119,6 +119,18 @@ def _group(groups: Mapping[str, Sequence[str]], kind: str) -> list[str]:
 
 
 def _plan(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], host: str | None) -> dict:
+    """ovms_tls_plan() of the inventory (with `host` as its own server and client when it is in neither
+    group). The plan the run computed once (roles/ovms_common/tasks/tls_plan.yml sets ovms_common_tls
+    on the play's hosts) is read from a server's or client's variables when there is one: recomputing
+    it reads every host's variables."""
+    members = [*_group(groups, "servers"), *_group(groups, "clients")]
+    if host is None or host in members:
+        for member in [host] if host is not None else members:
+            computed = _vars(hostvars, member).get("ovms_common_tls")
+            if isinstance(computed, Mapping):
+                return dict(computed)
+            if host is None:
+                break  # the first member only: reading every host's variables is what this avoids
     return _common().ovms_tls_plan(groups, hostvars, host)
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from launcher.runner.execute import runner_envvars
-from launcher.runner.strategy import MITOGEN_STRATEGY, STRATEGY_ENV, mitogen_strategy_dir, strategy_envvars
+from launcher.runner.strategy import (
+    MITOGEN_STRATEGY,
+    OWN_STRATEGY_DIR,
+    STRATEGY_ENV,
+    mitogen_strategy_dir,
+    strategy_envvars,
+)
 
 
 def test_mitogen_is_installed_with_the_launcher_and_chosen_by_default(monkeypatch: pytest.MonkeyPatch):
@@ -16,7 +22,12 @@ def test_mitogen_is_installed_with_the_launcher_and_chosen_by_default(monkeypatc
     assert folder is not None, "mitogen is a dependency of the launcher (pyproject.toml)"
     assert (folder / f"{MITOGEN_STRATEGY}.py").is_file()
     env = strategy_envvars()
-    assert env == {"ANSIBLE_STRATEGY_PLUGINS": str(folder), "ANSIBLE_STRATEGY": MITOGEN_STRATEGY}
+    assert env == {
+        "ANSIBLE_STRATEGY_PLUGINS": f"{OWN_STRATEGY_DIR}:{folder}",
+        "ANSIBLE_STRATEGY": MITOGEN_STRATEGY,
+    }
+    # the launcher's own mitogen_linear (Mitogen's, the collection folders listed once) comes first
+    assert (OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py").is_file()
 
 
 def test_a_builtin_strategy_on_request_needs_no_plugin_path(monkeypatch: pytest.MonkeyPatch):

@@ -1,0 +1,1 @@
+"""Ansible strategy plugins of the launcher (a folder Ansible reads by ANSIBLE_STRATEGY_PLUGINS)."""
