@@ -55,6 +55,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Remove our containers and networks (playbooks/destroy.yml); keeps data unless --purge.",
     ),
     CommandSpec(
+        "diff",
+        "launcher.commands.diff:diff",
+        "What a deploy would change, per site and host (a check-mode run; exit 3 when anything would).",
+    ),
+    CommandSpec(
         "images",
         "launcher.commands.images:images",
         "Build, save and load the project's container images (works offline).",

@@ -55,8 +55,10 @@ def renew_before_deploy(
     dry_run: bool = False,
     json_output: bool = False,
     now: datetime | None = None,
+    quiet: bool = False,
 ) -> list[ServerRenewal]:
-    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each.
+    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each
+    (`quiet`: nothing, the caller reports the result: `launcher diff`).
     `inventory`: loaded already (`launcher deploy` validates the same one next), or its paths."""
     now = now or datetime.now(UTC)
     try:
@@ -79,7 +81,8 @@ def renew_before_deploy(
                 renewals += renew_server_certificates(layout, [d.name for d in due], now=now)
         except (LauncherError, OSError) as exc:
             failures.append(f"cannot renew the server certificates in {root}: {exc}")
-    _report(renewals, failures, now, json_output)
+    if not quiet:
+        _report(renewals, failures, now, json_output)
     return renewals
 
 

@@ -48,6 +48,14 @@ previous:
   description: Where the previous copy is now (to remove), or null.
   type: str
   returned: always
+model:
+  description: The model of O(dest) (its parent folder's name); in check mode too, so a dry run names it.
+  type: str
+  returned: always
+version:
+  description: The version of O(dest) (its folder's name); in check mode too.
+  type: str
+  returned: always
 """
 
 import ctypes
@@ -106,15 +114,16 @@ def main() -> None:
         supports_check_mode=True,
     )
     src, dest = module.params["src"], module.params["dest"]
+    placed = {"model": Path(dest).parent.name, "version": Path(dest).name}
     if module.check_mode:  # a dry run copied nothing into src: it would be put in place
-        module.exit_json(changed=True, previous=None)
+        module.exit_json(changed=True, previous=None, **placed)
     if not Path(src).is_dir():
         module.fail_json(msg=f"{src}: the verified folder is missing; nothing was changed in {dest}")
     try:
         method, previous = swap(src, dest)
     except OSError as exc:
         module.fail_json(msg=f"could not put {src} in place of {dest}: {exc}; {dest} is unchanged")
-    module.exit_json(changed=True, method=method, previous=previous)
+    module.exit_json(changed=True, method=method, previous=previous, **placed)
 
 
 if __name__ == "__main__":
