@@ -280,6 +280,18 @@ TARGETS: tuple[Target, ...] = (
         1.3,
         "cold deploy of the largest fleet inside the execution environment (--ee) ÷ the same without",
     ),
+    Target(
+        "diff_over_warm_redeploy",
+        "<=",
+        1.5,
+        "`launcher diff` of the largest fleet, deployed ÷ a warm re-deploy of it (same trial)",
+    ),
+    Target(
+        "validate_1000_hosts_s",
+        "<=",
+        1.5,
+        "wall seconds of `launcher validate` on a generated 1,000-host, 200-site inventory",
+    ),
 )
 
 

@@ -13,6 +13,12 @@ launcher's process tree. Target: 8 hosts ÷ 1 host ≤ 2.0.
 With the execution environment (default in a full run; `--ee IMAGE`, `--no-ee`): each trial also
 deploys the largest fleet with `launcher deploy --ee IMAGE` (cold, like the plain one, right after
 it): `ee_over_plain_deploy` = EE seconds ÷ plain seconds of the same size and trial. Target ≤ 1.3.
+
+Drift report: after each trial's cold deploy of the largest fleet, a warm re-deploy of it (nothing to
+change) and `launcher diff` of it are timed: `diff_over_warm_redeploy` = diff seconds ÷ warm re-deploy
+seconds of the same trial (target ≤ 1.5; skipped, with a note, while the launcher has no `diff`).
+Without hosts, bench/fleet_controller.py times `launcher validate` of a generated 1,000-host, 200-site
+inventory (`validate_1000_hosts_s`, target ≤ 1.5 s); a full run here runs it too (`--no-validate`: not).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ BENCH_SUBNET_ENV = "OVMS_BENCH_FLEET_SUBNET"
 DEFAULT_SUBNET = "10.199.0.0/24"
 EE_IMAGE = "ovms-launcher/ee:dev"
 EE_KEY = "ee_over_plain_deploy"
+DIFF_KEY = "diff_over_warm_redeploy"
 
 
 def layout(size: int) -> dict[str, list[str]]:
@@ -112,6 +119,33 @@ def deploy_once(fleet: Fleet, size: int, ee: str | None = None) -> dict[str, Any
     }
 
 
+def has_diff() -> bool:
+    """Whether this launcher has `launcher diff` (the drift report)."""
+    return run_launcher(["diff", "--help"], check=False).measured.returncode == 0
+
+
+def warm_and_diff(fleet: Fleet, size: int) -> dict[str, Any]:
+    """On a deployed fleet of `size`: a warm re-deploy (timed), then `launcher diff` (timed; exit 0 is
+    nothing to change, 3 something, anything else a failure)."""
+    inventory = str(fleet.inventory(size))
+    env = fleet.env(size)
+    image = ["-e", f"ovms_server_image={DOUBLE}"]
+    warm = run_launcher(["deploy", "-i", inventory, *image, "--json"], env=env)
+    row: dict[str, Any] = {
+        "size": size,
+        "kind": "warm_diff",
+        "warm_s": round(warm.measured.wall_s, 2),
+        "warm_cpu_s": round(warm.measured.cpu_s, 2),
+        "warm_changed": warm.changed,
+    }
+    diff = run_launcher(["diff", "-i", inventory, *image, "--json"], env=env, check=False)
+    if diff.measured.returncode not in (0, 3):
+        raise BenchError(f"fleet of {size}: launcher diff failed:\n{diff.describe()}")
+    row.update(diff_s=round(diff.measured.wall_s, 2), diff_cpu_s=round(diff.measured.cpu_s, 2),
+               diff_exit=diff.measured.returncode)  # fmt: skip
+    return row
+
+
 def measure(
     harness: Harness, workdir: Path, sizes: Sequence[int], trials: int, ee: str | None = None
 ) -> list[dict[str, Any]]:
@@ -119,6 +153,9 @@ def measure(
     With `ee` (an execution environment image), each trial also deploys the largest size inside it."""
     fleet = Fleet(harness, workdir)
     rows: list[dict[str, Any]] = []
+    diff = has_diff()
+    if not diff:
+        print("[fleet] this launcher has no `diff`: diff_over_warm_redeploy not measured", flush=True)
     try:
         for trial in range(1, trials + 1):
             for size in sizes:
@@ -127,6 +164,12 @@ def measure(
                 rows.append(row)
                 shown = {k: v for k, v in row.items() if k != "slowest_tasks"}
                 print(f"[fleet]   {json.dumps(shown)}", flush=True)
+            if diff:
+                size = max(sizes)
+                print(f"[fleet] trial {trial}/{trials}: {size} host(s) warm re-deploy and diff …", flush=True)
+                row = {"trial": trial, **warm_and_diff(fleet, size)}
+                rows.append(row)
+                print(f"[fleet]   {json.dumps(row)}", flush=True)
             if ee:
                 size = max(sizes)
                 print(f"[fleet] trial {trial}/{trials}: {size} host(s) in the EE {ee} …", flush=True)
@@ -158,7 +201,8 @@ def summarise(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(ratios, their spreads over the trials, raw figures)."""
     ee_rows = [r for r in rows if r.get("ee")]
-    rows = [r for r in rows if not r.get("ee")]
+    diff_rows = [r for r in rows if r.get("kind") == "warm_diff"]
+    rows = [r for r in rows if not r.get("ee") and r.get("kind") != "warm_diff"]
     per_size = {
         str(size): {
             key: round(median([r[key] for r in rows if r["size"] == size]), 2)
@@ -193,11 +237,22 @@ def summarise(
     if ee_ratios:
         ratios[EE_KEY] = round(median(ee_ratios), 3)
         spreads[EE_KEY] = spread(ee_ratios)
+    diff_ratios = [r["diff_s"] / r["warm_s"] for r in diff_rows if r.get("warm_s")]
+    if diff_ratios:
+        ratios[DIFF_KEY] = round(median(diff_ratios), 3)
+        spreads[DIFF_KEY] = spread(diff_ratios)
     last = max(r["trial"] for r in rows)
     profile = {str(r["size"]): r["slowest_tasks"] for r in rows if r["trial"] == last}
     for row in (*rows, *ee_rows):
         row.pop("slowest_tasks", None)
     raw = {"per_size_median": per_size, "trials": rows, "profile_last_trial": profile}
+    if diff_rows:
+        raw["warm_diff"] = {
+            "size": diff_rows[0]["size"],
+            "median_warm_s": round(median([r["warm_s"] for r in diff_rows]), 2),
+            "median_diff_s": round(median([r["diff_s"] for r in diff_rows]), 2),
+            "trials": diff_rows,
+        }
     if ee_rows:
         raw["ee"] = {
             "size": ee_rows[0]["size"],
@@ -208,7 +263,9 @@ def summarise(
     return ratios, spreads, raw
 
 
-def run(sizes: Sequence[int], trials: int, smoke: bool, ee: str | None = None) -> dict[str, Any]:
+def run(
+    sizes: Sequence[int], trials: int, smoke: bool, ee: str | None = None, validate: bool = False
+) -> dict[str, Any]:
     if ee:
         # the execution environment is not in the default image build (seconds when up to date)
         run_launcher(["images", "build", "ee"], timeout=1800)
@@ -227,6 +284,14 @@ def run(sizes: Sequence[int], trials: int, smoke: bool, ee: str | None = None) -
         shutil.rmtree(workdir, ignore_errors=True)
     noise = machine_noise(calibration_before, calibrate())
     ratios, spreads, raw = summarise(rows, sizes)
+    if validate:
+        from bench.fleet_controller import KEY as VALIDATE_KEY
+        from bench.fleet_controller import run as run_validate
+
+        checked = run_validate(trials=3, smoke=True, sites=200, clients=4)  # its own scratch result
+        ratios[VALIDATE_KEY] = checked["ratios"][VALIDATE_KEY]
+        spreads[VALIDATE_KEY] = checked["spreads"][VALIDATE_KEY]
+        raw["validate"] = {**checked["raw"], **checked["params"]}
     params = {"sizes": list(sizes), "trials": trials, "server_image": DOUBLE, "model": MODEL,
               "strategy": os.environ.get("OVMS_LAUNCHER_STRATEGY", "mitogen_linear"),
               "ee_image": ee}  # fmt: skip
@@ -273,6 +338,26 @@ def render(result: dict[str, Any], figdir: Path) -> str:
     ]
     for task in result["raw"].get("profile_last_trial", {}).get(str(max(sizes)), []):
         rows.append(f"| {task['host']} | {task['role']} | {task['task']} | {task['seconds']} |")
+    warm_diff = result["raw"].get("warm_diff")
+    if warm_diff:
+        bounds = (result.get("spreads") or {}).get(DIFF_KEY) or {}
+        rows += [
+            "",
+            f"Drift report, {warm_diff['size']} hosts deployed: `launcher diff` median "
+            f"{warm_diff['median_diff_s']} s against a warm re-deploy's {warm_diff['median_warm_s']} s: "
+            f"`{DIFF_KEY}` = **{result['ratios'].get(DIFF_KEY)}** "
+            f"(trials {bounds.get('min')}..{bounds.get('max')}; target ≤ 1.5).",
+        ]
+    checked = result["raw"].get("validate")
+    if checked:
+        bounds = (result.get("spreads") or {}).get("validate_1000_hosts_s") or {}
+        rows += [
+            "",
+            f"`launcher validate` of a generated inventory of {checked['hosts']} hosts in "
+            f"{checked['sites']} sites (bench/fleet_inventory.py): `validate_1000_hosts_s` = "
+            f"**{result['ratios'].get('validate_1000_hosts_s')}** s (trials {bounds.get('min')}.."
+            f"{bounds.get('max')}; CPU {checked['median_cpu_s']} s; target ≤ 1.5).",
+        ]
     ee = result["raw"].get("ee")
     if ee:
         bounds = (result.get("spreads") or {}).get(EE_KEY) or {}
@@ -299,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         "not with --smoke unless given)",
     )  # fmt: skip
     parser.add_argument("--no-ee", action="store_true", help="no execution environment trial")
+    parser.add_argument(
+        "--no-validate", action="store_true",
+        help="no `launcher validate` of a generated 1,000-host inventory (run by default, not with --smoke)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     stop_on_sigterm()
     sizes = sorted({int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,2,4,8")).split(",")})
@@ -307,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = args.trials or (1 if args.smoke else 3)
     try:
         ee = None if args.no_ee else (args.ee or (None if args.smoke else EE_IMAGE))
-        result = run(sizes, trials, args.smoke, ee)
+        result = run(sizes, trials, args.smoke, ee, validate=not (args.smoke or args.no_validate))
     except BenchError as exc:
         print(f"[fleet] error: {exc}", file=sys.stderr)
         return 1

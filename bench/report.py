@@ -23,16 +23,18 @@ from typing import Any
 from bench.common import NOISY_SPREAD, RESULTS_DIR, TARGETS, load_result, machine
 from testbed.paths import PROJECT_ROOT
 
-BENCHMARKS = ("inference", "deploy", "fleet")
+BENCHMARKS = ("inference", "deploy", "fleet", "fleet_controller")
 COMMANDS = {
     "inference": "bash bench/run.sh inference",
     "deploy": "bash bench/run.sh deploy",
     "fleet": "bash bench/run.sh fleet",
+    "fleet_controller": "bash bench/run.sh fleet_controller",
 }
 TITLES = {
     "inference": "Inference path and stream density",
     "deploy": "Deployment, single host",
     "fleet": "Deployment, fleet",
+    "fleet_controller": "Controller, a generated 1,000-host fleet",
 }
 DOCS = PROJECT_ROOT / "docs" / "benchmarks.md"
 FIGDIR = PROJECT_ROOT / "docs" / "benchmarks"
@@ -140,7 +142,7 @@ def markdown(results: dict[str, dict[str, Any]], summary: dict[str, Any], figdir
         "`scripts/test.sh`), prints its ratios last and regenerates this page:", "", "```bash",
     ]  # fmt: skip
     out += [COMMANDS[name] for name in BENCHMARKS]
-    out += ["bash bench/run.sh all      # the three in a row", "```", "",
+    out += ["bash bench/run.sh all      # the four in a row", "```", "",
             "`--smoke` runs a short version into a scratch folder (CI does, so the benchmarks cannot rot);",
             "only full runs write `bench/results/` and this page."]  # fmt: skip
     if NOTES.is_file():

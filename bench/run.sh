@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command per benchmark, from a clean checkout (docs/benchmarks.md):
-#   bash bench/run.sh inference|deploy|fleet|all [--smoke] [options of python -m bench.<name>]
+#   bash bench/run.sh inference|deploy|fleet|fleet_controller|all [--smoke] [options of python -m bench.<name>]
 # Sets the machine up like scripts/test.sh (packages, Docker engine, .venv, images, model, media),
 # then runs the benchmark. A full run writes bench/results/<name>.json, bench/results/latest.json and
 # docs/benchmarks.md with its charts; --smoke writes to a scratch folder only. Ratios are printed last.
@@ -8,12 +8,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { echo "usage: bash bench/run.sh inference|deploy|fleet|all [--smoke] [options]" >&2; exit 2; }
+usage() { echo "usage: bash bench/run.sh inference|deploy|fleet|fleet_controller|all [--smoke] [options]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 what=$1; shift
 case "$what" in
-  inference|deploy|fleet) names=("$what") ;;
-  all) names=(inference deploy fleet) ;;
+  inference|deploy|fleet|fleet_controller) names=("$what") ;;
+  all) names=(inference deploy fleet fleet_controller) ;;
   *) usage ;;
 esac
 
