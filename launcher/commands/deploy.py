@@ -11,17 +11,20 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from launcher.commands.options import extra_vars_option
+from launcher.commands.options import default_forks, extra_vars_option, forks_option
 from launcher.console import make_console
 from launcher.content import content
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, group_list, load_inventory
 from launcher.pki.deploy_renewal import renew_before_deploy
-from launcher.runner import RunRequest, execute, parse_extra_vars
+from launcher.rollout import BATCH_EXTRAVARS, Batch, Rollout, Verdict, plan_rollout, playbook_extravars
+from launcher.runner import RunRequest, RunSummary, execute, parse_extra_vars
 from launcher.runner.isolation import DEFAULT_NETWORK, ExecutionEnvironment, prepare
-from launcher.runner.summary import EXIT_INVALID
+from launcher.runner.session import json_line
+from launcher.runner.summary import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 from launcher.validate import ValidationReport, validate, validate_for_destroy
-from launcher.validate.options import check_run_options
+from launcher.validate.options import check_limit, check_run_options
+from launcher.validate.problems import from_error
 
 DEFAULT_INVENTORY = content().inventories / "localhost"
 PLAYBOOKS = content().playbooks
@@ -53,6 +56,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "--tags", "-t", metavar="TAGS", help="Only tasks with these tags (comma separated)."
             ),
             extra_vars_option(),
+            forks_option(),
             click.option("--check", "-C", is_flag=True, help="Dry run: report what would change."),
             click.option("--diff", "-D", is_flag=True, help="Show the changes made to files and templates."),
             click.option("--verbose", "-v", "verbosity", count=True, help="More Ansible output (-vvv)."),
@@ -145,12 +149,13 @@ def _checked_options(inventory: Inventory, action: str, options: dict[str, Any])
         sys.exit(EXIT_INVALID)
 
 
-def _forks(inventory: Inventory | None) -> int | None:
-    """One fork per host of the launcher's groups (playbooks/vars/groups.yml): every host runs at once (at
-    least 1)."""
+def _forks(inventory: Inventory | None, given: int | None = None) -> int | None:
+    """`--forks N`, else one fork per host of the launcher's groups (playbooks/vars/groups.yml) up to
+    ansible.cfg's forks (launcher.commands.options.default_forks); None (ansible.cfg's) without an
+    inventory."""
     if inventory is None:
-        return None
-    return max(1, len(inventory.members()))
+        return given
+    return default_forks(len(inventory.members()), given)
 
 
 def _execution_environment(
@@ -184,7 +189,7 @@ def _run(
         check=bool(options.get("check")),
         diff=bool(options.get("diff")),
         verbosity=int(options.get("verbosity") or 0),
-        forks=_forks(inventory),
+        forks=_forks(inventory, options.get("forks")),
         ee=ee if ee is not None else _execution_environment(options, inventory),
     )
     summary = execute(request, json_output=options["json_output"], detailed=detailed)
@@ -208,13 +213,21 @@ def validate_command(inventories: tuple[Path, ...], extra_vars: tuple[str, ...],
 @click.command("deploy")
 @_run_options
 def deploy(**options: Any) -> None:
-    """Renew due server certificates, validate, then deploy servers and clients (playbooks/deploy.yml)."""
+    """Renew due server certificates, validate, then deploy servers and clients (playbooks/deploy.yml).
+
+    With sites (ovms_site) and ovms_deploy_serial set, a roll-out by site: one run per batch of sites,
+    each verified before the next starts; ovms_deploy_max_fail_percentage stops it."""
     extravars = parse_extra_vars(options["extra_vars"])
     inventories = _inventories(options["inventories"])
     try:
         inventory: Inventory | None = load_inventory(inventories)
     except LauncherError:
         inventory = None  # the validation below reports it, naming the file
+    # the roll-out (or the ordinary run's playbook-level variables) before anything is written: a
+    # problem there exits 2 before any certificate is renewed
+    rollout, run_extravars = (None, extravars)
+    if inventory is not None:
+        rollout, run_extravars = _planned(inventory, extravars, options)
     # --ee: an inventory it cannot run is refused (exit 2) before anything is written
     ee = _execution_environment(options, inventory) if inventory is not None else None
     if inventory is not None:
@@ -235,7 +248,183 @@ def deploy(**options: Any) -> None:
     )
     if not options["json_output"]:
         make_console().print(f"[green]valid[/]: {report.describe()}", highlight=False)
-    _run("deploy", options, extravars, inventory=report.inventory, ee=ee)
+    if rollout is None:
+        _run("deploy", options, run_extravars, inventory=report.inventory, ee=ee)
+    else:
+        sys.exit(run_rollout(rollout, options, extravars, ee=ee))
+
+
+def _planned(
+    inventory: Inventory, extravars: dict[str, Any], options: dict[str, Any]
+) -> tuple[Rollout | None, dict[str, Any]]:
+    """The roll-out by site (None: one ordinary run) and the ordinary run's extra vars (the inventory's
+    ovms_deploy_serial / ovms_deploy_max_fail_percentage added: launcher.rollout.playbook_extravars);
+    exit 2 on a problem (an unknown --limit term is left to the validation, which names it)."""
+    try:
+        selected, _ = check_limit(inventory, options.get("limit"))
+        rollout = plan_rollout(inventory, extravars, selected)
+        added = playbook_extravars(inventory, extravars) if rollout is None else {}
+    except LauncherError as exc:
+        problem = from_error(exc, default_file=inventory.source_label)
+        _report_problems(ValidationReport([problem], inventory), options["json_output"])
+        sys.exit(EXIT_INVALID)
+    return rollout, {**extravars, **added}
+
+
+def _batch_request(
+    batch: Batch, options: dict[str, Any], extravars: dict[str, Any], ee: ExecutionEnvironment | None
+) -> RunRequest:
+    """One batch's run: its hosts only (already within --limit), all at once (rollout.BATCH_EXTRAVARS)."""
+    return RunRequest(
+        action="deploy",
+        playbook=PLAYBOOKS / "deploy.yml",
+        inventories=_inventories(options["inventories"]),
+        extravars={**extravars, **BATCH_EXTRAVARS},
+        limit_hosts=batch.hosts,
+        tags=options.get("tags"),
+        check=bool(options.get("check")),
+        diff=bool(options.get("diff")),
+        verbosity=int(options.get("verbosity") or 0),
+        forks=default_forks(len(batch.hosts), options.get("forks")),
+        ee=ee,
+    )
+
+
+def _batch_line(batch: Batch, total: int) -> str:
+    return f"batch {batch.number}/{total}: {batch.describe()}"
+
+
+def run_rollout(
+    rollout: Rollout,
+    options: dict[str, Any],
+    extravars: dict[str, Any],
+    *,
+    ee: ExecutionEnvironment | None = None,
+    run: Callable[..., RunSummary] | None = None,
+) -> int:
+    """Run the batches in order (`run`: launcher.runner.execute), stop per the roll-out's rule; the exit
+    code: 0 when every batch ran without a failure, the failed run's (1, 130) when stopped, else 1.
+    Ctrl+C between batches (outside a run, which handles its own) ends it as well: exit 130, the
+    batches not started reported as not run."""
+    run = run or execute
+    json_output = bool(options["json_output"])
+    console = make_console(soft_wrap=True, highlight=False)
+    total = len(rollout.batches)
+    failed_batches: list[tuple[Batch, tuple[str, ...]]] = []
+    started = 0  # batches whose run started
+    try:
+        for index, batch in enumerate(rollout.batches):
+            if json_output:
+                click.echo(json_line({"type": "batch", "state": "start", "of": total, **batch.to_dict()}))
+            else:
+                console.print(f"[bold]{escape(_batch_line(batch, total))}[/]")
+            started = index + 1
+            summary = run(_batch_request(batch, options, extravars, ee), json_output=json_output)
+            verdict = rollout.verdict(batch, summary)
+            if verdict.failed:
+                failed_batches.append((batch, verdict.failed))
+            _report_batch(console, json_output, batch, total, summary, verdict)
+            if verdict.stop:
+                code = summary.exit_code or EXIT_FAILED
+                not_run = rollout.batches[index + 1 :]
+                # the last batch failing ends a roll-out that ran every batch: completed, with failures
+                stopped = bool(not_run) or summary.status not in ("successful", "failed")
+                _report_end(
+                    console,
+                    json_output,
+                    total,
+                    started,
+                    failed_batches,
+                    not_run,
+                    verdict.reason,
+                    code,
+                    stopped,
+                )
+                return code
+    except KeyboardInterrupt:
+        not_run = rollout.batches[started:]
+        _report_end(
+            console,
+            json_output,
+            total,
+            started,
+            failed_batches,
+            not_run,
+            "interrupted",
+            EXIT_INTERRUPTED,
+            True,
+        )
+        return EXIT_INTERRUPTED
+    code = EXIT_FAILED if failed_batches else EXIT_OK
+    _report_end(console, json_output, total, total, failed_batches, (), "", code, False)
+    return code
+
+
+def _report_batch(
+    console: Any, json_output: bool, batch: Batch, total: int, summary: RunSummary, verdict: Verdict
+) -> None:
+    """A batch's end: its failed (and not verified) sites, or with --json its `done` line."""
+    if json_output:
+        line = {
+            "type": "batch",
+            "state": "done",
+            "of": total,
+            **batch.to_dict(),
+            "status": summary.status,
+            "exit_code": summary.exit_code,
+            "failed": list(verdict.failed),
+            "unverified": list(verdict.unverified),
+            "stop": verdict.stop,
+            "reason": verdict.reason,
+            "run_dir": summary.run_dir,
+        }
+        click.echo(json_line(line))
+    elif verdict.failed:
+        what = "hosts" if batch.unsited else "sites"
+        unverified = f" (not verified: {', '.join(verdict.unverified)})" if verdict.unverified else ""
+        console.print(
+            f"[red]batch {batch.number}/{total}: failed {what} {escape(', '.join(verdict.failed))}"
+            f"{escape(unverified)}[/]"
+        )
+
+
+def _report_end(
+    console: Any,
+    json_output: bool,
+    total: int,
+    ran: int,
+    failed_batches: list[tuple[Batch, tuple[str, ...]]],
+    not_run: tuple[Batch, ...],
+    reason: str,
+    code: int,
+    stopped: bool,
+) -> None:
+    """The roll-out's last line(s): completed (with failures) or stopped, the failed sites, the batches
+    not run; with --json the final `rollout` record."""
+    if json_output:
+        end = {
+            "type": "rollout",
+            "status": "stopped" if stopped else "completed",
+            "exit_code": code,
+            "batches": total,
+            "batches_run": ran,
+            "reason": reason,
+            "failed": {str(b.number): list(failed) for b, failed in failed_batches},
+            "not_run": [b.to_dict() for b in not_run],
+        }
+        click.echo(json_line(end))
+        return
+    failed = ", ".join(f for _, names in failed_batches for f in names)
+    if stopped:
+        console.print(f"[bold red]roll-out stopped after batch {ran}/{total}[/]: {escape(reason)}")
+        for batch in not_run:
+            console.print(f"  not run: {escape(_batch_line(batch, total))}")
+    elif failed_batches:
+        why = f" ({escape(reason)})" if reason else ""
+        done = f"{total} batch(es), failed: {escape(failed)}{why}"
+        console.print(f"[bold yellow]roll-out completed with failures[/]: {done}")
+    else:
+        console.print(f"[bold green]roll-out completed[/]: {total} batch(es)")
 
 
 def _stdin_is_tty() -> bool:

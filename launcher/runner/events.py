@@ -118,6 +118,8 @@ class Snapshot:
     stats: dict[str, dict[str, int]] | None
     seconds: dict[str, float | None]
     hosts: list[str]
+    # the plays started, in order (a play whose hosts all failed ends the playbook: no later one starts)
+    plays: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -132,6 +134,7 @@ class RunState:
     _summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _stats: dict[str, dict[str, int]] | None = None
     _play: str = ""
+    _plays: list[str] = field(default_factory=list)
     events_seen: int = 0
 
     def handle(self, event: Mapping[str, Any]) -> TaskResult | None:
@@ -144,6 +147,7 @@ class RunState:
             self.events_seen += 1
             if name == "playbook_on_play_start":
                 self._play = str(data.get("play") or data.get("name") or "")
+                self._plays.append(self._play)
                 return None
             if name == "playbook_on_stats":
                 self._stats = _stats_of(data)
@@ -216,6 +220,7 @@ class RunState:
                 stats={k: dict(v) for k, v in self._stats.items()} if self._stats is not None else None,
                 seconds={h: t.seconds for h, t in self._times.items()},
                 hosts=list(self._hosts),
+                plays=list(self._plays),
             )
 
 

@@ -21,7 +21,7 @@ from launcher.errors import ExternalError, LauncherError
 from launcher.paths import cache_dir, default_certs_dir
 from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
-from launcher.runner.isolation import ExecutionEnvironment, ee_playbook
+from launcher.runner.isolation import IN_RUNNER, ExecutionEnvironment, ee_playbook
 from launcher.runner.rundir import new_run_dir
 from launcher.runner.strategy import strategy_envvars
 
@@ -30,6 +30,10 @@ EventHandler = Callable[[dict[str, Any]], None]
 POLL_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.5
 OUTPUT_TAIL_LINES = 15
+# a batch's hosts (RunRequest.limit_hosts): up to this many as `--limit a,b,c`, more as `--limit @FILE`
+# (a file in the run dir, one name a line: ansible-core reads it as a host list)
+LIMIT_INLINE_HOSTS = 50
+LIMIT_FILE = "limit.hosts"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -46,7 +50,9 @@ class RunRequest:
     check: bool = False
     diff: bool = False
     verbosity: int = 0
-    forks: int | None = None  # parallel hosts; the launcher passes the inventory's host count
+    forks: int | None = None  # parallel hosts (launcher.commands.options.default_forks)
+    # exactly these hosts (a roll-out's batch, already within the user's --limit): replaces `limit`
+    limit_hosts: tuple[str, ...] = ()
     runs_root: Path | None = None
     ansible_config: Path = content().ansible_cfg
     # `--ee IMAGE`: run inside that execution environment (launcher.runner.isolation); None: on this machine
@@ -83,8 +89,19 @@ def runner_envvars(ansible_config: Path) -> dict[str, str]:
     return envvars
 
 
+def host_limit(hosts: tuple[str, ...], run_dir: Path, *, in_container: bool = False) -> str:
+    """`--limit` for exactly `hosts`: a comma list, or for many a host list file written to the run dir
+    (`@FILE`; inside an execution environment the run dir is /runner)."""
+    if len(hosts) <= LIMIT_INLINE_HOSTS:
+        return ",".join(hosts)
+    path = run_dir / LIMIT_FILE
+    path.write_text("\n".join(hosts), encoding="utf-8")  # no last newline: an empty line is a pattern
+    return f"@{IN_RUNNER}/{LIMIT_FILE}" if in_container else f"@{path}"
+
+
 def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
-    """The keyword arguments for `ansible_runner.run_async` (without the callbacks)."""
+    """The keyword arguments for `ansible_runner.run_async` (without the callbacks); with limit_hosts,
+    writes the host list file host_limit needs into the run dir."""
     cmdline = [flag for flag, on in (("--check", request.check), ("--diff", request.diff)) if on]
     kwargs: dict[str, Any] = {
         "private_data_dir": str(run_dir),
@@ -97,7 +114,9 @@ def runner_kwargs(request: RunRequest, run_dir: Path) -> dict[str, Any]:
         # the runner checks cancel_callback each time it stops waiting for output: Ctrl+C within 0.5 s
         "settings": {"pexpect_timeout": CANCEL_CHECK_SECONDS},
     }
-    if request.limit:
+    if request.limit_hosts:
+        kwargs["limit"] = host_limit(request.limit_hosts, run_dir, in_container=request.ee is not None)
+    elif request.limit:
         kwargs["limit"] = request.limit
     if request.tags:
         kwargs["tags"] = request.tags

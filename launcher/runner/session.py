@@ -19,7 +19,8 @@ from launcher.runner.render import ProgressView, render_summary
 from launcher.runner.summary import RunSummary, summarize
 
 
-def _json_line(obj: dict[str, Any]) -> str:
+def json_line(obj: dict[str, Any]) -> str:
+    """One line of `--json` output (sorted keys; paths and other objects as text)."""
     return json.dumps(obj, sort_keys=True, default=str)
 
 
@@ -41,7 +42,7 @@ def execute(
             result = state.handle(event)
             if result is not None:
                 with lock:
-                    click.echo(_json_line(result.to_dict()))
+                    click.echo(json_line(result.to_dict()))
 
         outcome = run_playbook(request, on_event, on_interrupt=interrupted)
     else:
@@ -75,7 +76,7 @@ def execute(
         output_tail=outcome.output_tail,
     )
     if json_output:
-        click.echo(_json_line(summary.to_dict()))
+        click.echo(json_line(summary.to_dict()))
     else:
         render_summary(console, summary, detailed=detailed)
     return summary

@@ -143,6 +143,10 @@ class RunSummary:
     runner_rc: int | None = None
     message: str = ""
     output_tail: tuple[str, ...] = ()
+    # the plays that started, in order, and the hosts of the final stats (None: the run did not get
+    # that far); a roll-out by site (launcher.rollout) tells from them whether a batch was verified
+    plays: tuple[str, ...] = ()
+    stats_hosts: frozenset[str] | None = None
 
     @property
     def failed_hosts(self) -> list[HostSummary]:
@@ -244,4 +248,13 @@ def summarize(
         runner_rc=runner_rc,
         message=message,
         output_tail=output_tail if status == "error" else (),
+        plays=tuple(snapshot.plays),
+        stats_hosts=_stats_hosts(snapshot.stats),
     )
+
+
+def _stats_hosts(stats: dict[str, dict[str, int]] | None) -> frozenset[str] | None:
+    """Every host the final stats name (any count), None without stats."""
+    if stats is None:
+        return None
+    return frozenset(host for per_host in stats.values() for host in per_host)

@@ -23,6 +23,7 @@ from launcher.validate.crosschecks import (
     check_models,
     check_ports_and_names,
     check_profiles,
+    check_rollout,
     machine_of,
     resolve_servers,
 )
@@ -202,6 +203,7 @@ def validate(
     warnings += more_warnings
     selected, more = check_run_options(inventory, limit, tags, playbook, roles_dir)
     problems += more
+    problems += check_rollout(inventory, extravars, selected, problems)
     if certificates:
         problems += check_certificates(inventory, hosts, plan, selected, more=monitoring.certificate_users())
     left = [c.name for c in inventory.clients if "ovms_client_server" in hosts[c.name].deferred]

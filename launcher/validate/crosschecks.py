@@ -544,3 +544,22 @@ def _stage_not_served(
             )
         ]
     return []
+
+
+def check_rollout(
+    inventory: Inventory, extravars: Mapping[str, Any], selected: set[str] | None, known: Sequence[Problem]
+) -> list[Problem]:
+    """What `launcher deploy` refuses when it plans the roll-out by site (launcher.rollout, H2): a value
+    of ovms_deploy_serial / ovms_deploy_max_fail_percentage that differs between hosts or is templated,
+    or one its rule refuses; left out when a problem of `known` already names the variable."""
+    from launcher.rollout import plan_rollout, playbook_extravars
+
+    try:
+        if plan_rollout(inventory, extravars, selected) is None:
+            playbook_extravars(inventory, extravars)
+    except LauncherError as exc:
+        problem = from_error(exc, default_file=inventory.source_label)
+        name = problem.key.rsplit(" ", 1)[-1]
+        if not any(name in p.key for p in known):
+            return [problem]
+    return []
