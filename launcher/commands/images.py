@@ -51,10 +51,22 @@ def build_cmd(names: tuple[str, ...], offline: bool | None, force: bool) -> None
 @images.command("save")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("names", nargs=-1)
-def save_cmd(directory: Path, names: tuple[str, ...]) -> None:
-    """Write image archives and images.json to DIRECTORY for hosts without a registry."""
+@click.option(
+    "--image",
+    "references",
+    multiple=True,
+    metavar="REF",
+    help="Also save this local image (any reference, e.g. the real openvino/model_server:TAG); repeatable. "
+    "With --image and no NAMES, only the --image images are saved.",
+)
+def save_cmd(directory: Path, names: tuple[str, ...], references: tuple[str, ...]) -> None:
+    """Write image archives and images.json (tag, image ID, sha256 and size of each archive) to DIRECTORY
+    for hosts without a registry: `launcher images load DIRECTORY` there, or a deploy with
+    -e prechecks_images_ship=true -e prechecks_images_archive_dir=DIRECTORY ships what each host lacks.
+    NAMES: project images (default: every one, unless --image is given)."""
     docker_cli.ensure_engine()
-    archive.save(select_images(names), directory, _say)
+    specs = select_images(names) if names or not references else []
+    archive.save(specs, directory, _say, references)
     console.print(f"archives in {directory}")
 
 

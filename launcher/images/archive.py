@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from launcher.errors import ExternalError, LauncherError
@@ -12,10 +14,30 @@ from launcher.images.specs import ImageSpec
 from launcher.models.fetch import sha256_file
 
 MANIFEST = "images.json"
+# an image reference `--image` accepts (never an option to docker: no leading '-', no spaces)
+_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 
 
 def _archive_name(spec: ImageSpec) -> str:
     return f"{spec.name}.tar"
+
+
+def reference_archive_name(ref: str) -> str:
+    """The archive file of any image reference (`--image REF`): its characters outside [A-Za-z0-9._-]
+    as '_', plus 8 hex digits of the reference's sha256 (two references never share a file), `.tar`;
+    a plain file name of the folder (no '/', no leading dot)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", ref)[:80].lstrip("._-") or "image"
+    return f"{plain}-{hashlib.sha256(ref.encode()).hexdigest()[:8]}.tar"
+
+
+def check_reference(ref: str) -> str:
+    if not _REFERENCE.match(ref):
+        raise LauncherError(
+            f"{ref!r} is not an image reference",
+            key="--image",
+            fix="give a local image as REPOSITORY[:TAG] or REPOSITORY@sha256:DIGEST (see `docker image ls`)",
+        )
+    return ref
 
 
 def read_manifest(folder: Path) -> dict:
@@ -35,35 +57,49 @@ def read_manifest(folder: Path) -> dict:
     return data
 
 
-def save(specs: list[ImageSpec], folder: Path, say: Callable[[str], None]) -> list[Path]:
-    """Write one tar per image plus images.json (tag, image id, sha256); unchanged images are kept."""
+def save(
+    specs: list[ImageSpec], folder: Path, say: Callable[[str], None], references: Sequence[str] = ()
+) -> list[Path]:
+    """Write one tar per image plus images.json (name, tag, image id, archive file, its sha256 and size:
+    what `launcher images load` and a deploy with prechecks_images_ship verify); unchanged images are
+    kept. `references`: any other local image (the real openvino/model_server image), each listed with
+    name and tag = the reference and the archive file reference_archive_name(REF). Images saved before
+    into the folder and not named now stay in the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
         previous = {e["name"]: e for e in read_manifest(folder)["images"]}
     except LauncherError:
         previous = {}
+    wanted = [(spec.name, spec.tag, _archive_name(spec), f"run `launcher images build {spec.name}` first")
+              for spec in specs]  # fmt: skip
+    wanted += [
+        (ref, ref, reference_archive_name(ref), f"pull or load {ref} into this machine's engine first")
+        for ref in dict.fromkeys(map(check_reference, references))
+    ]
     entries, written = [], []
-    for spec in specs:
-        image = docker_cli.image_id(spec.tag)
+    for name, tag, file, fix in wanted:
+        image = docker_cli.image_id(tag)
         if not image:
-            raise LauncherError(
-                f"image {spec.tag} is not built",
-                key=spec.name,
-                fix=f"run `launcher images build {spec.name}` first",
-            )
-        target = folder / _archive_name(spec)
-        old = previous.get(spec.name)
+            raise LauncherError(f"image {tag} is not on this machine's engine", key=name, fix=fix)
+        target = folder / file
+        old = previous.get(name)
         if old and old.get("id") == image and target.is_file() and sha256_file(target) == old.get("sha256"):
-            say(f"{spec.tag}: archive up to date")
-            entries.append(old)
+            say(f"{tag}: archive up to date")
+            entries.append({**old, "size": target.stat().st_size})
             continue
-        say(f"{spec.tag}: saving to {target}")
+        say(f"{tag}: saving to {target}")
         part = target.with_name(target.name + ".part")
-        docker_cli.run(["save", "--output", str(part), spec.tag])
+        docker_cli.run(["save", "--output", str(part), tag])
         part.replace(target)
-        entries.append({"name": spec.name, "tag": spec.tag, "id": image, "file": target.name,
-                        "sha256": sha256_file(target)})  # fmt: skip
+        entries.append({"name": name, "tag": tag, "id": image, "file": target.name,
+                        "sha256": sha256_file(target), "size": target.stat().st_size})  # fmt: skip
         written.append(target)
+    # archives saved before and not named now stay listed while their file is there (a folder filled
+    # image by image lists them all)
+    named = {name for name, *_rest in wanted}
+    entries += [
+        e for n, e in previous.items() if n not in named and (folder / str(e.get("file", ""))).is_file()
+    ]
     manifest = folder / MANIFEST
     tmp = manifest.with_name(MANIFEST + ".part")
     tmp.write_text(json.dumps({"images": entries}, indent=2) + "\n", encoding="utf-8")

@@ -14,7 +14,7 @@ Only what a run reads is mounted, read-only (docs/ee.md):
 - the launcher's shipped profiles, over the installed collection's `profiles/`;
 - at their own paths: the inventories (with the group_vars/ and host_vars/ beside an inventory
   file), and the files and folders the inventory names for the controller (SSH private keys, a
-  profiles folder, profile paths, a media folder, a models cache);
+  profiles folder, profile paths, a media folder, a models cache, the image archive folder);
 - the user's SSH known_hosts and default identities, in HOME (/home/runner, a tmpfs of the user's);
   the SSH agent's socket when SSH_AUTH_SOCK is set.
 
@@ -58,6 +58,8 @@ PATH_VARS = (
     "ovms_client_profiles_src",
     "ovms_client_media_dir",
     "ovms_models_cache_dir",
+    # `launcher images save DIR`'s archives a deploy with prechecks_images_ship sends (role prechecks)
+    "prechecks_images_archive_dir",
 )
 _NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
