@@ -46,3 +46,24 @@ def test_runner_environment_carries_the_strategy(monkeypatch: pytest.MonkeyPatch
     env = runner_envvars(tmp_path / "ansible.cfg")
     assert env["ANSIBLE_STRATEGY"] == "free"
     assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
+
+
+def test_the_own_strategy_replaces_mitogens_collection_lookup():
+    """The plugin's saving depends on a private function of Mitogen's planner: it must still exist and
+    be what invoke() calls, else the plugin warns and leaves Mitogen's lookup alone."""
+    import importlib.util
+
+    import ansible_mitogen.planner
+
+    spec = importlib.util.spec_from_file_location(
+        "ovms_launcher_mitogen_linear", OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    original = ansible_mitogen.planner._load_collections
+    try:
+        spec.loader.exec_module(plugin)
+        assert plugin.patched(), "Mitogen's planner no longer calls _load_collections: update the plugin"
+        assert ansible_mitogen.planner._load_collections is plugin._load_collections
+    finally:
+        ansible_mitogen.planner._load_collections = original

@@ -37,7 +37,22 @@ def _load_collections(invocation: Any) -> None:
     invocation._extra_sys_paths.update(_collection_dirs())
 
 
-ansible_mitogen.planner._load_collections = _load_collections
+def patched() -> bool:
+    """Whether Mitogen's planner looks the collections up through the function this plugin replaces (a
+    Mitogen release that renamed or inlined it keeps its own lookup: slower, never wrong)."""
+    planner = ansible_mitogen.planner
+    return hasattr(planner, "_load_collections") and "_load_collections" in planner.invoke.__code__.co_names
+
+
+if patched():
+    ansible_mitogen.planner._load_collections = _load_collections
+else:
+    from ansible.utils.display import Display
+
+    Display().warning(
+        "launcher/runner/ansible_strategy/mitogen_linear.py: this Mitogen release has no "
+        "planner._load_collections; the collections are listed per task as Mitogen does (slower)"
+    )
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
