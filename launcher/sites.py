@@ -35,19 +35,44 @@ def _templated(value: str, variables: Mapping[str, Any]) -> Any:
     return Templar(loader=DataLoader(), variables=dict(variables)).template(trust_as_template(value))
 
 
-def site_of(host: InventoryHost) -> str:
-    """The host's site: its `ovms_site` (templated like the host's other variables when it is a
-    template), "" when unset, null or empty."""
+# host id -> (the host, its site, the templating error or ""): site_of() is called several times
+# per host and templating builds a Templar and a DataLoader; the host is kept so its id stays its own
+_RESOLVED: dict[int, tuple[InventoryHost, str, str]] = {}
+
+
+def _resolve(host: InventoryHost) -> tuple[str, str]:
+    """The host's site and, when its `ovms_site` template does not render, Ansible's error ("" else)."""
+    cached = _RESOLVED.get(id(host))
+    if cached is not None and cached[0] is host:
+        return cached[1], cached[2]
+    site, error = "", ""
     value = host.vars.get(SITE_VAR)
-    if value is None:
-        return ""
     if isinstance(value, str) and ("{{" in value or "{%" in value):
+        from ansible.errors import AnsibleError
+
         from launcher.inventory import plain
 
-        value = plain(_templated(value, host.vars))
-        if value is None:
-            return ""
-    return str(value)
+        try:
+            rendered = plain(_templated(value, host.vars))
+        except AnsibleError as exc:
+            error = str(getattr(exc, "message", None) or exc).splitlines()[0]
+        else:
+            site = "" if rendered is None else str(rendered)
+    elif value is not None:
+        site = str(value)
+    _RESOLVED[id(host)] = (host, site, error)
+    return site, error
+
+
+def site_of(host: InventoryHost) -> str:
+    """The host's site: its `ovms_site` (templated like the host's other variables when it is a
+    template), "" when unset, null or empty, or when the template does not render (site_error())."""
+    return _resolve(host)[0]
+
+
+def site_error(host: InventoryHost) -> str:
+    """Why the host's `ovms_site` template does not render (Ansible's message), "" when it does."""
+    return _resolve(host)[1]
 
 
 @dataclass(frozen=True)

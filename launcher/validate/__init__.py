@@ -33,8 +33,8 @@ from launcher.validate.origins import VarOrigins
 from launcher.validate.problems import Problem, from_error, merge_hosts
 from launcher.validate.remote import check_models_stay_on_servers, check_reachable_servers
 from launcher.validate.safety import check_host_names
-from launcher.validate.sites import SiteSummary, check_sites, summarise
-from launcher.validate.tls import check_certificates, check_proxy_ports, tls_plan
+from launcher.validate.sites import SiteSummary, check_site_values, check_sites, summarise
+from launcher.validate.tls import check_certificates, check_proxy_ports, check_tls_not_set, tls_plan
 from launcher.validate.variables import RoleDefaults, check_hosts
 
 __all__ = ["Problem", "ValidationReport", "validate", "validate_for_destroy"]
@@ -185,6 +185,8 @@ def validate(
     defaults = RoleDefaults.load(roles_dir)
     hosts, host_problems = check_hosts(inventory, extravars, defaults, origins)
     problems = check_groups(inventory) + check_host_names(inventory, origins) + host_problems
+    problems += check_site_values(inventory, origins, extravars)
+    problems += check_tls_not_set(inventory, origins, extravars)
     assigned, more = resolve_servers(inventory, hosts, origins)
     problems += more
     problems += check_ports_and_names(hosts, origins)

@@ -2,10 +2,10 @@
 per-site summary of the report.
 
 Warnings (shown, never blocking: a deploy does what the inventory says):
-- a site with no server (its clients then use the inventory's first server, in another site);
+- a site with no server (its clients then use a server of another site), once, named with the
+  servers its clients use as the validation assigned them;
 - a server of a site that no client uses;
-- a client with a site and no server in it (named with the server it falls back to);
-- a client whose ovms_client_server is a server of another site, or of none.
+- a client of a site with servers whose ovms_client_server is a server of another site, or of none.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.inventory import SERVERS_GROUP, Inventory
-from launcher.sites import SITE_VAR, Site, sites
-from launcher.validate.origins import VarOrigins
+from launcher.sites import SITE_VAR, Site, site_error, sites
+from launcher.validate.origins import EXTRA_VARS, VarOrigins
 from launcher.validate.problems import Problem
 
 
@@ -48,6 +48,40 @@ class SiteSummary:
         )
 
 
+def check_site_values(
+    inventory: Inventory, origins: VarOrigins, extravars: Mapping[str, Any]
+) -> list[Problem]:
+    """Problems of the hosts' `ovms_site` itself: set in --extra-vars (the launcher reads the sites
+    from the inventory, Ansible would take the extra var: they would disagree), or a template that
+    does not render (the host then has no site)."""
+    if SITE_VAR in extravars:
+        return [
+            Problem(
+                EXTRA_VARS,
+                SITE_VAR,
+                "a host's site cannot be an extra var: the launcher plans sites and batches from the "
+                "inventory, Ansible would use the extra var for every host",
+                f"remove {SITE_VAR} from --extra-vars and set it in the inventory, per site group",
+            )
+        ]
+    problems: list[Problem] = []
+    for host in inventory.members():
+        error = site_error(host)
+        if error:
+            problems.append(
+                Problem(
+                    origins.find(SITE_VAR, host.name, host.groups),
+                    SITE_VAR,
+                    f"the template {host.vars.get(SITE_VAR)!r} does not render ({error}); "
+                    "the host has no site",
+                    f"define the variables it uses for the host, or write the site as plain text "
+                    f"({SITE_VAR}: store-a)",
+                    (host.name,),
+                )
+            )
+    return problems
+
+
 def check_sites(
     inventory: Inventory,
     origins: VarOrigins,
@@ -55,76 +89,63 @@ def check_sites(
     deferred: Iterable[str] = (),
 ) -> tuple[dict[str, Site], list[Problem]]:
     """The inventory's sites and the warnings about them. `assigned`: client -> its server (explicit
-    or the default rule); `deferred`: clients whose ovms_client_server is left to Ansible."""
+    or the default rule, as resolve_servers() computed it); `deferred`: clients whose
+    ovms_client_server is left to Ansible. One warning per fact: a site with no server is warned
+    once, naming the servers its clients use; a client of a site with servers, when it uses another
+    site's server (ovms_client_server as merged with the extra vars: `assigned`)."""
     found = sites(inventory)
     if not found:
         return found, []
     warnings: list[Problem] = []
     site_by_host = {name: site.name for site in found.values() for name in site.hosts}
-    first_server = inventory.servers[0].name if inventory.servers else ""
 
     def where(key: str, host: str) -> str:
         return origins.find(key, host, inventory.hosts[host].groups)
 
+    def described(server: str) -> str:
+        theirs = site_by_host.get(server, "")
+        return f"{server} (site {theirs!r})" if theirs else f"{server} (no site)"
+
     for site in found.values():
-        if not site.servers:
-            elsewhere = (
-                f"its clients use {first_server}, the inventory's first server"
-                + (f" (site {site_by_host[first_server]!r})" if site_by_host.get(first_server) else "")
-                if site.clients and first_server
-                else "nothing in it is served"
+        if site.servers:
+            continue
+        serving = list(dict.fromkeys(assigned[c] for c in site.clients if c in assigned))
+        if serving:
+            elsewhere = f"its clients use {', '.join(map(described, serving))}"
+        elif site.clients:
+            elsewhere = "its clients' server is left to Ansible"
+        else:
+            elsewhere = "nothing in it is served"
+        warnings.append(
+            Problem(
+                where(SITE_VAR, site.hosts[0]),
+                SITE_VAR,
+                f"site {site.name!r} has no server: {elsewhere}",
+                f"add a host of {SERVERS_GROUP} with {SITE_VAR}: {site.name} (the store's server), "
+                f"or move these hosts to a site that has one",
+                site.hosts,
             )
-            warnings.append(
-                Problem(
-                    where(SITE_VAR, site.hosts[0]),
-                    SITE_VAR,
-                    f"site {site.name!r} has no server: {elsewhere}",
-                    f"add a host of {SERVERS_GROUP} with {SITE_VAR}: {site.name} (the store's server), "
-                    f"or move these hosts to a site that has one",
-                    site.hosts,
-                )
-            )
-    explicit = {
-        client.name
-        for client in inventory.clients
-        if client.vars.get("ovms_client_server") not in (None, "") and client.name in assigned
-    }
+        )
     for client in inventory.clients:
         own = site_by_host.get(client.name, "")
         server = assigned.get(client.name)
-        if not own or server is None:
+        if not own or server is None or not found[own].servers:
+            continue  # a site with no server: warned once above
+        theirs = site_by_host.get(server, "")
+        if theirs == own:
             continue
         site = found[own]
-        theirs = site_by_host.get(server, "")
-        if not site.servers and client.name not in explicit:
-            warnings.append(
-                Problem(
-                    where(SITE_VAR, client.name),
-                    SITE_VAR,
-                    f"client of site {own!r}, which has no server: it uses {server}"
-                    + (f" of site {theirs!r}" if theirs else " (no site)"),
-                    f"add a server to site {own}, or set ovms_client_server to the server it should use",
-                    (client.name,),
-                )
-            )
-            continue
-        if theirs != own:
-            other = f"site {theirs!r}" if theirs else "no site"
-            fix = (
+        other = f"site {theirs!r}" if theirs else "no site"
+        warnings.append(
+            Problem(
+                where("ovms_client_server", client.name),
+                "ovms_client_server",
+                f"client of site {own!r} uses {server} of {other}",
                 f"use a server of its own site ({', '.join(site.servers)}): remove ovms_client_server "
-                f"(the default is {site.servers[0]}) or set it to one of them"
-                if site.servers
-                else f"add a server to site {own}"
+                f"(the default is {site.servers[0]}) or set it to one of them",
+                (client.name,),
             )
-            warnings.append(
-                Problem(
-                    where("ovms_client_server", client.name),
-                    "ovms_client_server",
-                    f"client of site {own!r} uses {server} of {other}",
-                    fix,
-                    (client.name,),
-                )
-            )
+        )
     if not set(deferred):
         used = set(assigned.values())
         for site in found.values():

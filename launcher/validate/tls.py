@@ -82,6 +82,31 @@ def tls_plan(inventory: Inventory, hosts: Mapping[str, HostVars], assigned: Mapp
     return TlsPlan(frozenset(plan["servers"]), plan["clients"])
 
 
+COMPUTED_TLS_VAR = "ovms_common_tls"
+
+
+def check_tls_not_set(
+    inventory: Inventory, origins: VarOrigins, extravars: Mapping[str, Any]
+) -> list[Problem]:
+    """`ovms_common_tls` set by the user: the roles compute it (roles/ovms_common/tasks/tls_plan.yml)
+    and trust it, so a set value could switch mTLS off behind the plan the validation checks."""
+    message = "computed by the roles (tasks/tls_plan.yml); not a setting"
+    fix = f"remove {COMPUTED_TLS_VAR}; mTLS follows ovms_tls_enabled and the inventory's servers and clients"
+    if COMPUTED_TLS_VAR in extravars:
+        return [Problem(origins.find(COMPUTED_TLS_VAR), COMPUTED_TLS_VAR, message, fix)]
+    return [
+        Problem(
+            origins.find(COMPUTED_TLS_VAR, host.name, host.groups),
+            COMPUTED_TLS_VAR,
+            message,
+            fix,
+            (host.name,),
+        )
+        for host in inventory.hosts.values()
+        if COMPUTED_TLS_VAR in host.vars
+    ]
+
+
 def remote_plan(inventory: Inventory, extravars: Mapping[str, Any]) -> tuple[dict[str, HostVars], TlsPlan]:
     """The hosts' checked variables and the TLS plan of an inventory with its extra vars, outside a
     validation (`launcher certs`, the deploy's renewal); their problems are the validation's to report."""

@@ -84,14 +84,17 @@ def ovms_advertised_address(host: str, hostvars: Mapping[str, Any]) -> str:
     return advertised_address(name, hostvars[name] if name in hostvars else {})[0]  # noqa: SIM401
 
 
-def site_servers(servers: Sequence[str], site_of: Callable[[str], str]) -> dict[str, str]:
+def site_servers(servers: Sequence[str], site_of: Callable[[str], str], only: str = "") -> dict[str, str]:
     """site -> its first server (servers-group order), read once for a whole inventory: `site_of`
-    gives a host's site ("" for none; servers with no site are in no entry)."""
+    gives a host's site ("" for none; servers with no site are in no entry). `only`: that site's
+    entry alone, reading the servers' sites no further than its first server."""
     first: dict[str, str] = {}
     for server in servers:
         site = site_of(str(server))
-        if site and site not in first:
+        if site and site not in first and (not only or site == only):
             first[site] = str(server)
+            if only:
+                break
     return first
 
 
@@ -124,8 +127,7 @@ def ovms_default_server(
     servers = list(groups.get(launcher_groups()["servers"], []))
     if hostvars is None or not servers or not (own := _site(hostvars, str(host))):
         return default_server(servers, host)
-    first = next((str(s) for s in servers if _site(hostvars, str(s)) == own), None)
-    return default_server(servers, host, own, {own: first} if first is not None else {})
+    return default_server(servers, host, own, site_servers(servers, lambda name: _site(hostvars, name), own))
 
 
 def pki_host_files(layout: Mapping[str, Any], root: str, kind: str, host: str) -> dict[str, str]:

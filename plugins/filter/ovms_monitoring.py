@@ -118,20 +118,20 @@ def _group(groups: Mapping[str, Sequence[str]], kind: str) -> list[str]:
     return [str(h) for h in groups.get(_common().launcher_groups()[kind], [])]
 
 
-def _plan(groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], host: str | None) -> dict:
-    """ovms_tls_plan() of the inventory (with `host` as its own server and client when it is in neither
-    group). The plan the run computed once (roles/ovms_common/tasks/tls_plan.yml sets ovms_common_tls
-    on the play's hosts) is read from a server's or client's variables when there is one: recomputing
-    it reads every host's variables."""
-    members = [*_group(groups, "servers"), *_group(groups, "clients")]
-    if host is None or host in members:
-        for member in [host] if host is not None else members:
-            computed = _vars(hostvars, member).get("ovms_common_tls")
-            if isinstance(computed, Mapping):
-                return dict(computed)
-            if host is None:
-                break  # the first member only: reading every host's variables is what this avoids
-    return _common().ovms_tls_plan(groups, hostvars, host)
+def _plan(
+    groups: Mapping[str, Sequence[str]], hostvars: Mapping[str, Any], host: str, *, alone: bool
+) -> dict:
+    """ovms_tls_plan() of the inventory, as `host` (the calling host) reads it; `alone`: `host` is in
+    none of the launcher's groups and is its own server and client. The plan the run computed once
+    (roles/ovms_common/tasks/tls_plan.yml sets ovms_common_tls on the play's hosts) is read from the
+    calling host's own fact when it is a server or client (its plan is the inventory's); never from
+    another host's, which may be outside the play (--limit) and hold anything. Else recomputed:
+    that reads every host's variables."""
+    if host in (*_group(groups, "servers"), *_group(groups, "clients")):
+        computed = _vars(hostvars, host).get("ovms_common_tls")
+        if isinstance(computed, Mapping):
+            return dict(computed)
+    return _common().ovms_tls_plan(groups, hostvars, host if alone else None)
 
 
 def ovms_monitoring_node_place(
@@ -156,7 +156,7 @@ def ovms_monitoring_roles(
     alone = not any(
         host in hosts for hosts in (groups.get(g, []) for g in _common().launcher_groups().values())
     )
-    plan = _plan(groups, hostvars, host if alone else None)
+    plan = _plan(groups, hostvars, host, alone=alone)
     server, client = server or alone, client or alone
     proxy = host in plan["servers"]
     if monitoring:
@@ -253,7 +253,7 @@ class _Inventory:
         # ovms_common's default of ovms_monitoring_enabled: what a host that does not set it runs with
         self.enabled_default = _flag(settings.get("enabled_default", False))
         # the plan of the inventory's own hosts (this host is not made a server or client of its own)
-        self.plan = _plan(groups, hostvars, None)
+        self.plan = _plan(groups, hostvars, self.me, alone=False)
         self.servers = _group(groups, "servers")
         self.clients = _group(groups, "clients")
         self.monitoring = _group(groups, "monitoring")

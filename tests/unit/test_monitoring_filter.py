@@ -227,6 +227,20 @@ def test_the_roles_of_a_host():
     assert alone["server"] and alone["client"] and alone["proxy"] and alone["gateway_tls"]
 
 
+def test_the_plan_is_read_from_the_calling_hosts_own_fact_only():
+    """Under --limit the first server may be outside the play, its hostvars an inventory-set
+    ovms_common_tls: a host reads only its own fact (a server's or client's), else recomputes."""
+    groups = _groups(["s"], ["c", "s"], ["m"])
+    off = {"servers": [], "clients": {}}
+    real = MONITORING._common().ovms_tls_plan(groups, {"s": {}, "c": {}, "m": {}}, None)
+    assert real["servers"] == ["s"]
+    hostvars = {"s": {"ovms_common_tls": off}, "c": {"ovms_common_tls": real}, "m": {}}
+    assert MONITORING.ovms_monitoring_roles(groups, hostvars, "c")["gateway_tls"]
+    assert MONITORING.ovms_monitoring_roles(groups, hostvars, "s")["proxy"] is False  # its own fact
+    # the monitoring host is neither server nor client: the plan is recomputed, s's fact not read
+    assert MONITORING._Inventory(groups, hostvars, "m", SETTINGS).plan == real
+
+
 # --- the sidecars' addresses and the gateway's TLS: written in the templates, the same ---------------
 
 

@@ -203,22 +203,29 @@ def test_a_site_without_a_server_is_warned(tmp_path):
     report = validate([fleet])
     assert report.ok, [p.render() for p in report.problems]
     by_message = {w.message: w for w in report.warnings}
-    site = by_message[
-        "site 'store-c' has no server: its clients use store-a-server, the inventory's first server "
-        "(site 'store-a')"
-    ]
+    # one warning for the fact, built from the servers the validation assigned (not repeated per client)
+    site = by_message["site 'store-c' has no server: its clients use store-a-server (site 'store-a')"]
     assert site.key == "ovms_site" and site.file == str(fleet / "hosts.yml")
     assert site.hosts == ("store-c-cam-1", "store-c-cam-2")
-    client = by_message[
-        "client of site 'store-c', which has no server: it uses store-a-server of site 'store-a'"
-    ]
-    assert client.hosts == ("store-c-cam-1", "store-c-cam-2")
-    assert "add a server to site store-c" in client.fix
+    assert not [w for w in report.warnings if "store-c-cam-1" in w.hosts and w is not site]
     assert report.sites["store-c"].servers == ()
-    assert len(report.sites["store-c"].problems) == 2
+    assert len(report.sites["store-c"].problems) == 1
     assert report.sites["store-a"].problems == ()
     # the human report: store-c's line counts them
-    assert "  store-c: server none; 2 client(s); 3 stream(s); 2 problem(s)" in report.describe().splitlines()
+    assert "  store-c: server none; 2 client(s); 3 stream(s); 1 problem(s)" in report.describe().splitlines()
+
+
+def test_a_serverless_sites_warning_names_the_servers_set_by_extra_vars(tmp_path):
+    fleet = _fleet_copy(tmp_path)
+
+    def edit(children: dict) -> None:
+        del children["ovms_servers"]["hosts"]["store-c-server"]
+        del children["ovms_sites"]["children"]["store_c"]["hosts"]["store-c-server"]
+
+    _edit_hosts(fleet, edit)
+    report = validate([fleet], {"ovms_client_server": "store-b-server"})
+    messages = [w.message for w in report.warnings if w.key == "ovms_site" and "no server" in w.message]
+    assert messages == ["site 'store-c' has no server: its clients use store-b-server (site 'store-b')"]
 
 
 def test_a_client_of_another_sites_server_and_an_idle_server_are_warned(tmp_path):
@@ -258,6 +265,63 @@ def test_a_site_name_follows_its_rule(tmp_path):
     assert problem.hosts == ("localhost",)
     assert "must be a site name" in problem.message
     assert problem.file == str(inv)
+
+
+def test_a_site_template_that_does_not_render_is_a_problem(tmp_path):
+    inv = _write(
+        tmp_path / "hosts.yml",
+        "all:\n  children:\n    ovms_servers:\n      hosts:\n        localhost:\n"
+        "          ansible_connection: local\n          ovms_site: '{{ store_code_missing }}'\n",
+    )
+    report = validate([inv])
+    [problem] = [p for p in report.problems if p.key == "ovms_site"]
+    assert problem.file == str(inv) and problem.hosts == ("localhost",)
+    assert "does not render" in problem.message and "store_code_missing" in problem.message
+    assert problem.fix
+    assert site_of(load_inventory([inv]).hosts["localhost"]) == ""
+    assert report.sites == {}
+    result = CliRunner().invoke(main, ["validate", "-i", str(inv)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "ovms_site" in result.output
+
+
+def test_site_of_is_computed_once_per_host(tmp_path, monkeypatch):
+    from launcher import sites as sites_module
+
+    inv = _write(
+        tmp_path / "hosts.yml",
+        "all:\n  vars: {store: a}\n  children:\n    ovms_servers:\n      hosts:\n"
+        "        s1: {ovms_site: '{{ store }}'}\n",
+    )
+    host = load_inventory([inv]).hosts["s1"]
+    calls = []
+    original = sites_module._templated
+    monkeypatch.setattr(sites_module, "_templated", lambda *a: calls.append(a) or original(*a))
+    assert [site_of(host) for _ in range(3)] == ["a", "a", "a"]
+    assert len(calls) == 1
+
+
+def test_a_site_in_extra_vars_is_refused():
+    report = validate([FLEET], {"ovms_site": "store-a"})
+    [problem] = [p for p in report.problems if p.key == "ovms_site"]
+    assert problem.file == "--extra-vars"
+    assert "set it in the inventory, per site group" in problem.fix
+
+
+@pytest.mark.parametrize("where", ["inventory", "extra vars"])
+def test_ovms_common_tls_is_not_a_setting(tmp_path, where):
+    tls = "{servers: [], clients: {}}"
+    host = "        localhost: {ansible_connection: local" + (
+        f", ovms_common_tls: {tls}" if where == "inventory" else ""
+    )
+    inv = _write(
+        tmp_path / "hosts.yml", "all:\n  children:\n    ovms_servers:\n      hosts:\n" + host + "}\n"
+    )
+    extravars = {"ovms_common_tls": {"servers": [], "clients": {}}} if where == "extra vars" else {}
+    [problem] = [p for p in validate([inv], extravars).problems if p.key == "ovms_common_tls"]
+    assert problem.message == "computed by the roles (tasks/tls_plan.yml); not a setting"
+    assert problem.file == ("--extra-vars" if where == "extra vars" else str(inv))
+    assert problem.fix
 
 
 # --- the per-distinct-values cache of the variables' checks ---------------------------------------
