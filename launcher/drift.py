@@ -10,10 +10,13 @@ every changed result as a `Change` with a category:
 - containers: a container that would be created or re-created, with the settings that differ
 - profiles: a client profile that would be placed again
 - certificates: a server certificate due for renewal (the launcher's dry-run renewal check), or the
-  certificate files a host would receive (the TLS task files, a task naming a certificate)
+  certificate files a host would receive (the TLS task files of roles/ovms_client and
+  roles/ovms_monitoring, the `copy` of ovms_tls_proxy's present.yml)
 - other: anything else (folders, networks, media, configuration files)
 
-`DriftReport` groups the changes per site (launcher.sites; "" for hosts without one) and host.
+`DriftReport` groups the changes per site (launcher.sites; "" for hosts without one) and host, with
+each host's status in the check run: `ok`, or `failed` / `unreachable` (not checked: its changes are
+only those found before it stopped).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ CATEGORIES: tuple[str, ...] = ("models", "images", "containers", "profiles", "ce
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 3
+EXIT_FAILED = 1
+
+STATUSES: tuple[str, ...] = ("ok", "failed", "unreachable")
 
 # Tasks of roles/ovms_models/tasks/version.yml are the steps of one version copy: the swap names it.
 _MODEL_COPY_FILE = ("ovms_models", "version.yml")
@@ -36,6 +42,8 @@ _MODEL_COPY_FILE = ("ovms_models", "version.yml")
 _PROFILE_FILES = frozenset({("ovms_client", "profile.yml"), ("ovms_client", "remote_profile.yml")})
 # (task files of the roles, as roles/ROLE/tasks/FILE)
 _CERTIFICATE_FILES = frozenset({"roles/ovms_client/tasks/tls.yml", "roles/ovms_monitoring/tasks/tls.yml"})
+# (task file, module) pairs outside those files that place certificate files: the mTLS proxy's copies
+_CERTIFICATE_TASKS = frozenset({("roles/ovms_tls_proxy/tasks/present.yml", "copy")})
 _IMAGE_ACTIONS = ("docker_image", "docker_image_pull", "docker_image_load", "docker_image_push")
 
 
@@ -202,7 +210,8 @@ def changes_of(data: Mapping[str, Any]) -> list[Change]:
         return _server_config_changes(res, task)
     if (role_dir, file) in _PROFILE_FILES:
         return [Change("profiles", _profile_name(task), task)]
-    if f"roles/{role_dir}/tasks/{file}" in _CERTIFICATE_FILES or "certificate" in task.lower():
+    task_file = f"roles/{role_dir}/tasks/{file}"
+    if task_file in _CERTIFICATE_FILES or (task_file, action) in _CERTIFICATE_TASKS:
         return [Change("certificates", task, task)]
     if items:
         return [Change("other", f"{task}: {_label(i)}" if _label(i) else task, task) for i in items]
@@ -266,6 +275,11 @@ class DriftReport:
 
     sites: dict[str, dict[str, list[Change]]]
     certificates: list[CertificateDue] = field(default_factory=list)
+    # host -> "failed" / "unreachable" (absent: "ok"), and host -> why (the failed task: its message)
+    status: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    # the PKI folders the certificate renewal check could not read (nothing is known of their certs)
+    certificate_errors: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -273,7 +287,13 @@ class DriftReport:
 
     @property
     def exit_code(self) -> int:
+        """1 when a host was not checked or a PKI folder could not be read, else 3 / 0."""
+        if self.certificate_errors or any(s != "ok" for s in self.status.values()):
+            return EXIT_FAILED
         return EXIT_CHANGES if self.changed else EXIT_NO_CHANGES
+
+    def status_of(self, host: str) -> str:
+        return self.status.get(host, "ok")
 
     def changed_hosts(self) -> list[str]:
         return [host for hosts in self.sites.values() for host, changes in hosts.items() if changes]
@@ -284,12 +304,14 @@ class DriftReport:
             "sites": {
                 site: {
                     "hosts": {
-                        host: {"changes": [c.to_dict() for c in changes]} for host, changes in hosts.items()
+                        host: {"changes": [c.to_dict() for c in changes], "status": self.status_of(host)}
+                        for host, changes in hosts.items()
                     }
                 }
                 for site, hosts in self.sites.items()
             },
             "certificates": [c.to_dict() for c in self.certificates],
+            "certificate_errors": list(self.certificate_errors),
         }
 
 
@@ -299,15 +321,24 @@ def build_report(
     site_of: Mapping[str, str],
     certificates: Sequence[CertificateDue] = (),
     site_order: Sequence[str] = (),
+    *,
+    status: Mapping[str, str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+    certificate_errors: Sequence[str] = (),
 ) -> DriftReport:
-    """Group the hosts of the run (`hosts`, in order; hosts with changes or a due certificate are
-    added when missing) per site. A due certificate is a `certificates` change of its host."""
+    """Group the hosts of the run (`hosts`, in order; hosts with changes, a due certificate or a
+    status are added when missing) per site. A due certificate is a `certificates` change of its host.
+    `status`: host -> "failed" / "unreachable" (the others are "ok"); `reasons`: host -> why."""
+    status = {h: s for h, s in (status or {}).items() if s != "ok"}
+    unknown = set(status.values()) - set(STATUSES)
+    if unknown:
+        raise ValueError(f"unknown host status {sorted(unknown)}: one of {', '.join(STATUSES)}")
     due: dict[str, list[Change]] = {}
     for cert in certificates:
         due.setdefault(cert.host, []).append(
             Change("certificates", cert.message, "renew the server certificate (launcher)")
         )
-    ordered = list(dict.fromkeys([*hosts, *changes, *due]))
+    ordered = list(dict.fromkeys([*hosts, *changes, *due, *status]))
     sites: dict[str, dict[str, list[Change]]] = {name: {} for name in site_order}
     for host in ordered:
         combined = [*due.get(host, []), *changes.get(host, [])]
@@ -315,21 +346,36 @@ def build_report(
         sites.setdefault(site_of.get(host, ""), {})[host] = ranked
     if "" in sites:  # hosts without a site last
         sites[""] = sites.pop("")
-    return DriftReport({site: hosts for site, hosts in sites.items() if hosts}, list(certificates))
+    return DriftReport(
+        {site: hosts for site, hosts in sites.items() if hosts},
+        list(certificates),
+        status,
+        {h: r for h, r in (reasons or {}).items() if h in status},
+        list(certificate_errors),
+    )
 
 
 def render_lines(report: DriftReport) -> list[str]:
-    """The human report: one block per site, a line per host with its changes by category."""
+    """The human report: one block per site, a line per host with its changes by category (a host
+    the check run failed on or could not reach: "not checked (...)", and what was found before), then
+    a line per PKI folder the certificate check could not read."""
     lines: list[str] = []
     for site, hosts in report.sites.items():
         lines.append(f"site {site}" if site else "hosts without a site")
         for host, changes in hosts.items():
-            if not changes:
-                lines.append(f"  {host}: nothing would change")
-                continue
             by_category: dict[str, list[str]] = {}
             for change in changes:
                 by_category.setdefault(change.category, []).append(change.what)
             parts = [f"{category}: {'; '.join(whats)}" for category, whats in by_category.items()]
-            lines.append(f"  {host}: " + " | ".join(parts))
+            status = report.status_of(host)
+            if status != "ok":
+                reason = report.reasons.get(host)
+                head = f"not checked ({status}: {reason})" if reason else f"not checked ({status})"
+                found = f"; found before: {' | '.join(parts)}" if parts else ""
+                lines.append(f"  {host}: {head}{found}")
+            elif parts:
+                lines.append(f"  {host}: " + " | ".join(parts))
+            else:
+                lines.append(f"  {host}: nothing would change")
+    lines += [f"certificate check failed: {error}" for error in report.certificate_errors]
     return lines

@@ -1,9 +1,10 @@
 """`launcher diff`: what a deploy would change, per site and host (a drift report).
 
-Validates like `launcher deploy` (its helpers, imported), checks which server certificates a deploy
-would renew (dry run), then runs playbooks/deploy.yml in check and diff mode and summarises the changed
-results (launcher.drift). Exit 0: nothing would change; 3: something would; 2: invalid input; 1: the
-check run failed on a host (or Ansible failed); 130: interrupted.
+Validates like `launcher deploy` (its helpers, imported; nothing runs on invalid input), checks which
+server certificates a deploy would renew (dry run), then runs playbooks/deploy.yml in check and diff
+mode and summarises the changed results (launcher.drift). Exit 0: nothing would change; 3: something
+would; 2: invalid input; 1: the check run failed on a host (or Ansible failed), or a PKI folder could
+not be read; 130: interrupted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from launcher.console import make_console
 from launcher.drift import CertificateDue, DriftCollector, DriftReport, build_report, render_lines
 from launcher.errors import LauncherError
 from launcher.inventory import Inventory, load_inventory
-from launcher.pki.deploy_renewal import renew_before_deploy
+from launcher.pki.deploy_renewal import check_renewals
 from launcher.rollout import BATCH_EXTRAVARS
 from launcher.runner import RunRequest, RunState, parse_extra_vars, run_playbook
 from launcher.runner.summary import EXIT_INVALID, RunSummary, summarize
@@ -41,26 +42,38 @@ def _site_map(inventory: Inventory) -> tuple[dict[str, str], list[str]]:
 
 def _certificates_due(
     inventory: Inventory, extravars: dict[str, Any], limit: str | None
-) -> list[CertificateDue]:
+) -> tuple[list[CertificateDue], list[str]]:
+    """The server certificates a deploy would renew, and the PKI folders that could not be read."""
     now = datetime.now(UTC)
-    due = renew_before_deploy(inventory, extravars, limit=limit, dry_run=True, quiet=True, now=now)
-    return [CertificateDue(d.name, d.not_after.isoformat(), d.describe(now)) for d in due]
+    check = check_renewals(inventory, extravars, limit=limit, dry_run=True, now=now)
+    due = [CertificateDue(d.name, d.not_after.isoformat(), d.describe(now)) for d in check.renewals]
+    return due, list(check.failures)
+
+
+def _host_status(summary: RunSummary) -> tuple[dict[str, str], dict[str, str]]:
+    """host -> "failed" / "unreachable", and host -> its failed task and message (when known)."""
+    status = {h.host: h.status for h in summary.failed_hosts}
+    reasons = {h.host: f"{h.failure.task}: {h.failure.message}" for h in summary.failed_hosts if h.failure}
+    return status, reasons
 
 
 def _print_human(report: DriftReport, summary: RunSummary) -> None:
     console = make_console(highlight=False, soft_wrap=True)
     for line in render_lines(report):
         console.print(escape(line))
+    if report.certificate_errors:
+        make_console(stderr=True, highlight=False, soft_wrap=True).print(
+            "[bold red]the certificate check failed[/]: which certificates a deploy would renew there is"
+            " unknown; fix: `launcher certs check` names the unreadable files, then run the diff again"
+        )
     if summary.exit_code:
         err = make_console(stderr=True, highlight=False, soft_wrap=True)
+        # the hosts it failed on are in the report above ("not checked (failed: TASK: MESSAGE)")
         err.print(f"[bold red]the check run failed[/]: {escape(summary.message)}")
-        for host in summary.failed_hosts:
-            if host.failure:
-                err.print(
-                    f"  {escape(host.host)}: {escape(host.failure.task)}: {escape(host.failure.message)}"
-                )
         if summary.run_dir:
             err.print(f"  run directory: {summary.run_dir}")
+        return
+    if report.certificate_errors:
         return
     changed = report.changed_hosts()
     total = sum(len(hosts) for hosts in report.sites.values())
@@ -101,11 +114,12 @@ def diff(**options: Any) -> None:
         inventory: Inventory | None = load_inventory(inventories)
     except LauncherError:
         inventory = None  # the validation below reports it, naming the file
-    certificates = _certificates_due(inventory, extravars, limit) if inventory is not None else []
+    # validate first: on invalid input (exit 2) nothing runs, not even the certificate dry run
     report = _validated(inventories, extravars, json_output, limit=limit, tags=None, inventory=inventory)
     loaded = report.inventory
     if loaded is None:  # pragma: no cover - a valid report has its inventory
         sys.exit(EXIT_INVALID)
+    certificates, certificate_errors = _certificates_due(loaded, extravars, limit)
     request = RunRequest(
         action="diff",
         playbook=PLAYBOOKS / "deploy.yml",
@@ -138,11 +152,22 @@ def diff(**options: Any) -> None:
         output_tail=outcome.output_tail,
     )
     site_map, site_order = _site_map(loaded)
-    drift = build_report(collector.hosts, collector.changes(), site_map, certificates, site_order)
+    status, reasons = _host_status(summary)
+    drift = build_report(
+        collector.hosts,
+        collector.changes(),
+        site_map,
+        certificates,
+        site_order,
+        status=status,
+        reasons=reasons,
+        certificate_errors=certificate_errors,
+    )
     code = summary.exit_code or drift.exit_code
     if json_output:
         document = drift.to_dict()
         document["exit_code"] = code
+        document["warnings"] = [w.to_dict() for w in report.warnings]
         if summary.exit_code:
             document["failed"] = summary.to_dict()
         click.echo(json.dumps(document, sort_keys=True))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,27 +48,33 @@ def server_certificate_hosts(
     return by_root
 
 
-def renew_before_deploy(
+@dataclass(frozen=True)
+class RenewalCheck:
+    """The server certificates of a run inside their renewal window (renewed, unless a dry run), and
+    each PKI folder that could not be read or renewed (a message naming the folder and the error)."""
+
+    renewals: list[ServerRenewal] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def check_renewals(
     inventory: Inventory | Sequence[Path],
     extravars: Mapping[str, Any],
     *,
     limit: str | None = None,
     dry_run: bool = False,
-    json_output: bool = False,
     now: datetime | None = None,
-    quiet: bool = False,
-) -> list[ServerRenewal]:
-    """Renew (with `dry_run`: only report) the due server certificates of the run; print one line each
-    (`quiet`: nothing, the caller reports the result: `launcher diff`).
+) -> RenewalCheck:
+    """Renew (with `dry_run`: only find) the due server certificates of the run; print nothing, the
+    caller reports the result (`launcher diff`: the due certificates and the failures as data).
     `inventory`: loaded already (`launcher deploy` validates the same one next), or its paths."""
     now = now or datetime.now(UTC)
     try:
         loaded = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
         by_root = server_certificate_hosts(loaded, extravars, limit)
     except LauncherError:
-        return []  # the validation reports the inventory's problem
-    renewals: list[ServerRenewal] = []
-    failures: list[str] = []
+        return RenewalCheck()  # the validation reports the inventory's problem
+    check = RenewalCheck()
     for root, names in by_root.items():
         layout = PkiLayout(root)
         existing = [n for n in names if layout.leaf_cert(Kind.SERVER, n).is_file()]
@@ -76,14 +83,29 @@ def renew_before_deploy(
         try:
             due = due_server_certificates(layout, existing, now=now)  # no lock, nothing written
             if dry_run or not due:
-                renewals += due
+                check.renewals.extend(due)
             else:
-                renewals += renew_server_certificates(layout, [d.name for d in due], now=now)
+                check.renewals.extend(renew_server_certificates(layout, [d.name for d in due], now=now))
         except (LauncherError, OSError) as exc:
-            failures.append(f"cannot renew the server certificates in {root}: {exc}")
-    if not quiet:
-        _report(renewals, failures, now, json_output)
-    return renewals
+            verb = "check" if dry_run else "renew"
+            check.failures.append(f"cannot {verb} the server certificates in {root}: {exc}")
+    return check
+
+
+def renew_before_deploy(
+    inventory: Inventory | Sequence[Path],
+    extravars: Mapping[str, Any],
+    *,
+    limit: str | None = None,
+    dry_run: bool = False,
+    json_output: bool = False,
+    now: datetime | None = None,
+) -> list[ServerRenewal]:
+    """`check_renewals`, printing one line per renewal and failure (`launcher deploy`)."""
+    now = now or datetime.now(UTC)
+    check = check_renewals(inventory, extravars, limit=limit, dry_run=dry_run, now=now)
+    _report(check.renewals, check.failures, now, json_output)
+    return check.renewals
 
 
 def _report(renewals: list[ServerRenewal], failures: list[str], now: datetime, json_output: bool) -> None:

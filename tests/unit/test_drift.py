@@ -211,6 +211,20 @@ def test_images_profiles_certificates_and_other():
     ]
 
 
+def test_certificates_are_told_by_task_file_and_module_not_by_task_name():
+    def change(task: str, task_file: str, action: str) -> tuple[str, str]:
+        (c,) = changes_of(result("h", task, task_file, action, {"changed": True})["event_data"])
+        return c.category, c.what
+
+    proxy = "ovms_tls_proxy/tasks/present.yml"
+    folders = "Create the certificate and config folders"
+    copy = "Copy the server certificate, key, CA bundle and CRL"
+    assert change(folders, proxy, "ansible.builtin.file") == ("other", folders)
+    assert change(copy, proxy, "ansible.builtin.copy") == ("certificates", copy)
+    marker = "Mark the gateway's certificate folder as this deployment's"
+    assert change(marker, "ovms_monitoring/tasks/exporters.yml", "ansible.builtin.copy") == ("other", marker)
+
+
 def test_unchanged_skipped_failed_and_handler_results_are_no_change():
     handler_uuid = "uuid-handler"
     events = [
@@ -257,17 +271,24 @@ def test_the_report_groups_hosts_per_site_in_inventory_order_with_unsited_hosts_
     assert report.to_dict() == {
         "changed": True,
         "sites": {
-            "store-a": {"hosts": {"host1": {"changes": []}, "host2": {"changes": []}}},
+            "store-a": {
+                "hosts": {
+                    "host1": {"changes": [], "status": "ok"},
+                    "host2": {"changes": [], "status": "ok"},
+                }
+            },
             "store-b": {
                 "hosts": {
                     "host3": {
-                        "changes": [{"category": "models", "what": "person-detection v2", "task": "swap"}]
+                        "changes": [{"category": "models", "what": "person-detection v2", "task": "swap"}],
+                        "status": "ok",
                     }
                 }
             },
-            "": {"hosts": {"host9": {"changes": []}}},
+            "": {"hosts": {"host9": {"changes": [], "status": "ok"}}},
         },
         "certificates": [],
+        "certificate_errors": [],
     }
     assert render_lines(report) == [
         "site store-a",
@@ -286,9 +307,47 @@ def test_nothing_to_change_is_exit_0_and_the_json_document_is_one_object():
     document = json.loads(json.dumps(report.to_dict()))
     assert document == {
         "changed": False,
-        "sites": {"store-a": {"hosts": {"host1": {"changes": []}}}},
+        "sites": {"store-a": {"hosts": {"host1": {"changes": [], "status": "ok"}}}},
         "certificates": [],
+        "certificate_errors": [],
     }
+
+
+def test_failed_and_unreachable_hosts_are_not_checked_and_exit_1():
+    changes = {"host1": [Change("models", "person-detection v2", "swap")]}
+    report = build_report(
+        ["host1", "host2", "host3"],
+        changes,
+        {"host1": "store-a", "host2": "store-a", "host3": "store-a"},
+        status={"host1": "failed", "host2": "unreachable", "host3": "ok"},
+        reasons={"host1": "Check the role's variables: bad"},
+    )
+    hosts = report.to_dict()["sites"]["store-a"]["hosts"]
+    assert {h: v["status"] for h, v in hosts.items()} == {
+        "host1": "failed",
+        "host2": "unreachable",
+        "host3": "ok",
+    }
+    assert report.exit_code == 1
+    assert render_lines(report) == [
+        "site store-a",
+        "  host1: not checked (failed: Check the role's variables: bad);"
+        " found before: models: person-detection v2",
+        "  host2: not checked (unreachable)",
+        "  host3: nothing would change",
+    ]
+
+
+def test_an_unknown_host_status_is_refused():
+    with pytest.raises(ValueError, match="unknown host status"):
+        build_report(["host1"], {}, {}, status={"host1": "dark"})
+
+
+def test_a_pki_folder_that_cannot_be_read_is_exit_1_and_listed():
+    error = "cannot check the server certificates in /pki: bad PEM"
+    report = build_report(["host1"], {}, {"host1": "store-a"}, certificate_errors=[error])
+    assert report.exit_code == 1 and report.to_dict()["certificate_errors"] == [error]
+    assert render_lines(report)[-1] == f"certificate check failed: {error}"
 
 
 def test_a_due_certificate_is_a_change_of_its_host_and_listed():
@@ -343,18 +402,31 @@ def diff_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from launcher.cli import main
     from launcher.commands import diff as diff_module
     from launcher.inventory import load_inventory
+    from launcher.pki.deploy_renewal import RenewalCheck
     from launcher.runner import RunOutcome
+    from launcher.validate import Problem
 
     requests: list[Any] = []
     inventory = load_inventory([FLEET])
 
     class Report:
         ok = True
+        warnings = [Problem("inventories/example-fleet/hosts.yml", "ovms_site", "a warning", "a fix")]
 
         def __init__(self) -> None:
             self.inventory = inventory
 
-    def run(events: list[dict[str, Any]], *args: str, status: str = "successful", rc: int = 0):
+    check = RenewalCheck()
+
+    def run(
+        events: list[dict[str, Any]],
+        *args: str,
+        status: str = "successful",
+        rc: int = 0,
+        certificate_errors: tuple[str, ...] = (),
+    ):
+        check.failures.extend(certificate_errors)
+
         def fake_run(request: Any, on_event: Any, **_: Any) -> RunOutcome:
             requests.append(request)
             for event in events:
@@ -363,7 +435,7 @@ def diff_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
         monkeypatch.setattr(diff_module, "run_playbook", fake_run)
         monkeypatch.setattr(diff_module, "_validated", lambda *a, **k: Report())
-        monkeypatch.setattr(diff_module, "renew_before_deploy", lambda *a, **k: [])
+        monkeypatch.setattr(diff_module, "check_renewals", lambda *a, **k: check)
         return CliRunner().invoke(main, ["diff", "-i", str(FLEET), *args]), requests
 
     return run
@@ -393,6 +465,10 @@ def test_the_command_exits_3_and_prints_one_json_document_naming_the_site_and_ho
     (change,) = document["sites"]["store-b"]["hosts"]["store-b-server"]["changes"]
     assert (change["category"], change["what"]) == ("models", "person-detection v2")
     assert document["sites"]["store-a"]["hosts"]["store-a-server"]["changes"] == []
+    assert document["sites"]["store-a"]["hosts"]["store-a-server"]["status"] == "ok"
+    (warning,) = document["warnings"]
+    assert (warning["key"], warning["fix"]) == ("ovms_site", "a fix")
+    assert document["certificate_errors"] == []
 
 
 def test_a_failed_check_run_is_exit_1_with_the_failure_in_the_document(diff_run):
@@ -400,13 +476,63 @@ def test_a_failed_check_run_is_exit_1_with_the_failure_in_the_document(diff_run)
         "store-a-server", "Check the role's variables", "ovms_server/tasks/main.yml", "x", {"msg": "bad"}
     )
     failed["event"] = "runner_on_failed"
-    outcome, _ = diff_run([failed], "--json", status="failed", rc=2)
+    outcome, _ = diff_run([failed, ok("store-b-server")], "--json", status="failed", rc=2)
     assert outcome.exit_code == 1, outcome.output
     document = json.loads(outcome.output.strip().splitlines()[-1])
     assert document["exit_code"] == 1 and document["failed"]["failed_hosts"] == ["store-a-server"]
+    assert document["sites"]["store-a"]["hosts"]["store-a-server"]["status"] == "failed"
+    assert document["sites"]["store-b"]["hosts"]["store-b-server"]["status"] == "ok"
 
 
-def test_invalid_input_is_exit_2_before_anything_runs(monkeypatch: pytest.MonkeyPatch):
+def test_a_failed_host_is_not_checked_in_the_human_report(diff_run):
+    failed = result(
+        "store-a-server", "Check the role's variables", "ovms_server/tasks/main.yml", "x", {"msg": "bad"}
+    )
+    failed["event"] = "runner_on_failed"
+    outcome, _ = diff_run([failed, ok("store-b-server")], status="failed", rc=2)
+    assert outcome.exit_code == 1, outcome.output
+    assert "store-a-server: not checked (failed: " in outcome.output
+    assert "store-a-server: nothing would change" not in outcome.output
+
+
+def test_an_unreadable_pki_is_exit_1_with_the_errors_in_the_document_and_the_report(diff_run):
+    error = "cannot check the server certificates in /pki: bad PEM"
+    outcome, _ = diff_run([ok("store-a-server")], "--json", certificate_errors=(error,))
+    assert outcome.exit_code == 1, outcome.output
+    document = json.loads(outcome.output.strip().splitlines()[-1])
+    assert document["certificate_errors"] == [error] and document["exit_code"] == 1
+    outcome, _ = diff_run([ok("store-a-server")])
+    assert outcome.exit_code == 1, outcome.output
+    assert f"certificate check failed: {error}" in outcome.output
+    assert "nothing would change on" not in outcome.output
+
+
+@pytest.fixture
+def fleet_with_pki(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """inventories/example-fleet with a complete PKI (OVMS_LAUNCHER_CERTS_DIR): it validates."""
+    from click.testing import CliRunner
+
+    from launcher.cli import main
+    from launcher.pki.layout import CERTS_DIR_ENV
+
+    monkeypatch.setenv(CERTS_DIR_ENV, str(tmp_path / "certs"))
+    generated = CliRunner().invoke(main, ["certs", "generate", "-i", str(FLEET)])
+    assert generated.exit_code == 0, generated.output
+    valid = CliRunner().invoke(main, ["validate", "-i", str(FLEET), "--json"])
+    assert valid.exit_code == 0, valid.output
+    return FLEET
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--forks", "0"], "--forks"),  # a usage error (click)
+        (["-l", "nosuchhost", "--json"], "--limit"),  # the validation report
+    ],
+)
+def test_invalid_input_is_exit_2_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, fleet_with_pki: Path, args: list[str], reason: str
+):
     from click.testing import CliRunner
 
     from launcher.cli import main
@@ -416,8 +542,30 @@ def test_invalid_input_is_exit_2_before_anything_runs(monkeypatch: pytest.Monkey
         raise AssertionError("nothing may run on invalid input")
 
     monkeypatch.setattr(diff_module, "run_playbook", no_run)
-    for args in (["--forks", "0"], ["-l", "nosuchhost", "--json"]):
-        outcome = CliRunner().invoke(main, ["diff", "-i", str(FLEET), *args])
-        assert outcome.exit_code == 2, outcome.output
-    document = json.loads(outcome.output)  # one document: the validation report
-    assert any(p["key"] == "--limit" for p in document["problems"]), document
+    monkeypatch.setattr(diff_module, "check_renewals", no_run)
+    outcome = CliRunner().invoke(main, ["diff", "-i", str(fleet_with_pki), *args])
+    assert outcome.exit_code == 2, outcome.output
+    if "--json" in args:
+        document = json.loads(outcome.output)  # one document: the validation report
+        assert [p["key"] for p in document["problems"]] == [reason], document
+    else:
+        assert reason in outcome.output and "Invalid value" in outcome.output
+
+
+def test_a_pki_folder_the_dry_run_cannot_read_is_a_failure_not_nothing_due(
+    fleet_with_pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """check_renewals returns the failures (printing nothing) instead of an empty list alone. (A
+    corrupt certificate file is the validation's: `launcher diff` exits 2 before the dry run.)"""
+    from launcher.errors import LauncherError
+    from launcher.inventory import load_inventory
+    from launcher.pki import deploy_renewal
+
+    def unreadable(*_: Any, **__: Any) -> None:
+        raise LauncherError("cannot read ca.crt", file="ca.crt", fix="restore the CA")
+
+    monkeypatch.setattr(deploy_renewal, "due_server_certificates", unreadable)
+    check = deploy_renewal.check_renewals(load_inventory([fleet_with_pki]), {}, dry_run=True)
+    assert check.renewals == []
+    (failure,) = check.failures
+    assert failure.startswith(f"cannot check the server certificates in {tmp_path / 'certs'}"), failure
