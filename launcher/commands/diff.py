@@ -31,7 +31,8 @@ from launcher.inventory import Inventory, load_inventory
 from launcher.pki.deploy_renewal import check_renewals
 from launcher.rollout import BATCH_EXTRAVARS
 from launcher.runner import RunRequest, RunState, parse_extra_vars, run_playbook
-from launcher.runner.summary import EXIT_INVALID, RunSummary, summarize
+from launcher.runner.session import outcome_summary
+from launcher.runner.summary import EXIT_INVALID, RunSummary
 from launcher.sites import site_of, sites
 
 
@@ -142,15 +143,7 @@ def diff(**options: Any) -> None:
             "checking what a deploy would change (a check-mode run)…"
         )
     outcome = run_playbook(request, on_event)
-    summary = summarize(
-        "diff",
-        state.snapshot(),
-        runner_status=outcome.status,
-        runner_rc=outcome.rc,
-        canceled=outcome.canceled,
-        run_dir=outcome.run_dir,
-        output_tail=outcome.output_tail,
-    )
+    summary = outcome_summary("diff", state, outcome)
     site_map, site_order = _site_map(loaded)
     status, reasons = _host_status(summary)
     drift = build_report(

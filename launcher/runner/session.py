@@ -14,7 +14,7 @@ from rich.text import Text
 
 from launcher.console import make_console
 from launcher.runner.events import RunState
-from launcher.runner.execute import RunRequest, run_playbook
+from launcher.runner.execute import RunOutcome, RunRequest, run_playbook
 from launcher.runner.render import ProgressView, render_summary
 from launcher.runner.summary import RunSummary, summarize
 
@@ -22,6 +22,19 @@ from launcher.runner.summary import RunSummary, summarize
 def json_line(obj: dict[str, Any]) -> str:
     """One line of `--json` output (sorted keys; paths and other objects as text)."""
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+def outcome_summary(action: str, state: RunState, outcome: RunOutcome) -> RunSummary:
+    """The summary of a finished run: what its events said, and how ansible-runner ended."""
+    return summarize(
+        action,
+        state.snapshot(),
+        runner_status=outcome.status,
+        runner_rc=outcome.rc,
+        canceled=outcome.canceled,
+        run_dir=outcome.run_dir,
+        output_tail=outcome.output_tail,
+    )
 
 
 def execute(
@@ -66,15 +79,7 @@ def execute(
             tick()
         if not console.is_terminal:
             console.line()  # a non-terminal Live leaves its last line open
-    summary = summarize(
-        request.action,
-        state.snapshot(),
-        runner_status=outcome.status,
-        runner_rc=outcome.rc,
-        canceled=outcome.canceled,
-        run_dir=outcome.run_dir,
-        output_tail=outcome.output_tail,
-    )
+    summary = outcome_summary(request.action, state, outcome)
     if json_output:
         click.echo(json_line(summary.to_dict()))
     else:
