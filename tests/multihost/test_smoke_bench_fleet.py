@@ -17,10 +17,16 @@ from testbed.harness import Harness
 def test_fleet_benchmark_smoke(multihost: Harness, multihost_archive_dir: Path, tmp_path: Path):
     sizes = (1, 2)
     fleet.load_images(multihost, sizes, multihost_archive_dir)
-    rows = fleet.measure(multihost, tmp_path, sizes, trials=1)
+    measured = fleet.measure(multihost, tmp_path, sizes, trials=1)
+    # the largest fleet, still deployed, also gets a warm re-deploy and `launcher diff` (one row)
+    drift = [r for r in measured if r.get("kind") == "warm_diff"]
+    assert [(r["size"], r["warm_changed"], r["diff_exit"]) for r in drift] == [(2, 0, 0)], drift
+    assert drift[0]["diff_s"] > 0 and drift[0]["warm_s"] > 0, drift
+    rows = [r for r in measured if r.get("kind") != "warm_diff"]
     assert [r["size"] for r in rows] == [1, 2]
     assert all(r["changed"] > 0 for r in rows), rows  # cold: every deploy really started from nothing
-    ratios, spreads, raw = fleet.summarise(rows, sizes)
+    ratios, spreads, raw = fleet.summarise(measured, sizes)
+    assert ratios["diff_over_warm_redeploy"] > 0, ratios
     assert math.isfinite(ratios["fleet2_over_fleet1"]) and ratios["fleet2_over_fleet1"] > 0
     assert spreads["fleet2_over_fleet1"]["median"] == ratios["fleet2_over_fleet1"]  # one trial
     for size in ("1", "2"):
