@@ -312,6 +312,11 @@ def run_rollout(
     total = len(rollout.batches)
     failed_batches: list[tuple[Batch, tuple[str, ...]]] = []
     started = 0  # batches whose run started
+
+    def finish(not_run: tuple[Batch, ...], reason: str, code: int, stopped: bool) -> int:
+        _report_end(console, json_output, total, started, failed_batches, not_run, reason, code, stopped)
+        return code
+
     try:
         for index, batch in enumerate(rollout.batches):
             if json_output:
@@ -325,39 +330,14 @@ def run_rollout(
                 failed_batches.append((batch, verdict.failed))
             _report_batch(console, json_output, batch, total, summary, verdict)
             if verdict.stop:
-                code = summary.exit_code or EXIT_FAILED
                 not_run = rollout.batches[index + 1 :]
                 # the last batch failing ends a roll-out that ran every batch: completed, with failures
                 stopped = bool(not_run) or summary.status not in ("successful", "failed")
-                _report_end(
-                    console,
-                    json_output,
-                    total,
-                    started,
-                    failed_batches,
-                    not_run,
-                    verdict.reason,
-                    code,
-                    stopped,
-                )
-                return code
+                return finish(not_run, verdict.reason, summary.exit_code or EXIT_FAILED, stopped)
     except KeyboardInterrupt:
-        not_run = rollout.batches[started:]
-        _report_end(
-            console,
-            json_output,
-            total,
-            started,
-            failed_batches,
-            not_run,
-            "interrupted",
-            EXIT_INTERRUPTED,
-            True,
-        )
-        return EXIT_INTERRUPTED
-    code = EXIT_FAILED if failed_batches else EXIT_OK
-    _report_end(console, json_output, total, total, failed_batches, (), "", code, False)
-    return code
+        return finish(rollout.batches[started:], "interrupted", EXIT_INTERRUPTED, True)
+    # every batch ran (started == total)
+    return finish((), "", EXIT_FAILED if failed_batches else EXIT_OK, False)
 
 
 def _report_batch(
