@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from client.errors import ClientError
@@ -269,16 +270,29 @@ def test_validate_refuses_a_hard_link_in_a_local_profile(tmp_path):
 # --- the role's tasks, run by ansible-playbook on this machine (no container involved) --------------------
 
 
+def _main_when(name: str) -> object:
+    """The condition under which the role's tasks/main.yml includes task file `name` (None: always)."""
+    main = yaml.safe_load(
+        (PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "main.yml").read_text(encoding="utf-8")
+    )
+    for task in main:
+        if name in (task.get("ansible.builtin.include_tasks"), task.get("ansible.builtin.import_tasks")):
+            return task.get("when")
+    raise AssertionError(f"roles/ovms_client/tasks/main.yml does not include {name}")
+
+
 def _play(tmp_path: Path, tasks_from: list[str], variables: dict) -> subprocess.CompletedProcess:
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars": variables,
-        "tasks": [
-            {"name": f"Run {name}", "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name}}
-            for name in tasks_from
-        ],
-    }
+    """The task files run as tasks/main.yml runs them: in this order, each under main.yml's condition."""
+    tasks = []
+    for name in tasks_from:
+        task = {
+            "name": f"Run {name}",
+            "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name},
+        }
+        if (when := _main_when(name)) is not None:
+            task["when"] = when
+        tasks.append(task)
+    play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
     return run_playbook(tmp_path, play, json_callback=True)
 
 
@@ -327,7 +341,9 @@ def test_the_role_ships_the_list_as_0640_root_client_group_once(tmp_path, reques
     second = _play(tmp_path, MEDIA_TASKS, variables)
     assert second.returncode == 0, second.stdout[-3000:]
     results = task_results(second)
-    assert results["Copy the sample media"].get("skipped"), results["Copy the sample media"]
+    # the host's manifest is the controller's: main.yml does not even include media.yml
+    assert results["Run media.yml"].get("skipped"), results["Run media.yml"]
+    assert "Copy the sample media" not in results, results["Copy the sample media"]
     assert not any(r.get("changed") for r in results.values())
 
     # the client's user reads the media through its group

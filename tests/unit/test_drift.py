@@ -222,7 +222,7 @@ def test_certificates_are_told_by_task_file_and_module_not_by_task_name():
     assert change(folders, proxy, "ansible.builtin.file") == ("other", folders)
     assert change(copy, proxy, "ansible.builtin.copy") == ("certificates", copy)
     marker = "Mark the gateway's certificate folder as this deployment's"
-    assert change(marker, "ovms_monitoring/tasks/exporters.yml", "ansible.builtin.copy") == ("other", marker)
+    assert change(marker, "ovms_monitoring/tasks/gateway.yml", "ansible.builtin.copy") == ("other", marker)
 
 
 def test_unchanged_skipped_failed_and_handler_results_are_no_change():

@@ -1,0 +1,78 @@
+"""An include or import of a role entry point that turns Ansible's argument-spec validation off
+(`rolespec_validate: false`, one task result less per host and play: bench/notes.md) must leave the
+check to the entry point's own first task: ovms.edge.ovms_check, which applies the role's main
+options (with ovms_common's) and its rules. So the first task must be that check, and the entry
+point may declare no option the main entry point lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE_ACTIONS = (
+    "ansible.builtin.import_role", "ansible.builtin.include_role", "ansible.legacy.import_role",
+    "ansible.legacy.include_role", "import_role", "include_role",
+)  # fmt: skip
+# what Ansible reads as false (its boolean conversion)
+FALSE = {"false", "no", "n", "off", "0", "f"}
+CHECK = "ovms.edge.ovms_check"
+
+
+def _tasks(data: Any) -> list[dict[str, Any]]:
+    """Every task mapping of a playbook or task file, blocks and plays included."""
+    found: list[dict[str, Any]] = []
+    items = data if isinstance(data, list) else []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        found.append(item)
+        for key in ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always"):
+            found += _tasks(item.get(key))
+    return found
+
+
+def _skips() -> list[tuple[str, str, str]]:
+    """(file, role, entry point) of each role include/import with rolespec_validate false."""
+    files = sorted((ROOT / "playbooks").glob("*.yml")) + sorted((ROOT / "roles").glob("*/tasks/*.yml"))
+    skips = []
+    for path in files:
+        for task in _tasks(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            for action in ROLE_ACTIONS:
+                args = task.get(action)
+                if isinstance(args, dict) and str(args.get("rolespec_validate", True)).lower() in FALSE:
+                    role = str(args["name"]).rsplit(".", 1)[-1]
+                    entry = str(args.get("tasks_from") or "main").removesuffix(".yml")
+                    skips.append((str(path.relative_to(ROOT)), role, entry))
+    return skips
+
+
+SKIPS = _skips()
+
+
+def test_the_deploy_skips_the_monitoring_entry_points() -> None:
+    # the guard below must have something to guard: the playbooks turn the duplicate validation off
+    skipped = {(role, entry) for _where, role, entry in SKIPS}
+    assert {("ovms_monitoring", "precheck"), ("ovms_monitoring", "exporters")} <= skipped
+
+
+@pytest.mark.parametrize(("where", "role", "entry"), SKIPS)
+def test_skipped_validation_is_done_by_the_entry_points_first_task(where: str, role: str, entry: str) -> None:
+    role_dir = ROOT / "roles" / role
+    first = (yaml.safe_load((role_dir / "tasks" / f"{entry}.yml").read_text(encoding="utf-8")) or [{}])[0]
+    assert CHECK in first and not (first[CHECK] or {}).get("role"), (
+        f"{where}: rolespec_validate is false for roles/{role} entry point {entry}, whose first task is not "
+        f"{CHECK} of the role itself: turn the validation back on or make that check the first task"
+    )
+    specs_file = role_dir / "meta" / "argument_specs.yml"
+    specs = yaml.safe_load(specs_file.read_text(encoding="utf-8"))["argument_specs"]
+    main = set((specs.get("main") or {}).get("options") or {})
+    own = set((specs.get(entry) or {}).get("options") or {})
+    assert own <= main, (
+        f"{where}: roles/{role} entry point {entry} declares {sorted(own - main)}, which the role's check "
+        "(main options only) does not apply: add them to the main entry point or turn rolespec_validate "
+        "back on"
+    )
