@@ -109,7 +109,7 @@ def _is_marker(task: dict) -> bool:
 
 def test_every_purged_data_folder_is_marked_by_its_roles_deploy():
     """Each role's absent.yml purges folders; a deploy entry point of the role (main.yml, or the
-    monitoring's exporters.yml) writes the marker in each of them, right after creating them."""
+    monitoring's gateway.yml) writes the marker in each of them, right after creating them."""
     purged: dict[str, set[str]] = {}
     for absent in ROLES.glob("*/tasks/absent.yml"):
         for task in _tasks(absent):

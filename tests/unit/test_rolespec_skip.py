@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible.module_utils.parsing.convert_bool import boolean
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_ACTIONS = (
     "ansible.builtin.import_role", "ansible.builtin.include_role", "ansible.legacy.import_role",
     "ansible.legacy.include_role", "import_role", "include_role",
 )  # fmt: skip
-# what Ansible reads as false (its boolean conversion)
-FALSE = {"false", "no", "n", "off", "0", "f"}
 CHECK = "ovms.edge.ovms_check"
 
 
@@ -43,7 +42,7 @@ def _skips() -> list[tuple[str, str, str]]:
         for task in _tasks(yaml.safe_load(path.read_text(encoding="utf-8"))):
             for action in ROLE_ACTIONS:
                 args = task.get(action)
-                if isinstance(args, dict) and str(args.get("rolespec_validate", True)).lower() in FALSE:
+                if isinstance(args, dict) and not boolean(args.get("rolespec_validate", True), strict=False):
                     role = str(args["name"]).rsplit(".", 1)[-1]
                     entry = str(args.get("tasks_from") or "main").removesuffix(".yml")
                     skips.append((str(path.relative_to(ROOT)), role, entry))
