@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from launcher.validate.specs import entry_point_options
+
 ROLES = Path(__file__).resolve().parent.parent / "roles"
 START, END = "<!-- variables:start -->", "<!-- variables:end -->"
 
@@ -39,9 +41,7 @@ def _cell(text: str) -> str:
 def table(role: Path) -> str:
     """The markdown table of one role's variables (its defaults, then specced variables without one)."""
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
-    specs_file = role / "meta" / "argument_specs.yml"
-    specs = yaml.safe_load(specs_file.read_text(encoding="utf-8")) if specs_file.is_file() else {}
-    options = ((specs or {}).get("argument_specs") or {}).get("main", {}).get("options", {}) or {}
+    options = entry_point_options(role.parent, role.name)
     rows = ["| variable | default | type | description |", "| --- | --- | --- | --- |"]
     names = list(defaults) + [name for name in options if name not in defaults]
     for name in names:

@@ -1,12 +1,12 @@
 """The roles' variable contract, read from the roles themselves.
 
-Each role's `meta/argument_specs.yml` (entry point `main`) specifies its variables: type, nested
-`options`, `choices`, `required`, `default`; `roles/ovms_common` specifies, once, the deployment-wide
-names every role uses. `defaults/main.yml` holds the values (a templated default only there: its
-spec has no `default`). The launcher merges the `main` options of every role into one spec and
-validates each host's variables against it with ansible-core's own validator (launcher/validate/
-argspec.py); what a spec cannot express lives in launcher/validate/rules.py, keyed by the option
-paths this module lists.
+Each role's `meta/argument_specs.yml` (entry point `main`; ovms_common's `shared`) specifies its
+variables: type, nested `options`, `choices`, `required`, `default`; `roles/ovms_common` specifies,
+once, the deployment-wide names every role uses. `defaults/main.yml` holds the values (a templated
+default only there: its spec has no `default`). The launcher merges those options of every role into
+one spec and validates each host's variables against it with ansible-core's own validator
+(launcher/validate/argspec.py); what a spec cannot express lives in launcher/validate/rules.py,
+keyed by the option paths this module lists.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def collection_roles(roles_dir: Path) -> tuple[str, ...]:
 
 
 ROLES = collection_roles(content().roles)
-ENTRY_POINT = "main"
 
 # variable prefix -> the role that reads those variables (named in fixes, even when a name is
 # deployment-wide and so specified and defaulted in roles/ovms_common)
@@ -96,10 +95,14 @@ def role_of(variable: str) -> str | None:
     return next((role for p, role in PREFIXES.items() if variable.startswith(p)), None)
 
 
-def entry_point_options(roles_dir: Path, role: str, entry_point: str = ENTRY_POINT) -> dict[str, dict]:
+def entry_point_options(roles_dir: Path, role: str, entry_point: str | None = None) -> dict[str, dict]:
+    """The options of an entry point of a role's argument specs; by default the one that holds the
+    role's options (`main`, ovms_common's `shared`: the rule engine's entry_point says why)."""
+    from launcher.validate.rules import engine  # imports this module: read when first called
+
     data = load_yaml(roles_dir / role / "meta" / "argument_specs.yml")
     specs = data.get("argument_specs") if isinstance(data, dict) else None
-    entry = specs.get(entry_point) if isinstance(specs, dict) else None
+    entry = specs.get(entry_point or engine().entry_point(role)) if isinstance(specs, dict) else None
     options = entry.get("options") if isinstance(entry, dict) else None
     return dict(options) if isinstance(options, dict) else {}
 
@@ -128,7 +131,8 @@ def walk(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Ma
 
 @dataclass(frozen=True)
 class RoleSpecs:
-    """The `main` options of every role merged into one spec, and the role whose spec holds each."""
+    """The options of every role (entry_point_options) merged into one spec, and the role whose spec
+    holds each."""
 
     options: dict[str, dict] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)

@@ -50,6 +50,13 @@ except ImportError:  # pragma: no cover
 RULES_FILE = "meta/rules.yml"
 SPECS_FILE = "meta/argument_specs.yml"
 COMMON = "ovms_common"
+# The entry point of meta/argument_specs.yml that holds a role's options: `main`, except ovms_common's.
+# Every role depends on ovms_common (meta/main.yml), and ansible-core validates a dependency's `main`
+# entry point with a task of its own in every play and on every host, which rolespec_validate cannot
+# turn off: six task results per client host, each costing the controller a worker (bench/notes.md),
+# for options each role's check (ovms.edge.ovms_check) applies anyway. Named otherwise, the shared
+# options are checked once, by that check.
+SHARED_ENTRY_POINT = "shared"
 RULE_KEYS = frozenset(
     (
         "use",
@@ -705,14 +712,21 @@ def load_rules(role_path: str) -> RuleSet:
     return RuleSet(rules, definitions, _as_list(data.get("host")), (file,))
 
 
-def load_options(role_path: str, entry_point: str = "main") -> dict[str, Any]:
-    """The options of a role's entry point (meta/argument_specs.yml), cached; a missing or empty file,
-    or one without that entry point, is an error (_contract_part)."""
+def entry_point(role: str) -> str:
+    """The entry point of `role`'s argument specs that holds its options."""
+    return SHARED_ENTRY_POINT if role == COMMON else "main"
+
+
+def load_options(role_path: str, entry: str | None = None) -> dict[str, Any]:
+    """The options of a role's entry point (meta/argument_specs.yml; by default the one of its options,
+    `entry_point`), cached; a missing or empty file, or one without that entry point, is an error
+    (_contract_part)."""
     file = str(Path(role_path) / SPECS_FILE)
-    entry = _contract_part(file, "argument_specs")["argument_specs"].get(entry_point)
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{file} has no entry point {entry_point!r}: restore argument_specs.{entry_point}")
-    return dict(entry.get("options") or {})
+    name = entry or entry_point(Path(role_path).name)
+    spec = _contract_part(file, "argument_specs")["argument_specs"].get(name)
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{file} has no entry point {name!r}: restore argument_specs.{name}")
+    return dict(spec.get("options") or {})
 
 
 @functools.lru_cache(maxsize=64)
