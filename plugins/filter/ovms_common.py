@@ -52,6 +52,49 @@ def _rules_engine() -> Any:
     return ovms_rules
 
 
+# The role whose entry point `container` specifies a container spec (tasks/container.yml).
+COMMON_ROLE_DIR = Path(__file__).resolve().parents[2] / "roles" / "ovms_common"
+
+
+@cache
+def _container_validator() -> Any:
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    options = _rules_engine().load_options(str(COMMON_ROLE_DIR), "container")
+    return ArgumentSpecValidator(options)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def ovms_checked_containers(containers: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """`containers` (as plain lists and dicts) once ansible-core's validator finds them as the
+    `container` entry point of roles/ovms_common/meta/argument_specs.yml specifies (tasks/container.yml
+    loops over this filter's result). The check is in the task itself, not in the validation task
+    ansible-core adds to an import_role: a task result fewer for every container task a host runs
+    (bench/notes.md); the imports say rolespec_validate: false."""
+    from ansible.errors import AnsibleFilterError
+
+    # plain lists and dicts, their values templated here: the validator deep-copies what it is given,
+    # which ansible-core's lazily templated containers do not survive
+    containers = _plain(containers)
+    result = _container_validator().validate({"ovms_common_containers": containers})
+    if result.error_messages:
+        listed = containers if isinstance(containers, list) else []
+        names = ", ".join(str(c.get("name")) for c in listed if isinstance(c, Mapping)) or "none"
+        raise AnsibleFilterError(
+            f"container specs ({names}) do not match the `container` entry point of "
+            f"{COMMON_ROLE_DIR.name}/meta/argument_specs.yml: {'; '.join(result.error_messages)}. The role "
+            "that builds them (its vars/main.yml or filter) has a bug: report it with this message."
+        )
+    return containers
+
+
 def ovms_unsafe_dirs(
     folders: Sequence[Mapping[str, str]], system_dirs: Sequence[str], sensitive_dirs: Sequence[str] = ()
 ) -> list[str]:
@@ -237,6 +280,7 @@ class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_is_ip_address": ovms_is_ip_address,
+            "ovms_checked_containers": ovms_checked_containers,
             "ovms_unsafe_dirs": ovms_unsafe_dirs,
             "ovms_tls_plan": ovms_tls_plan,
             "ovms_outside_groups": ovms_outside_groups,

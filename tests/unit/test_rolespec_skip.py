@@ -2,7 +2,8 @@
 (`rolespec_validate: false`, one task result less per host and play: bench/notes.md) must leave the
 check to the entry point's own first task: ovms.edge.ovms_check, which applies the role's main
 options (with ovms_common's) and its rules. So the first task must be that check, and the entry
-point may declare no option the main entry point lacks."""
+point may declare no option the main entry point lacks. ovms_common's `container` entry point checks
+its specs in its one task instead (filter ovms_checked_containers)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ ROLE_ACTIONS = (
     "ansible.legacy.include_role", "import_role", "include_role",
 )  # fmt: skip
 CHECK = "ovms.edge.ovms_check"
+CONTAINER_ENTRY = ("ovms_common", "container")
+CONTAINER_CHECK = "ovms.edge.ovms_checked_containers"
 
 
 def _tasks(data: Any) -> list[dict[str, Any]]:
@@ -58,7 +61,18 @@ def test_the_deploy_skips_the_monitoring_entry_points() -> None:
     assert {("ovms_monitoring", "precheck"), ("ovms_monitoring", "exporters")} <= skipped
 
 
-@pytest.mark.parametrize(("where", "role", "entry"), SKIPS)
+def test_the_container_entry_point_checks_its_specs_in_its_task() -> None:
+    assert CONTAINER_ENTRY in {(role, entry) for _where, role, entry in SKIPS}
+    file = ROOT / "roles" / "ovms_common" / "tasks" / "container.yml"
+    tasks = yaml.safe_load(file.read_text(encoding="utf-8"))
+    loops = [str(task.get("loop", "")) for task in tasks]
+    assert len(tasks) == 1 and f"ovms_common_containers | {CONTAINER_CHECK}" in loops[0], (
+        "roles/ovms_common/tasks/container.yml is imported with rolespec_validate false: its one task must "
+        f"loop over `ovms_common_containers | {CONTAINER_CHECK}`, which checks the specs; found loops {loops}"
+    )
+
+
+@pytest.mark.parametrize(("where", "role", "entry"), [s for s in SKIPS if s[1:] != CONTAINER_ENTRY])
 def test_skipped_validation_is_done_by_the_entry_points_first_task(where: str, role: str, entry: str) -> None:
     role_dir = ROOT / "roles" / role
     first = (yaml.safe_load((role_dir / "tasks" / f"{entry}.yml").read_text(encoding="utf-8")) or [{}])[0]
