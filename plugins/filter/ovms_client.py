@@ -43,44 +43,81 @@ STAGE_STATS_KEYS = ("requests", "failures", "latency_p50_ms", "latency_p95_ms", 
 _DEVICE = re.compile(r"^/dev/video[0-9]+\Z")
 
 
+def _instances(profile: dict) -> list[str]:
+    """<profile>-<n> of each instance of a profile, n from 1: results folder and container name suffix."""
+    return [f"{profile['name']}-{n}" for n in range(1, int(profile.get("instances", 1)) + 1)]
+
+
 def ovms_client_instances(profiles: list[dict]) -> list[str]:
-    """<profile>-<n> of every profile instance, n from 1: results folder and container name suffix."""
-    return [
-        f"{profile['name']}-{n}"
-        for profile in profiles
-        for n in range(1, int(profile.get("instances", 1)) + 1)
-    ]
+    """<profile>-<n> of every profile instance (_instances)."""
+    return [instance for profile in profiles for instance in _instances(profile)]
 
 
 def _container_names(profile: dict, prefix: str) -> list[str]:
     """<prefix>-<profile>-<n> of each instance of a profile, n from 1."""
-    return [f"{prefix}-{profile['name']}-{n}" for n in range(1, int(profile.get("instances", 1)) + 1)]
+    return [f"{prefix}-{instance}" for instance in _instances(profile)]
 
 
-def ovms_client_instance_containers(service: dict, profile: dict, prefix: str, data_dir: str) -> list[dict]:
-    """The container specs of a profile's instances (roles/ovms_common/tasks/container.yml): `service`
-    with, for instance n, its name <prefix>-<profile>-<n>, its own results folder at /results and
-    its profile and instance labels."""
+def _results_dir(instance: str) -> str:
+    """An instance's results folder, below the client data folder."""
+    return f"results/{instance}"
+
+
+def _true(value: object) -> bool:
+    """A templated boolean (a bool, or a string such as "False") as a bool."""
+    return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
+
+
+def ovms_client_profile_dir(data_dir: str, name: str) -> str:
+    """Where a host holds profile `name` (pushed or fetched): <data>/profiles/<name>."""
+    return f"{data_dir}/profiles/{name}"
+
+
+def ovms_client_results_dirs(profiles: list[dict], uid: int | str, gid: int | str) -> list[dict]:
+    """The results folder of each profile instance, results/<profile>-<n>, the client's (it writes
+    them): {name, owner, group, mode} as the role's folders task creates them."""
+    return [
+        {"name": _results_dir(instance), "owner": uid, "group": gid, "mode": "0750"}
+        for instance in ovms_client_instances(profiles)
+    ]
+
+
+def ovms_client_instance_specs(
+    service: dict, profiles: list[dict], prefix: str, data_dir: str, prepared: dict, renewed: list[str]
+) -> list[dict]:
+    """The container specs of every instance of `profiles` (roles/ovms_common/tasks/container.yml, one
+    task for the host): `service` with, for instance n of a profile, its name <prefix>-<profile>-<n>,
+    the profile's folder at /profile, its own results folder at /results, the video devices and groups
+    the profile's reading found (`prepared`, tasks/profile.yml), its profile and instance labels, and
+    `recreate` when the service says so, the profile's copy changed or its model files did
+    (`renewed`)."""
     specs = []
-    for n, name in enumerate(_container_names(profile, prefix), start=1):
-        results = {
-            "type": "bind",
-            "source": f"{data_dir}/results/{profile['name']}-{n}",
-            "target": "/results",
-        }
-        labels = {
-            **service.get("labels", {}),
-            "ovms-launcher.profile": profile["name"],
-            "ovms-launcher.instance": str(n),
-        }
-        specs.append(
-            {
-                **service,
-                "name": name,
-                "mounts": [*service.get("mounts", []), results],
-                "labels": labels,
+    for profile in profiles:
+        name = profile["name"]
+        if name not in prepared:
+            raise ValueError(f"profile {name} was not placed and read on this host (tasks/profile.yml)")
+        read = prepared[name]
+        recreate = _true(service.get("recreate")) or _true(read.get("changed")) or name in renewed
+        placed = {"type": "bind", "source": ovms_client_profile_dir(data_dir, name), "target": "/profile",
+                  "read_only": True}  # fmt: skip
+        for n, instance in enumerate(_instances(profile), start=1):
+            results = {"type": "bind", "source": f"{data_dir}/{_results_dir(instance)}", "target": "/results"}
+            labels = {
+                **service.get("labels", {}),
+                "ovms-launcher.profile": name,
+                "ovms-launcher.instance": str(n),
             }
-        )
+            specs.append(
+                {
+                    **service,
+                    "name": f"{prefix}-{instance}",
+                    "mounts": [placed, *service.get("mounts", []), results],
+                    "devices": list(read.get("devices") or []),
+                    "groups": list(read.get("groups") or []),
+                    "labels": labels,
+                    "recreate": recreate,
+                }
+            )
     return specs
 
 
@@ -388,30 +425,6 @@ def ovms_client_credentials_json(credentials: object) -> str:
     return json.dumps({"cameras": entries}, indent=1, sort_keys=True) + "\n"
 
 
-def ovms_client_profile_odd(found: list[dict]) -> list[str]:
-    """The entries of a local profile folder (ansible.builtin.find's `files`, file_type any, links not
-    followed) that are neither a folder nor a regular file with one name, each as `path (what)`: a
-    symbolic link, a hard link (more than one name: the copy would ship the file it shares, a key of
-    the controller, say), a FIFO, a socket or a device. The launcher's loader refuses the same
-    (client/profile.py), a staged profile's module too (ovms_client_stage)."""
-    odd = []
-    for entry in sorted(found, key=lambda e: str(e.get("path", ""))):
-        path = str(entry.get("path", ""))
-        if entry.get("islnk"):
-            what = "a symbolic link"
-        elif entry.get("isreg"):
-            links = int(entry.get("nlink") or 1)
-            if links <= 1:
-                continue
-            what = f"a hard link, {links} names for one file"
-        elif entry.get("isdir"):
-            continue
-        else:
-            what = "a special file"
-        odd.append(f"{path} ({what})")
-    return odd
-
-
 def ovms_media_stale(found: list[dict], root: str, media: dict) -> list[str]:
     """The paths under a host's media folder `root` (ansible.builtin.find's `files`, links not followed)
     that the media to ship (lookup ovms_media: its `dirs` and `files`) do not list, or list as the
@@ -441,7 +454,9 @@ class FilterModule:
         return {
             "ovms_client_instances": ovms_client_instances,
             "ovms_client_instance_name": ovms_client_instance_name,
-            "ovms_client_instance_containers": ovms_client_instance_containers,
+            "ovms_client_instance_specs": ovms_client_instance_specs,
+            "ovms_client_profile_dir": ovms_client_profile_dir,
+            "ovms_client_results_dirs": ovms_client_results_dirs,
             "ovms_client_metrics_sd": ovms_client_metrics_sd,
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
@@ -456,6 +471,5 @@ class FilterModule:
             "ovms_client_model_files_changed": ovms_client_model_files_changed,
             "ovms_client_device_spec": ovms_client_device_spec,
             "ovms_client_credentials_json": ovms_client_credentials_json,
-            "ovms_client_profile_odd": ovms_client_profile_odd,
             "ovms_media_stale": ovms_media_stale,
         }

@@ -329,10 +329,9 @@ def test_the_targets_are_every_instance_container_with_its_port_and_profile():
         {"targets": ["ovms-client-price-label-1:9464"], "labels": {"profile": "price-label"}},
     ]
     # the names are the containers' own (the role runs them under these names)
+    read = {profile["name"]: {} for profile in profiles}
     specs = [
-        spec["name"]
-        for profile in profiles
-        for spec in SD.ovms_client_instance_containers({}, profile, "ovms-client", "/data")
+        spec["name"] for spec in SD.ovms_client_instance_specs({}, profiles, "ovms-client", "/data", read, [])
     ]
     assert [t for entry in document for t in entry["targets"]] == [f"{name}:9464" for name in specs]
     assert json.loads(SD.ovms_client_metrics_sd([], "ovms-client", "9464")) == []
