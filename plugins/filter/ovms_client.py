@@ -7,6 +7,7 @@ import json
 import re
 
 import yaml
+from ansible.module_utils.parsing.convert_bool import boolean
 
 # What a profile writes to its results folder: the keys of `outputs` in profile.yaml that name the
 # files or switch detections off, with the client's defaults (client/profile.py OutputsSpec). No
@@ -63,11 +64,6 @@ def _results_dir(instance: str) -> str:
     return f"results/{instance}"
 
 
-def _true(value: object) -> bool:
-    """A templated boolean (a bool, or a string such as "False") as a bool."""
-    return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
-
-
 def ovms_client_profile_dir(data_dir: str, name: str) -> str:
     """Where a host holds profile `name` (pushed or fetched): <data>/profiles/<name>."""
     return f"{data_dir}/profiles/{name}"
@@ -97,7 +93,12 @@ def ovms_client_instance_specs(
         if name not in prepared:
             raise ValueError(f"profile {name} was not placed and read on this host (tasks/profile.yml)")
         read = prepared[name]
-        recreate = _true(service.get("recreate")) or _true(read.get("changed")) or name in renewed
+        # a templated boolean may be a string ("False"): read as ansible-core reads one
+        recreate = (
+            boolean(service.get("recreate"), strict=False)
+            or boolean(read.get("changed"), strict=False)
+            or name in renewed
+        )
         placed = {"type": "bind", "source": ovms_client_profile_dir(data_dir, name), "target": "/profile",
                   "read_only": True}  # fmt: skip
         for n, instance in enumerate(_instances(profile), start=1):
