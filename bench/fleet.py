@@ -147,14 +147,21 @@ def warm_and_diff(fleet: Fleet, size: int) -> dict[str, Any]:
 
 
 def measure(
-    harness: Harness, workdir: Path, sizes: Sequence[int], trials: int, ee: str | None = None
+    harness: Harness,
+    workdir: Path,
+    sizes: Sequence[int],
+    trials: int,
+    ee: str | None = None,
+    drift: bool = True,
 ) -> list[dict[str, Any]]:
     """trials times sizes cold deploys on a started harness with the images loaded; the rows measured.
-    With `ee` (an execution environment image), each trial also deploys the largest size inside it."""
+    With `ee` (an execution environment image), each trial also deploys the largest size inside it;
+    with `drift` (and a launcher that has `diff`), each trial also times a warm re-deploy and `launcher
+    diff` of the largest size (warm_and_diff)."""
     fleet = Fleet(harness, workdir)
     rows: list[dict[str, Any]] = []
-    diff = has_diff()
-    if not diff:
+    diff = drift and has_diff()
+    if drift and not diff:
         print("[fleet] this launcher has no `diff`: diff_over_warm_redeploy not measured", flush=True)
     try:
         for trial in range(1, trials + 1):
