@@ -40,6 +40,7 @@ STATS_KEYS = (
 # since the start, latency percentiles over the window, the stage's model or null for a stage run in
 # the client).
 STAGE_STATS_KEYS = ("requests", "failures", "latency_p50_ms", "latency_p95_ms", "model")
+
 # client/profile.py DeviceInput: the only device paths a profile can name
 _DEVICE = re.compile(r"^/dev/video[0-9]+\Z")
 
@@ -390,32 +391,6 @@ def ovms_client_model_files_changed(copies: list[dict], prepared: dict, profiles
     ]
 
 
-def ovms_client_device_spec(stats: list[dict]) -> dict:
-    """{devices: ["/dev/videoN:/dev/videoN:rw", ...], groups: [gid, ...], missing: [path, ...],
-    root_group: [path, ...]} from the results of stat over a profile's devices: what the client
-    container is given (exactly those devices, read and write, and the host's group of each, by gid),
-    the devices this host lacks (or has as something else than a character device), and those whose
-    group is root's (passing it would put the client in root's group: refused)."""
-    devices: list[str] = []
-    groups: list[str] = []
-    missing: list[str] = []
-    root_group: list[str] = []
-    for result in stats:
-        path = result[result.get("ansible_loop_var", "item")]
-        stat = result.get("stat") or {}
-        if not stat.get("exists") or not stat.get("ischr"):
-            missing.append(path)
-            continue
-        gid = str(stat.get("gid"))
-        if gid == "0":
-            root_group.append(path)
-            continue
-        devices.append(f"{path}:{path}:rw")
-        if gid not in groups:
-            groups.append(gid)
-    return {"devices": devices, "groups": groups, "missing": missing, "root_group": root_group}
-
-
 def ovms_client_credentials_json(credentials: object) -> str:
     """The credentials file every client container reads (OVMS_CAMERA_CREDENTIALS, client/sources.py):
     {"cameras": [{"match", "username", "password"}, ...]}, sorted by match for a stable file."""
@@ -470,7 +445,6 @@ class FilterModule:
             "ovms_client_model_file_dirs": ovms_client_model_file_dirs,
             "ovms_client_model_files_stale": ovms_client_model_files_stale,
             "ovms_client_model_files_changed": ovms_client_model_files_changed,
-            "ovms_client_device_spec": ovms_client_device_spec,
             "ovms_client_credentials_json": ovms_client_credentials_json,
             "ovms_media_stale": ovms_media_stale,
         }

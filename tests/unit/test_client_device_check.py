@@ -1,8 +1,10 @@
-"""The client role's device check of a profile (roles/ovms_client/tasks/devices.yml, its last task):
-one assert for both conditions, each failure with its own message, run as written by ansible-playbook."""
+"""The client role's device check of a profile (roles/ovms_client/tasks/devices.yml, its last task: the
+module ovms_client_devices): each failure with its own message; the task run as written by
+ansible-playbook on a reading of a device this machine lacks, and on one of no device."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,21 +12,25 @@ import yaml
 
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import host_failure, run_playbook
+from testbed.plugins import load_plugin
 
 DEVICES = PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "devices.yml"
+MODULE = load_plugin("plugins/modules/ovms_client_devices.py")
+ABSENT = "/dev/video87"
 
 
-def _check(tmp_path: Path, missing: list[str], root_group: list[str]):
+def _check(tmp_path: Path, devices: list[str]):
     task = yaml.safe_load(DEVICES.read_text(encoding="utf-8"))[-1]
-    assert "ansible.builtin.assert" in task, task
+    assert "ovms.edge.ovms_client_devices" in task, task
+    reading = {"name": "aisle-3", "devices": devices, "inputs": [], "stages": [{"name": "detect"}]}
     play = {
         "hosts": "localhost",
         "gather_facts": False,
         "vars": {
             "ovms_client_profile": {"name": "aisle-3"},
-            "ovms_client_profile_devices": {"missing": missing, "root_group": root_group},
+            "ovms_client_devices_output": json.dumps(reading),
         },
-        "tasks": [task],
+        "tasks": [task, {"ansible.builtin.debug": {"var": "ovms_client_profile_devices"}}],
     }
     return run_playbook(tmp_path, play)
 
@@ -37,14 +43,31 @@ def _check(tmp_path: Path, missing: list[str], root_group: list[str]):
         (["/dev/video2"], ["/dev/video1"], "/dev/video2, which this host lacks", "/dev/video1"),
     ],
 )
-def test_each_failure_names_its_device_and_its_fix(tmp_path, missing, root_group, expected, not_expected):
-    run = _check(tmp_path, missing, root_group)
-    assert run.returncode != 0, run.stdout[-2000:]
-    message = host_failure(run.stdout, "localhost")["msg"]
-    assert message.startswith("host localhost: profile aisle-3 ") and expected in message, message
+def test_each_failure_names_its_device_and_its_fix(missing, root_group, expected, not_expected):
+    found = {"devices": [], "groups": [], "missing": missing, "root_group": root_group}
+    message = MODULE.problem("store-12", "aisle-3", found)
+    assert message.startswith("host store-12: profile aisle-3 ") and expected in message, message
     assert not_expected not in message, message
+    assert "no client container of this host was started or changed" in message
 
 
-def test_a_host_with_every_device_in_its_own_group_passes(tmp_path):
-    run = _check(tmp_path, [], [])
+def test_the_task_refuses_a_device_this_host_lacks(tmp_path):
+    assert not Path(ABSENT).exists()
+    run = _check(tmp_path, [ABSENT])
+    assert run.returncode != 0, run.stdout[-2000:]
+    failure = host_failure(run.stdout, "localhost")
+    expected = f"host localhost: profile aisle-3 reads video device {ABSENT}, which this host lacks"
+    assert failure["msg"].startswith(expected), failure["msg"]
+    assert failure["missing"] == [ABSENT] and failure["devices"] == [], failure
+
+
+def test_a_profile_without_devices_passes_with_its_stages(tmp_path):
+    run = _check(tmp_path, [])
     assert run.returncode == 0, run.stdout[-2000:]
+    assert '"profile": "aisle-3"' in run.stdout and '"name": "detect"' in run.stdout, run.stdout[-2000:]
+
+
+def test_a_reading_the_filter_refuses_never_reaches_the_host(tmp_path):
+    run = _check(tmp_path, ["/dev/tty"])
+    assert run.returncode != 0
+    assert "profile aisle-3: the client's check gave devices ['/dev/tty']" in run.stdout, run.stdout[-2000:]
