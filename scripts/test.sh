@@ -49,11 +49,16 @@ if [ "$#" -gt 0 ]; then
   exit
 fi
 # The whole suite: the unit tests first, on two workers (pytest-xdist: they start no container and
-# share no port), then everything else in one process (its suites share deployments and the
-# multi-host harness per module or session). Both run; the exit code is the first failure's.
+# share no port; a file's tests stay on one worker, so its fixtures are built once), then everything
+# else in one process (its suites share deployments and the multi-host harness per module or
+# session). Both run, unless the first was interrupted (pytest's exit 2); the exit code is the first
+# failure's.
 step "unit tests (2 workers)"
 rc=0
-run_pytest -n 2 tests/unit || rc=$?
+run_pytest -n 2 --dist loadfile tests/unit || rc=$?
+if [ "$rc" -eq 2 ]; then
+  exit 2
+fi
 step "tests"
 run_pytest --ignore=tests/unit || { status=$?; [ "$rc" -ne 0 ] || rc=$status; }
 exit "$rc"

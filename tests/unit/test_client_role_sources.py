@@ -1,12 +1,10 @@
 """The ovms_client role's filters for cameras: the client's own reading of a profile (its devices),
-the device list a container is given (module ovms_client_devices), and the camera credentials file and
+the device list a container is given (action ovms_client_devices), and the camera credentials file and
 its checks."""
 
 from __future__ import annotations
 
 import json
-import os
-import stat
 
 import pytest
 
@@ -16,7 +14,7 @@ from testbed.plugins import load_plugin
 pytestmark = pytest.mark.sources
 
 CLIENT = load_plugin("plugins/filter/ovms_client.py")
-DEVICES = load_plugin("plugins/modules/ovms_client_devices.py")
+DEVICES = load_plugin("plugins/action/ovms_client_devices.py")
 
 SECRET = "p@ss:w/rd"
 
@@ -35,26 +33,14 @@ def test_a_check_without_a_usable_result_names_the_profile(output):
         CLIENT.ovms_client_checked(output, "p")
 
 
-def _look(monkeypatch, nodes: dict[str, tuple[int, int]], absent: tuple[str, ...] = ()) -> dict:
-    """The module's look at the paths of `nodes` {path: (mode, gid)}, as os.lstat answers from them,
-    then at the `absent` ones."""
-
-    def lstat(path):
-        if path not in nodes:
-            raise FileNotFoundError(path)
-        mode, gid = nodes[path]
-        return os.stat_result((mode, 0, 0, 1, 0, gid, 0, 0, 0, 0))
-
-    monkeypatch.setattr(DEVICES.os, "lstat", lstat)
-    return DEVICES.look([*nodes, *absent])
+def _stat(exists=True, chr_=True, gid=44):
+    return {"exists": True, "ischr": chr_, "gid": gid} if exists else {"exists": False}
 
 
-CHR = stat.S_IFCHR | 0o660
-
-
-def test_exactly_the_profile_devices_and_their_groups_are_passed(monkeypatch):
-    nodes = {"/dev/video0": (CHR, 44), "/dev/video2": (CHR, 44), "/dev/video4": (CHR, 993)}
-    found = _look(monkeypatch, nodes, absent=("/dev/video9",))
+def test_exactly_the_profile_devices_and_their_groups_are_passed():
+    found = DEVICES.sort_devices(
+        {"/dev/video0": _stat(), "/dev/video2": _stat(gid=44), "/dev/video4": _stat(gid=993)}
+    )
     assert found == {
         "devices": [
             "/dev/video0:/dev/video0:rw",
@@ -62,23 +48,22 @@ def test_exactly_the_profile_devices_and_their_groups_are_passed(monkeypatch):
             "/dev/video4:/dev/video4:rw",
         ],
         "groups": ["44", "993"],
-        "missing": ["/dev/video9"],
+        "missing": [],
         "root_group": [],
     }
 
 
-def test_a_missing_device_a_regular_file_or_a_link_is_missing(monkeypatch):
-    nodes = {"/dev/video1": (stat.S_IFREG | 0o644, 44), "/dev/video2": (stat.S_IFLNK | 0o777, 44)}
-    found = _look(monkeypatch, nodes, absent=("/dev/video9",))
-    assert found["devices"] == [] and found["missing"] == ["/dev/video1", "/dev/video2", "/dev/video9"]
+def test_a_missing_device_or_a_regular_file_is_missing():
+    found = DEVICES.sort_devices({"/dev/video0": _stat(exists=False), "/dev/video1": _stat(chr_=False)})
+    assert found["devices"] == [] and found["missing"] == ["/dev/video0", "/dev/video1"]
 
 
 def test_no_profile_device_gives_no_device():
-    assert DEVICES.look([]) == {"devices": [], "groups": [], "missing": [], "root_group": []}
+    assert DEVICES.sort_devices({}) == {"devices": [], "groups": [], "missing": [], "root_group": []}
 
 
-def test_a_device_of_root_s_group_is_not_passed(monkeypatch):
-    found = _look(monkeypatch, {"/dev/video0": (CHR, 0), "/dev/video1": (CHR, 44)})
+def test_a_device_of_root_s_group_is_not_passed():
+    found = DEVICES.sort_devices({"/dev/video0": _stat(gid=0), "/dev/video1": _stat()})
     assert found["root_group"] == ["/dev/video0"] and found["devices"] == ["/dev/video1:/dev/video1:rw"]
     assert found["groups"] == ["44"]
 
