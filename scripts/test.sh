@@ -51,8 +51,8 @@ fi
 # The whole suite: the unit tests first, on two workers (pytest-xdist: they start no container and
 # share no port; a file's tests stay on one worker, so its fixtures are built once), then everything
 # else in one process (its suites share deployments and the multi-host harness per module or
-# session). Both run, unless the first was interrupted (pytest's exit 2); the exit code is the first
-# failure's.
+# session). Both run, unless the first was interrupted or lost its workers (pytest's exit 2); the
+# exit code is the first failure's.
 step "unit tests (2 workers)"
 rc=0
 run_pytest -n 2 --dist loadfile tests/unit || rc=$?

@@ -62,27 +62,30 @@ class ActionModule(ActionBase):
             task_vars=task_vars,
         )  # fmt: skip
         if answer.get("failed"):
-            raise AnsibleError(f"stat of {path} failed on the host: {answer.get('msg')}")
+            raise AnsibleError(f"the look at video device {path} failed: {answer.get('msg')}")
         return answer.get("stat") or {}
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        profile = str(self._task.args.get("profile") or "")
-        if not profile:
-            raise AnsibleError("ovms.edge.ovms_client_devices needs `profile`: the profile's name")
+        required_str = {"type": "str", "required": True}
+        _validation, args = self.validate_argument_spec(
+            argument_spec={"output": required_str, "profile": required_str}
+        )
+        profile = args["profile"]
+        host = str(task_vars.get("inventory_hostname", ""))
         # imported here: the unit tests load this file by path, where the collection is no package
         from ansible_collections.ovms.edge.plugins.filter.ovms_client import ovms_client_checked
 
         try:
-            reading = ovms_client_checked(self._task.args.get("output"), profile)
-        except ValueError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        stats = {path: self._stat(path, task_vars) for path in reading["devices"]}
+            reading = ovms_client_checked(args["output"], profile)
+            stats = {path: self._stat(path, task_vars) for path in reading["devices"]}
+        except (ValueError, AnsibleError) as error:
+            return {**result, "failed": True, "msg": f"host {host}: {error}"}
         found = sort_devices(stats)
         result.update(changed=False, profile=profile, stages=reading["stages"], **found)
-        message = problem(str(task_vars.get("inventory_hostname", "")), profile, found)
+        message = problem(host, profile, found)
         if message:
             result.update(failed=True, msg=message)
         return result
