@@ -242,6 +242,10 @@ class IrisOutputs(Strict):
     iris: Names = Field(default_factory=lambda: list(IRIS_OUTPUTS["iris"]))  # [1,15]: 5 x 3, centre first
 
 
+# points of iris_landmark's eye contour output (the iris decoder reads them; a profile check counts them)
+EYE_POINTS = 71
+
+
 class IrisPostprocess(Strict):
     """MediaPipe iris_landmark: 71 eye contour and brow points, 5 iris points (centre first)."""
 

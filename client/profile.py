@@ -27,10 +27,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .decoders.iris import EYE_POINTS
 from .envfile import DEPLOYMENT_VARIABLES, Override, parse_env_file
 from .errors import ClientError
 from .postprocess import (
+    EYE_POINTS,
     BarcodePostprocess,
     BlazefacePostprocess,
     ClassifyPostprocess,

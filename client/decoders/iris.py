@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..postprocess import IrisPostprocess
+from ..postprocess import EYE_POINTS, IrisPostprocess
 from .base import Detection, Outputs, pick
 from .landmarks import InputGeometry, bounding_box, point_rows, points_tuple
 
-EYE_POINTS = 71
 IRIS_POINTS = 5
 
 
