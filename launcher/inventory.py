@@ -250,22 +250,50 @@ def _manager_class() -> type:
 
 
 def _loader_class() -> type:
+    from ansible._internal._datatag._tags import SourceWasEncrypted
     from ansible.parsing.dataloader import DataLoader
+
+    from launcher.inventory_yaml import NotPlain, load_source
 
     class SourcesLoader(DataLoader):
         """Ansible's loader, but an inventory file (a source, or a file at the top of a source
-        folder: one hosts.yml of a 1,000-host fleet) is handed to the inventory plugins as parsed,
-        not deep-copied for each of them (the `auto` plugin only looks for its `plugin:` key, then
-        the `yaml` plugin reads it; this loader lives for one load_inventory). Other files
-        (group_vars, host_vars) are copied as ansible-core copies them."""
+        folder: one hosts.yml of a 1,000-host fleet) is read by launcher/inventory_yaml.py when it is
+        plain YAML (ansible-core's loader otherwise) and handed to the inventory plugins as parsed,
+        not deep-copied for each of them. The `auto` plugin reads it first, only to look for its
+        `plugin:` key, and the plugin that then reads it (`yaml`, or the one `plugin:` names) asks
+        for it trusted as a template: the source is parsed once, trusted, and the parse given to
+        both (to the second one only once; this loader lives for one load_inventory). Other files
+        (group_vars, host_vars) are read and copied as ansible-core reads and copies them."""
 
         sources: frozenset[str] = frozenset()
 
+        def _source(self, file_name: str) -> bool:
+            known = self.__dict__.setdefault("_is_source", {})
+            if file_name not in known:
+                path = Path(self.path_dwim(file_name)).resolve()
+                known[file_name] = str(path) in self.sources or str(path.parent) in self.sources
+            return known[file_name]
+
         def load_from_file(self, file_name: str, *args: Any, **kwargs: Any) -> Any:
-            path = Path(self.path_dwim(file_name)).resolve()
-            if str(path) in self.sources or str(path.parent) in self.sources:
+            if not self._source(file_name):
+                return super().load_from_file(file_name, *args, **kwargs)
+            if args or kwargs.get("json_only"):
+                return super().load_from_file(file_name, *args, **{**kwargs, "unsafe": True})
+            path = self.path_dwim(file_name)
+            parsed = self.__dict__.setdefault("_parsed", {})
+            if path in parsed:
+                return parsed.pop(path)
+            text = self.get_text_file_contents(path)
+            try:
+                if SourceWasEncrypted.is_tagged_on(text):
+                    raise NotPlain("encrypted")
+                data = load_source(text, path, trusted_as_template=True)
+            except NotPlain:
                 kwargs["unsafe"] = True
-            return super().load_from_file(file_name, *args, **kwargs)
+                return super().load_from_file(file_name, *args, **kwargs)
+            if not kwargs.get("trusted_as_template"):
+                parsed[path] = data
+            return data
 
     return SourcesLoader
 
