@@ -43,8 +43,13 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 def load_private_key(path: Path) -> PrivateKey:
     """Raises ValueError (unparsable, encrypted or unsupported key) or OSError (unreadable)."""
+    return parse_private_key(path.read_bytes())
+
+
+def parse_private_key(data: bytes) -> PrivateKey:
+    """A PEM private key; ValueError when it is unparsable, encrypted or of a type this PKI does not use."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except TypeError as exc:  # encrypted key
         raise ValueError(f"encrypted private keys are not supported: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
