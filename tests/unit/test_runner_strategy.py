@@ -67,3 +67,70 @@ def test_the_own_strategy_replaces_mitogens_collection_lookup():
         assert ansible_mitogen.planner._load_collections is plugin._load_collections
     finally:
         ansible_mitogen.planner._load_collections = original
+
+
+PRELOAD_SCRIPT = r"""
+import importlib.util, json, os, sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
+from ansible.plugins.loader import action_loader, filter_loader, lookup_loader
+spec = importlib.util.spec_from_file_location("ovms_launcher_mitogen_linear", sys.argv[1])
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+
+class Task:
+    def __init__(self, action):
+        self.action = action
+
+class Block:
+    def __init__(self, tasks, rescue=()):
+        self.block, self.rescue, self.always = tasks, list(rescue), []
+
+fqcn = sys.argv[2]
+plugin.preload([Block([Task("ansible.builtin.copy")], rescue=[Task(fqcn + ".ovms_check")])])
+loaded = set(sys.modules)
+read, write = os.pipe()
+if os.fork() == 0:  # what a worker loads for an action, a lookup and a filter of the collection
+    action_loader.get(fqcn + ".ovms_check", class_only=True)
+    action_loader.get("ansible.builtin.copy", class_only=True)
+    lookup_loader.get(fqcn + ".ovms_media")
+    filter_loader.get(fqcn + ".ovms_client_checked")
+    os.write(write, json.dumps(sorted(m for m in set(sys.modules) - loaded if ".plugins." in m)).encode())
+    os._exit(0)
+os.close(write)
+child = json.loads(os.read(read, 1 << 20) or b"null")
+own = f"ansible_collections.{fqcn}.plugins."
+print(json.dumps({
+    "child": child,
+    "action": own + "action.ovms_check" in loaded,
+    "filters": sorted(m.rsplit(".", 1)[-1] for m in loaded if m.startswith(own + "filter.")),
+}))
+"""
+
+
+def test_the_own_strategy_loads_the_plays_plugins_before_the_workers_fork(tmp_path: Path):
+    """A forked worker finds the action, lookup and filter plugins of the play's collections (and
+    ansible.builtin's) already loaded: it compiles none of them again."""
+    import json
+    import subprocess
+    import sys
+
+    from launcher.content import content
+
+    source = content()
+    script = tmp_path / "preload.py"
+    script.write_text(PRELOAD_SCRIPT)
+    env = {
+        **runner_envvars(source.ansible_cfg),
+        "ANSIBLE_COLLECTIONS_PATH": str(source.collections_path),
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"), source.fqcn],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["action"] and "ovms_client" in found["filters"] and "ovms_common" in found["filters"]
+    assert found["child"] == [], f"a worker loaded these plugins itself: {found['child']}"

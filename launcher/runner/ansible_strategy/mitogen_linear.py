@@ -1,4 +1,5 @@
-"""Mitogen's `mitogen_linear` strategy, with the collection folders listed once per run.
+"""Mitogen's `mitogen_linear` strategy, with the collection folders listed once per run and the
+controller-side plugins loaded once per run.
 
 For every module of a collection (ovms.edge.*, community.docker.*) Mitogen's planner lists the
 installed collections (`ansible.collections.list.list_collection_dirs`: a scan of every collection
@@ -7,11 +8,23 @@ still has to import ansible.galaxy). Ansible forks a new worker per task and hos
 made anew for each such task: measured on a 4-host deploy, about a third of the workers' CPU. The
 folders do not change during a run: this plugin lists them once in the controller's main process,
 before the workers fork, and the workers use that list. Everything else is Mitogen's strategy.
+
+Likewise the plugins a worker runs on the controller: action, lookup, filter and test plugins. Ansible
+loads a collection's plugins from source (its collection loader compiles them; no bytecode is kept),
+so each forked worker compiled the action plugin of its task and the filter files its templates
+name (with module_utils they import) again. Before the first play's workers fork, this plugin loads,
+through Ansible's own plugin loaders, every action and lookup plugin and the filter and test plugins
+of ansible.builtin and of each collection the play's tasks name: the workers inherit them loaded. A
+plugin that fails to load here is left to the worker, which reports it as it always did.
+
 The launcher puts this folder before Mitogen's (launcher/runner/strategy.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import ansible.collections.list
@@ -54,6 +67,54 @@ else:
         "planner._load_collections; the collections are listed per task as Mitogen does (slower)"
     )
 
+_PRELOADED: set[str] = set()
+BUILTIN = "ansible.builtin"
+
+
+def _actions(items: Iterable[Any]) -> Iterable[str]:
+    """The action of every task in these blocks (and the blocks inside them)."""
+    for item in items or ():
+        if hasattr(item, "block"):
+            for part in (item.block, item.rescue, item.always):
+                yield from _actions(part)
+        elif isinstance(getattr(item, "action", None), str):
+            yield item.action
+
+
+def _plugin_files(collection: str, kind: str) -> list[str]:
+    """The plugin names of one kind a collection ships (one per file for actions and lookups)."""
+    if collection == BUILTIN:
+        import ansible.plugins
+
+        folder = Path(ansible.plugins.__file__).parent / kind
+    else:
+        from ansible.utils.collection_loader._collection_finder import _get_collection_path
+
+        try:
+            folder = Path(_get_collection_path(collection)) / "plugins" / kind
+        except ValueError:
+            return []
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
+def preload(blocks: Iterable[Any]) -> None:
+    """Load the controller-side plugins of ansible.builtin and of the collections these blocks' tasks
+    name (namespace.collection.action), once per run, in the process the workers fork from."""
+    from ansible.plugins.loader import action_loader, filter_loader, lookup_loader, test_loader
+
+    collections = {BUILTIN} | {a.rsplit(".", 1)[0] for a in _actions(blocks) if a.count(".") >= 2}
+    for collection in sorted(collections - _PRELOADED):
+        _PRELOADED.add(collection)
+        for loader, kind in ((action_loader, "action"), (lookup_loader, "lookup")):
+            for name in _plugin_files(collection, kind):
+                with contextlib.suppress(Exception):
+                    loader.get(f"{collection}.{name}", class_only=True)
+        for loader in (filter_loader, test_loader):
+            # looking a name up loads every filter (test) file of its collection
+            with contextlib.suppress(Exception):
+                loader.get(f"{collection}.ovms_launcher_preload")
+
+
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
@@ -61,3 +122,7 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         _collection_dirs()  # in the main process, before the workers fork
         super().__init__(*args, **kwargs)
+
+    def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
+        preload(getattr(iterator, "_blocks", ()))  # before this play's workers fork
+        return super().run(iterator, play_context, *args, **kwargs)
