@@ -262,7 +262,7 @@ def _loader_class() -> type:
         not deep-copied for each of them. The `auto` plugin reads it first, only to look for its
         `plugin:` key, and the plugin that then reads it (`yaml`, or the one `plugin:` names) asks
         for it trusted as a template: the source is parsed once, trusted, and the parse given to
-        both (to the second one only once; this loader lives for one load_inventory). Other files
+        both (to the next trusted read only, once; this loader lives for one load_inventory). Other files
         (group_vars, host_vars) are read and copied as ansible-core reads and copies them."""
 
         sources: frozenset[str] = frozenset()
@@ -281,7 +281,7 @@ def _loader_class() -> type:
                 return super().load_from_file(file_name, *args, **{**kwargs, "unsafe": True})
             path = self.path_dwim(file_name)
             parsed = self.__dict__.setdefault("_parsed", {})
-            if path in parsed:
+            if path in parsed and kwargs.get("trusted_as_template"):
                 return parsed.pop(path)
             text = self.get_text_file_contents(path)
             try:

@@ -3,13 +3,14 @@ ansible-core's loader gives the inventory plugins for a plain file, in a fractio
 
 ansible-core's own YAML constructor tags every scalar, mapping and sequence with its origin (file, line
 and column); on a 1,000-host inventory that is most of `launcher validate`'s parse. Here a string gets
-the tags ansible-core gives it: the file's origin (without the line) and, when the caller asks for it,
-trust as a template; other values stay as PyYAML's safe constructor builds them, as ansible-core's do
-(it only adds the origin). Whatever could read differently is refused with NotPlain and left to
-ansible-core's loader: text that may be JSON (ansible-core reads it with its own decoder), a tag other
-than the YAML core schema's (`!unsafe`, `!vault`, ...), `!!omap`, `!!pairs` and `!!set` (deprecated or
-tagged by ansible-core), a duplicate key (which ansible-core warns about or refuses), a YAML error
-(ansible-core's message names the line)."""
+the tags that change what it means: trust as a template when the caller asks for it, and the file's
+origin (without the line); other values are PyYAML's safe constructor's plain ones (equal to ansible-
+core's, which are the same types with the origin tag added), so an error about them names no line.
+Whatever could read differently is refused with NotPlain and left to ansible-core's loader: text that
+may be JSON (ansible-core reads it with its own decoder), a tag other than the YAML core schema's
+(`!unsafe`, `!vault`, ...), `!!omap`, `!!pairs` and `!!set` (deprecated or tagged by ansible-core), a
+duplicate key (which ansible-core warns about or refuses), a YAML error (ansible-core's message names
+the line)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def load_source(text: str, path: str, trusted_as_template: bool) -> Any:
     loader.tags = (Origin(path=path), TrustedAsTemplate()) if trusted_as_template else (Origin(path=path),)
     try:
         return loader.get_single_data()
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # a YAML error, a date or number PyYAML cannot build: ansible-core's message
         raise NotPlain(str(exc)) from exc
     finally:
         loader.dispose()

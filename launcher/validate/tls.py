@@ -140,6 +140,8 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             return None, _MISSING
         return None, f"cannot be read: {exc.strerror}"
+    except ValueError:  # a NUL in the path: no such file, as Path.exists() says
+        return None, _MISSING
     if not stat.S_ISREG(mode):
         return None, "is not a regular file"
     try:

@@ -98,7 +98,9 @@ if os.fork() == 0:  # what a worker loads for an action, a lookup and a filter o
     os.write(write, json.dumps(sorted(m for m in set(sys.modules) - loaded if ".plugins." in m)).encode())
     os._exit(0)
 os.close(write)
-child = json.loads(os.read(read, 1 << 20) or b"null")
+with os.fdopen(read, "rb") as pipe:
+    child = json.loads(pipe.read() or b"null")
+os.wait()
 own = f"ansible_collections.{fqcn}.plugins."
 print(json.dumps({
     "child": child,

@@ -77,3 +77,9 @@ def test_an_unreadable_key(certs):
     key = certs.leaf_key(Kind.CLIENT, "camera-client-1")
     key.chmod(0)
     assert messages(certs)[key] == ["the private key cannot be read (permissions)"]
+
+
+def test_a_path_with_a_nul_reads_as_missing():
+    from launcher.validate.tls import _read
+
+    assert _read(Path("/tmp/a\0b")) == (None, "is missing")

@@ -82,19 +82,22 @@ def _actions(items: Iterable[Any]) -> Iterable[str]:
 
 
 def _plugin_files(collection: str, kind: str) -> list[str]:
-    """The plugin names of one kind a collection ships (one per file for actions and lookups)."""
+    """The plugin names of one kind a collection ships (one per file for actions and lookups), but
+    those its routing deprecates or removes: loading one would print its deprecation in every run."""
+    from ansible.utils.collection_loader._collection_finder import (
+        _get_collection_metadata,
+        _get_collection_path,
+    )
+
     if collection == BUILTIN:
         import ansible.plugins
 
         folder = Path(ansible.plugins.__file__).parent / kind
     else:
-        from ansible.utils.collection_loader._collection_finder import _get_collection_path
-
-        try:
-            folder = Path(_get_collection_path(collection)) / "plugins" / kind
-        except ValueError:
-            return []
-    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+        folder = Path(_get_collection_path(collection)) / "plugins" / kind
+    routing = (_get_collection_metadata(collection).get("plugin_routing") or {}).get(kind) or {}
+    retired = {name for name, how in routing.items() if "deprecation" in how or "tombstone" in how}
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_") and p.stem not in retired)
 
 
 def preload(blocks: Iterable[Any]) -> None:
@@ -106,7 +109,10 @@ def preload(blocks: Iterable[Any]) -> None:
     for collection in sorted(collections - _PRELOADED):
         _PRELOADED.add(collection)
         for loader, kind in ((action_loader, "action"), (lookup_loader, "lookup")):
-            for name in _plugin_files(collection, kind):
+            names: list[str] = []
+            with contextlib.suppress(Exception):
+                names = _plugin_files(collection, kind)
+            for name in names:
                 with contextlib.suppress(Exception):
                     loader.get(f"{collection}.{name}", class_only=True)
         for loader in (filter_loader, test_loader):
