@@ -267,12 +267,16 @@ def _loader_class() -> type:
 
         sources: frozenset[str] = frozenset()
 
+        def __init__(self) -> None:
+            super().__init__()
+            self._is_source: dict[str, bool] = {}  # file name as asked -> whether it is a source
+            self._parsed: dict[str, Any] = {}  # a source's trusted parse, kept for the next trusted read
+
         def _source(self, file_name: str) -> bool:
-            known = self.__dict__.setdefault("_is_source", {})
-            if file_name not in known:
+            if file_name not in self._is_source:
                 path = Path(self.path_dwim(file_name)).resolve()
-                known[file_name] = str(path) in self.sources or str(path.parent) in self.sources
-            return known[file_name]
+                self._is_source[file_name] = str(path) in self.sources or str(path.parent) in self.sources
+            return self._is_source[file_name]
 
         def load_from_file(self, file_name: str, *args: Any, **kwargs: Any) -> Any:
             if not self._source(file_name):
@@ -280,9 +284,8 @@ def _loader_class() -> type:
             if args or kwargs.get("json_only"):
                 return super().load_from_file(file_name, *args, **{**kwargs, "unsafe": True})
             path = self.path_dwim(file_name)
-            parsed = self.__dict__.setdefault("_parsed", {})
-            if path in parsed and kwargs.get("trusted_as_template"):
-                return parsed.pop(path)
+            if path in self._parsed and kwargs.get("trusted_as_template"):
+                return self._parsed.pop(path)
             text = self.get_text_file_contents(path)
             try:
                 if SourceWasEncrypted.is_tagged_on(text):
@@ -292,7 +295,7 @@ def _loader_class() -> type:
                 kwargs["unsafe"] = True
                 return super().load_from_file(file_name, *args, **kwargs)
             if not kwargs.get("trusted_as_template"):
-                parsed[path] = data
+                self._parsed[path] = data
             return data
 
     return SourcesLoader

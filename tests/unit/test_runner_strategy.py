@@ -78,16 +78,18 @@ spec = importlib.util.spec_from_file_location("ovms_launcher_mitogen_linear", sy
 plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plugin)
 
-class Task:
-    def __init__(self, action):
-        self.action = action
+from ansible.playbook.block import Block
+from ansible.playbook.task import Task
 
-class Block:
-    def __init__(self, tasks, rescue=()):
-        self.block, self.rescue, self.always = tasks, list(rescue), []
+def task(action):
+    made = Task()
+    made.action = action
+    return made
 
 fqcn = sys.argv[2]
-plugin.preload([Block([Task("ansible.builtin.copy")], rescue=[Task(fqcn + ".ovms_check")])])
+block = Block()
+block.block, block.rescue = [task("ansible.builtin.copy")], [task(fqcn + ".ovms_check")]
+plugin.preload([block])
 loaded = set(sys.modules)
 read, write = os.pipe()
 if os.fork() == 0:  # what a worker loads for an action, a lookup and a filter of the collection

@@ -71,16 +71,6 @@ _PRELOADED: set[str] = set()
 BUILTIN = "ansible.builtin"
 
 
-def _actions(items: Iterable[Any]) -> Iterable[str]:
-    """The action of every task in these blocks (and the blocks inside them)."""
-    for item in items or ():
-        if hasattr(item, "block"):
-            for part in (item.block, item.rescue, item.always):
-                yield from _actions(part)
-        elif isinstance(getattr(item, "action", None), str):
-            yield item.action
-
-
 def _plugin_files(collection: str, kind: str) -> list[str]:
     """The plugin names of one kind a collection ships (one per file for actions and lookups), but
     those its routing deprecates or removes: loading one would print its deprecation in every run."""
@@ -105,7 +95,8 @@ def preload(blocks: Iterable[Any]) -> None:
     name (namespace.collection.action), once per run, in the process the workers fork from."""
     from ansible.plugins.loader import action_loader, filter_loader, lookup_loader, test_loader
 
-    collections = {BUILTIN} | {a.rsplit(".", 1)[0] for a in _actions(blocks) if a.count(".") >= 2}
+    actions = {str(task.action) for block in blocks for task in block.get_tasks()}
+    collections = {BUILTIN} | {a.rsplit(".", 1)[0] for a in actions if a.count(".") >= 2}
     for collection in sorted(collections - _PRELOADED):
         _PRELOADED.add(collection)
         for loader, kind in ((action_loader, "action"), (lookup_loader, "lookup")):
