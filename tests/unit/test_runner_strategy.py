@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,190 @@ def test_the_own_strategy_loads_the_plays_plugins_before_the_workers_fork(tmp_pa
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["action"] and "ovms_client" in found["filters"] and "ovms_common" in found["filters"]
     assert found["child"] == [], f"a worker loaded these plugins itself: {found['child']}"
+
+
+SKIP_SCRIPT = r"""
+import importlib.util, json, os, sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
+spec = importlib.util.spec_from_file_location("ovms_launcher_mitogen_linear", sys.argv[1])
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+
+from ansible.executor.task_executor import TaskExecutor
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook import Playbook
+from ansible.playbook.play_context import PlayContext
+from ansible.vars.manager import VariableManager
+
+loader = DataLoader()
+inventory = InventoryManager(loader=loader, sources="localhost,")
+variables = VariableManager(loader=loader, inventory=inventory)
+variables._extra_vars = {"off": False, "on": True, "secret": True}
+play = Playbook.load(sys.argv[2], variable_manager=variables, loader=loader).get_plays()[0]
+host = inventory.get_host("localhost")
+context = PlayContext(play=play)
+out = {}
+for block in play.compile():
+    for task in block.get_tasks():
+        if task.implicit:
+            continue
+        task_vars = variables.get_vars(play=play, host=host, task=task)
+        before = dict(task_vars)
+        mine = plugin.skip_result(loader, host, task, task_vars, context)
+        assert task_vars == before, "skip_result changed the task's variables"
+        # ansible-core's own executor, on a copy (it squashes and validates its task)
+        executor = TaskExecutor(host, task.copy(), dict(task_vars), context, loader, None, None, variables)
+        theirs = executor.run()
+        out[task.name] = {"mine": mine, "theirs": {k: v for k, v in theirs.items() if k != "exception"}}
+print(json.dumps(out, default=str))
+"""
+
+SKIP_PLAY = [
+    {
+        "hosts": "all",
+        "gather_facts": False,
+        "vars": {"count": 3},
+        "tasks": [
+            {"name": "false", "ansible.builtin.debug": {"msg": "x"}, "when": "off"},
+            {"name": "list", "ansible.builtin.debug": {"msg": "x"}, "when": ["on", "count > 5", "off"]},
+            {"name": "no_log", "ansible.builtin.debug": {}, "when": "off", "no_log": "{{ secret }}"},
+            {"name": "include", "ansible.builtin.include_tasks": "nowhere.yml", "when": "off"},
+            {"block": [{"name": "in block", "ansible.builtin.debug": {}, "when": "on"}], "when": "off"},
+            {"name": "true", "ansible.builtin.debug": {"msg": "x"}, "when": "on"},
+            {"name": "none", "ansible.builtin.debug": {"msg": "x"}},
+            {"name": "undefined", "ansible.builtin.debug": {"msg": "x"}, "when": "nothing_defined"},
+            {"name": "loop", "ansible.builtin.debug": {"msg": "x"}, "when": "off", "loop": [1]},
+            {"name": "delegated", "ansible.builtin.debug": {}, "when": "off", "delegate_to": "localhost"},
+        ],
+    }
+]
+
+
+def _run_script(
+    tmp_path: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    from launcher.content import content
+
+    source = content()
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    environment = {
+        **runner_envvars(source.ansible_cfg),
+        "ANSIBLE_COLLECTIONS_PATH": str(source.collections_path),
+        "HOME": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(path), *args], env=environment, cwd=tmp_path, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_a_task_skipped_in_the_main_process_has_the_result_a_worker_gives(tmp_path: Path):
+    """skip_result gives exactly what ansible-core's TaskExecutor returns for a false `when` (one
+    condition, a list, no_log, an include, a block's condition), and leaves to a worker what is not a
+    plain skip: a true condition, none, an undefined variable, a loop, a delegation."""
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps(SKIP_PLAY))
+    done = _run_script(tmp_path, SKIP_SCRIPT, str(OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"), str(book))
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    skipped = {"false", "list", "no_log", "include", "in block"}
+    assert set(found) == {task["name"] for task in SKIP_PLAY[0]["tasks"] if "name" in task} | {"in block"}
+    for name, results in found.items():
+        if name in skipped:
+            assert results["mine"] == results["theirs"], name
+            assert results["mine"]["skipped"] is True
+        else:
+            assert results["mine"] is None, name
+    assert found["list"]["mine"]["false_condition"] == "count > 5"
+    assert found["no_log"]["mine"]["_ansible_no_log"] is True
+    assert found["delegated"]["theirs"]["skipped"] is True  # a skip, but left to the worker
+
+
+RUN_SCRIPT = r"""
+import sys
+from ansible.executor.process.worker import WorkerProcess
+started = []
+_start = WorkerProcess.start
+def start(self):
+    started.append(self._task.get_name())
+    return _start(self)
+WorkerProcess.start = start
+from ansible.cli.playbook import main
+sys.argv = ["ansible-playbook", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as done:
+    code = done.code
+with open("workers.txt", "w") as out:
+    out.write("\n".join(started))
+sys.exit(code)
+"""
+
+RUN_PLAY = [
+    {
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {"name": "skipped", "ansible.builtin.debug": {"msg": "x"}, "when": "off", "register": "first"},
+            {
+                "block": [
+                    {"name": "in block", "ansible.builtin.debug": {"msg": "x"}},
+                    {"name": "in block too", "ansible.builtin.fail": {"msg": "x"}},
+                ],
+                "when": "off",
+            },
+            {"name": "no include", "ansible.builtin.include_tasks": "nowhere.yml", "when": "off"},
+            {"name": "set", "ansible.builtin.set_fact": {"second": "{{ first }}"}, "when": "on"},
+            {"name": "host", "ansible.builtin.stat": {"path": "/"}, "register": "root"},
+            {"name": "each", "ansible.builtin.include_tasks": "included.yml", "loop": [1, 2]},
+            {"name": "retried", "ansible.builtin.set_fact": {"tried": 1}, "until": "true", "retries": 1},
+            {
+                "name": "failing",
+                "ansible.builtin.fail": {"msg": "expected"},
+                "ignore_errors": True,
+                "register": "bad",
+            },
+            {
+                "name": "check",
+                "ansible.builtin.assert": {
+                    "that": [
+                        "first is skipped",
+                        "first.false_condition == 'off'",
+                        "second is skipped",
+                        "root.stat.isdir",
+                        "seen == [1, 2]",
+                        "bad is failed and bad.msg == 'expected'",
+                    ],
+                },
+            },
+        ],
+    }
+]
+
+INCLUDED = [{"name": "add", "ansible.builtin.set_fact": {"seen": "{{ (seen | default([])) + [item] }}"}}]
+
+
+def test_the_own_strategy_runs_skips_and_controller_tasks_without_a_worker(tmp_path: Path):
+    """A run with the strategy: the skipped tasks (one registered, two of a skipped block, an include),
+    the includes and the tasks of actions that need no host (set_fact, fail, assert) start no worker; a
+    module (stat) and a task that may retry do; what each registers or sets is what later tasks read."""
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps(RUN_PLAY))
+    (tmp_path / "included.yml").write_text(json.dumps(INCLUDED))
+    args = ["-i", "localhost,", "-c", "local", "-e", '{"off": false, "on": true}', str(book)]
+    args += ["-e", f"ansible_python_interpreter={sys.executable}"]
+    done = _run_script(tmp_path, RUN_SCRIPT, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "workers.txt").read_text().splitlines() == ["host", "retried"]
+    # the same outcome as ansible-core's own linear strategy, which forks a worker for every task
+    plain = _run_script(tmp_path, RUN_SCRIPT, *args, env={"ANSIBLE_STRATEGY": "linear"})
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert len((tmp_path / "workers.txt").read_text().splitlines()) == 12
+    recap = [line for line in done.stdout.splitlines() if line.startswith("localhost ")]
+    assert recap == [line for line in plain.stdout.splitlines() if line.startswith("localhost ")]
+    assert "ok=9 " in recap[-1] and "skipped=4 " in recap[-1] and "ignored=1" in recap[-1], recap

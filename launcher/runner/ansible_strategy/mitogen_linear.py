@@ -17,6 +17,13 @@ through Ansible's own plugin loaders, every action and lookup plugin and the fil
 of ansible.builtin and of each collection the play's tasks name: the workers inherit them loaded. A
 plugin that fails to load here is left to the worker, which reports it as it always did.
 
+And the tasks a host skips: a task whose `when` is false on a host (no loop, no delegation) is
+skipped here, in the main process, with the result a worker sends for it (the same steps as ansible-core's
+TaskExecutor up to its condition: play context, magic variables, the condition, no_log); a fork and a
+worker cost the controller about 20 ms per task and host (bench/notes.md). Anything else (a true or
+failing condition, a warning while evaluating it, an ansible-core without the pieces used) goes to a
+worker as before.
+
 The launcher puts this folder before Mitogen's (launcher/runner/strategy.py).
 """
 
@@ -31,6 +38,11 @@ import ansible.collections.list
 import ansible_mitogen.loaders
 import ansible_mitogen.planner
 import ansible_mitogen.strategy
+
+try:  # ansible-core 2.19's result record; without it every task goes to a worker
+    from ansible.executor.task_result import _RawTaskResult
+except ImportError:  # pragma: no cover - another ansible-core
+    _RawTaskResult = None
 
 _COLLECTION_DIRS: tuple[str, ...] | None = None
 
@@ -112,6 +124,112 @@ def preload(blocks: Iterable[Any]) -> None:
                 loader.get(f"{collection}.ovms_launcher_preload")
 
 
+def skip_result(
+    loader: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any
+) -> dict[str, Any] | None:
+    """The result a worker would send for this task on this host when its `when` is false (ansible-core's
+    TaskExecutor: run, _execute, _execute_internal up to the condition), or None when a worker must run it:
+    a loop, a delegation, no condition, a true one, an error or a warning on the way. Reads the task and
+    the variables, changes neither."""
+    if not task.when or task.loop_with or task.loop is not None or task.delegate_to:
+        return None
+    try:
+        from ansible._internal._display_utils import DeferredWarningContext
+        from ansible._internal._templating._engine import TemplateEngine
+
+        job_vars = dict(task_vars)
+        # TaskExecutor._get_loop_items sets it before the condition
+        search_path = list(task.get_search_path())
+        if loader.get_basedir() not in search_path:
+            search_path.append(loader.get_basedir())
+        job_vars["ansible_search_path"] = search_path
+        templar = TemplateEngine(loader=loader, variables=job_vars)
+        with DeferredWarningContext(variables=job_vars) as warnings:
+            tempvars = job_vars.copy()
+            context = play_context.set_task_and_variable_override(
+                task=task, variables=job_vars, templar=templar
+            )
+            context.post_validate(templar=templar)
+            if not context.remote_addr:
+                context.remote_addr = host.address
+            context.update_vars(tempvars)
+            condition: dict[str, Any] = {}
+            if task._resolve_conditional(task.when, tempvars, result_context=condition):
+                return None
+            result = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+            result |= condition
+            task.update_result_no_log(templar, result)
+        if warnings.get_warnings() or warnings.get_deprecation_warnings():
+            return None
+    except Exception:  # the worker evaluates it again and reports the error as it always did
+        return None
+    return result
+
+
+_NEEDS_HOST: dict[tuple[str, tuple[str, ...]], bool] = {}
+
+
+def controller_only(task: Any) -> bool:
+    """Whether the task never reaches its host and returns at once: an include, or an action plugin that
+    says it needs no connection (ansible.builtin's set_fact, assert, debug, fail, ..., the collection's
+    ovms_check); and nothing in it waits (no until, retries, async, timeout, loop pause) or runs elsewhere
+    (delegate_to)."""
+    from ansible import constants as C
+
+    if task.delegate_to or task.until or task.retries is not None or task.async_val or task.timeout:
+        return False
+    if task.loop_control is not None and task.loop_control.pause:
+        return False
+    action = str(task.action)
+    if action in C._ACTION_INCLUDE_TASKS or action in C._ACTION_INCLUDE_ROLE:
+        return True
+    key = (action, tuple(task.collections or ()))
+    if key not in _NEEDS_HOST:
+        needs = True
+        with contextlib.suppress(Exception):
+            # the handler TaskExecutor picks: a module's own action plugin, else the action of that name
+            from ansible.plugins.loader import action_loader, module_loader
+
+            module = module_loader.find_plugin_with_context(action, collection_list=task.collections)
+            name = module.action_plugin if module.resolved and module.action_plugin else action
+            handler = action_loader.get(name, class_only=True, collection_list=task.collections)
+            needs = handler is None or getattr(handler, "_requires_connection", True) is not False
+        _NEEDS_HOST[key] = needs
+    return not _NEEDS_HOST[key]
+
+
+def run_here(
+    host: Any,
+    task: Any,
+    task_vars: dict[str, Any],
+    play_context: Any,
+    loader: Any,
+    variables: Any,
+    final_q: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """Run the task as a worker would (ansible-core's TaskExecutor), in this process: on a copy of the task
+    and of its parents (the executor validates and templates them) and of the variables (it adds to
+    them). Returns the task as run (its fields go with the result) and the result."""
+    from ansible.executor.task_executor import TaskExecutor
+    from ansible.plugins.loader import get_plugin_loader_namespace
+
+    copy = task.copy(exclude_tasks=True)
+    try:
+        result = TaskExecutor(
+            host,
+            copy,
+            dict(task_vars),
+            play_context,
+            loader,
+            get_plugin_loader_namespace(),
+            final_q,
+            variables,
+        ).run()
+    except Exception as error:  # what a worker's TaskExecutor.run reports for an unexpected failure
+        result = {"failed": True, "msg": f"Unexpected failure during task execution: {error}"}
+    return copy, result
+
+
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
@@ -123,3 +241,30 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         preload(getattr(iterator, "_blocks", ()))  # before this play's workers fork
         return super().run(iterator, play_context, *args, **kwargs)
+
+    def _queue_task(self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> None:
+        skipped = None
+        if _RawTaskResult is not None:
+            skipped = skip_result(self._loader, host, task, task_vars, play_context)
+        if skipped is None and (_RawTaskResult is None or not controller_only(task)):
+            return super()._queue_task(host, task, task_vars, play_context)
+        # what StrategyBase._queue_task and a worker do, but the fork: the cache entry the result is matched
+        # with, the start callback, the result on the results queue (read by the strategy's results thread,
+        # after any loop item's callback the executor put there)
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            "host": host,
+            "task": task,
+            "task_vars": task_vars,
+            "play_context": play_context,
+        }
+        self._tqm.send_callback("v2_runner_on_start", host, task)
+        ran, result = task, skipped
+        if result is None:
+            ran, result = run_here(
+                host, task, task_vars, play_context, self._loader, self._variable_manager, self._final_q
+            )
+        self._final_q.send_task_result(
+            _RawTaskResult(host=host, task=ran, return_data=result, task_fields=ran.dump_attrs())
+        )
+        self._pending_results += 1
+        return None
