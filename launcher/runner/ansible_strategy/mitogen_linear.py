@@ -17,12 +17,18 @@ through Ansible's own plugin loaders, every action and lookup plugin and the fil
 of ansible.builtin and of each collection the play's tasks name: the workers inherit them loaded. A
 plugin that fails to load here is left to the worker, which reports it as it always did.
 
-And the tasks a host skips: a task whose `when` is false on a host (no loop, no delegation) is
-skipped here, in the main process, with the result a worker sends for it (the same steps as ansible-core's
-TaskExecutor up to its condition: play context, magic variables, the condition, no_log); a fork and a
-worker cost the controller about 20 ms per task and host (bench/notes.md). Anything else (a true or
-failing condition, a warning while evaluating it, an ansible-core without the pieces used) goes to a
-worker as before.
+And the tasks a worker would only cost (a fork and a worker: about 20 ms of the controller's CPU per
+task and host, bench/notes.md). A task whose `when` is false on a host (no loop, no delegation) is
+skipped here, in the main process, with the result a worker sends for it (the same steps as
+ansible-core's TaskExecutor up to its condition: play context, magic variables, the condition,
+no_log). A task that never reaches its host (an include, or an action plugin that needs no connection:
+set_fact, assert, debug, fail, the collection's ovms_check, ...) and does not wait (no until, retries,
+async, timeout, loop pause) nor delegate runs here through ansible-core's own TaskExecutor, in a task
+context as a worker has, on copies of the task and of the variables. Their results are held until
+every host of the task is queued, as a worker's arrive after it (a later host does not see an earlier
+host's result of the same task). A task that takes longer than SLOW_S here goes to workers for its
+other hosts (they run in parallel there). Anything else (a true or failing condition, a warning while
+evaluating it, a throttle, an ansible-core without the pieces used) goes to a worker as before.
 
 The launcher puts this folder before Mitogen's (launcher/runner/strategy.py).
 """
@@ -30,6 +36,7 @@ The launcher puts this folder before Mitogen's (launcher/runner/strategy.py).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -167,6 +174,8 @@ def skip_result(
 
 
 _NEEDS_HOST: dict[tuple[str, tuple[str, ...]], bool] = {}
+#: seconds a task may take in the main process before its other hosts go to workers (in parallel)
+SLOW_S = 0.25
 
 
 def controller_only(task: Any) -> bool:
@@ -210,21 +219,17 @@ def run_here(
     """Run the task as a worker would (ansible-core's TaskExecutor), in this process: on a copy of the task
     and of its parents (the executor validates and templates them) and of the variables (it adds to
     them). Returns the task as run (its fields go with the result) and the result."""
+    from ansible._internal._task import TaskContext
     from ansible.executor.task_executor import TaskExecutor
     from ansible.plugins.loader import get_plugin_loader_namespace
 
     copy = task.copy(exclude_tasks=True)
     try:
-        result = TaskExecutor(
-            host,
-            copy,
-            dict(task_vars),
-            play_context,
-            loader,
-            get_plugin_loader_namespace(),
-            final_q,
-            variables,
-        ).run()
+        executor = TaskExecutor(
+            host, copy, dict(task_vars), play_context, loader, get_plugin_loader_namespace(), final_q, variables
+        )
+        with TaskContext(copy):  # as WorkerProcess.run has (with_first_found reads it)
+            result = executor.run()
     except Exception as error:  # what a worker's TaskExecutor.run reports for an unexpected failure
         result = {"failed": True, "msg": f"Unexpected failure during task execution: {error}"}
     return copy, result
@@ -237,20 +242,23 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         _collection_dirs()  # in the main process, before the workers fork
         super().__init__(*args, **kwargs)
+        self._held: list[Any] = []  # results made in this process, not yet on the results queue
+        self._slow: set[str] = set()  # tasks (uuid) that took longer than SLOW_S here
 
     def run(self, iterator: Any, play_context: Any, *args: Any, **kwargs: Any) -> Any:
         preload(getattr(iterator, "_blocks", ()))  # before this play's workers fork
         return super().run(iterator, play_context, *args, **kwargs)
 
     def _queue_task(self, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> None:
-        skipped = None
-        if _RawTaskResult is not None:
-            skipped = skip_result(self._loader, host, task, task_vars, play_context)
-        if skipped is None and (_RawTaskResult is None or not controller_only(task)):
+        # a throttle is StrategyBase's to check and apply; a task found slow here goes to workers
+        if _RawTaskResult is None or task.throttle or task._uuid in self._slow:
+            return super()._queue_task(host, task, task_vars, play_context)
+        started = time.perf_counter()
+        ran, result = task, skip_result(self._loader, host, task, task_vars, play_context)
+        if result is None and not controller_only(task):
             return super()._queue_task(host, task, task_vars, play_context)
         # what StrategyBase._queue_task and a worker do, but the fork: the cache entry the result is matched
-        # with, the start callback, the result on the results queue (read by the strategy's results thread,
-        # after any loop item's callback the executor put there)
+        # with, the start callback, the result (held until the task's hosts are all queued)
         self._queued_task_cache[(host.name, task._uuid)] = {
             "host": host,
             "task": task,
@@ -258,13 +266,22 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
             "play_context": play_context,
         }
         self._tqm.send_callback("v2_runner_on_start", host, task)
-        ran, result = task, skipped
         if result is None:
             ran, result = run_here(
                 host, task, task_vars, play_context, self._loader, self._variable_manager, self._final_q
             )
-        self._final_q.send_task_result(
+        if time.perf_counter() - started > SLOW_S:
+            self._slow.add(task._uuid)
+        self._held.append(
             _RawTaskResult(host=host, task=ran, return_data=result, task_fields=ran.dump_attrs())
         )
         self._pending_results += 1
         return None
+
+    def _wait_on_pending_results(self, iterator: Any) -> Any:
+        """Every host of the task is queued: the results made here go on the results queue (after any
+        loop item's callback the executor put there), then StrategyBase waits for them all."""
+        held, self._held = self._held, []
+        for result in held:
+            self._final_q.send_task_result(result)
+        return super()._wait_on_pending_results(iterator)
