@@ -226,7 +226,14 @@ def run_here(
     copy = task.copy(exclude_tasks=True)
     try:
         executor = TaskExecutor(
-            host, copy, dict(task_vars), play_context, loader, get_plugin_loader_namespace(), final_q, variables
+            host,
+            copy,
+            dict(task_vars),
+            play_context,
+            loader,
+            get_plugin_loader_namespace(),
+            final_q,
+            variables,
         )
         with TaskContext(copy):  # as WorkerProcess.run has (with_first_found reads it)
             result = executor.run()
