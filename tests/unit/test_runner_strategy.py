@@ -72,6 +72,27 @@ def test_the_own_strategy_replaces_mitogens_collection_lookup():
         ansible_mitogen.planner._load_collections = original
 
 
+def _run_script(
+    tmp_path: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    from launcher.content import content
+
+    source = content()
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    environment = {
+        **runner_envvars(source.ansible_cfg),
+        "ANSIBLE_COLLECTIONS_PATH": str(source.collections_path),
+        "HOME": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, str(path), *args], env=environment, cwd=tmp_path, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+
+
 PRELOAD_SCRIPT = r"""
 import importlib.util, json, os, sys
 from ansible.plugins.loader import init_plugin_loader
@@ -118,25 +139,11 @@ print(json.dumps({
 def test_the_own_strategy_loads_the_plays_plugins_before_the_workers_fork(tmp_path: Path):
     """A forked worker finds the action, lookup and filter plugins of the play's collections (and
     ansible.builtin's) already loaded: it compiles none of them again."""
-    import json
-    import subprocess
-    import sys
-
     from launcher.content import content
 
-    source = content()
-    script = tmp_path / "preload.py"
-    script.write_text(PRELOAD_SCRIPT)
-    env = {
-        **runner_envvars(source.ansible_cfg),
-        "ANSIBLE_COLLECTIONS_PATH": str(source.collections_path),
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        [sys.executable, str(script), str(OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"), source.fqcn],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = _run_script(
+        tmp_path, PRELOAD_SCRIPT, str(OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"), content().fqcn
+    )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["action"] and "ovms_client" in found["filters"] and "ovms_common" in found["filters"]
@@ -200,27 +207,6 @@ SKIP_PLAY = [
         ],
     }
 ]
-
-
-def _run_script(
-    tmp_path: Path, script: str, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    from launcher.content import content
-
-    source = content()
-    path = tmp_path / "script.py"
-    path.write_text(script)
-    environment = {
-        **runner_envvars(source.ansible_cfg),
-        "ANSIBLE_COLLECTIONS_PATH": str(source.collections_path),
-        "HOME": str(tmp_path),
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, str(path), *args], env=environment, cwd=tmp_path, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
 
 
 def test_a_task_skipped_in_the_main_process_has_the_result_a_worker_gives(tmp_path: Path):
