@@ -265,6 +265,8 @@ RUN_PLAY = [
                 "when": "off",
             },
             {"name": "no include", "ansible.builtin.include_tasks": "nowhere.yml", "when": "off"},
+            # a module a host skips: skipped here, without the worker it would need to run
+            {"name": "no stat", "ansible.builtin.stat": {"path": "/"}, "when": "off", "register": "unread"},
             {"name": "set", "ansible.builtin.set_fact": {"second": "{{ first }}"}, "when": "on"},
             {"name": "host", "ansible.builtin.stat": {"path": "/"}, "register": "root"},
             {"name": "each", "ansible.builtin.include_tasks": "included.yml", "loop": [1, 2]},
@@ -288,6 +290,7 @@ RUN_PLAY = [
                         "first is skipped",
                         "first.false_condition == 'off'",
                         "second is skipped",
+                        "unread is skipped",
                         "root.stat.isdir",
                         "seen == [1, 2]",
                         "bad is failed and bad.msg == 'expected'",
@@ -303,7 +306,8 @@ INCLUDED = [{"name": "add", "ansible.builtin.set_fact": {"seen": "{{ (seen | def
 
 
 def test_the_own_strategy_runs_skips_and_controller_tasks_without_a_worker(tmp_path: Path):
-    """A run with the strategy: the skipped tasks (one registered, two of a skipped block, an include),
+    """A run with the strategy: the skipped tasks (two registered, one a module's, two of a skipped block,
+    an include),
     the includes and the tasks of actions that need no host (set_fact, fail, assert) start no worker; a
     module (stat) and a task that may retry do; what each registers or sets is what later tasks read."""
     book = tmp_path / "play.yml"

@@ -261,8 +261,11 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
         if _RawTaskResult is None or task.throttle or task._uuid in self._slow:
             return super()._queue_task(host, task, task_vars, play_context)
         started = time.perf_counter()
-        ran, result = task, skip_result(self._loader, host, task, task_vars, play_context)
-        if result is None and not controller_only(task):
+        # a task that never reaches its host runs here whole (its condition included, by TaskExecutor
+        # itself); any other is only skipped here, when its condition is false
+        here = controller_only(task)
+        skipped = None if here else skip_result(self._loader, host, task, task_vars, play_context)
+        if not here and skipped is None:
             return super()._queue_task(host, task, task_vars, play_context)
         # what StrategyBase._queue_task and a worker do, but the fork: the cache entry the result is matched
         # with, the start callback, the result (held until the task's hosts are all queued)
@@ -273,7 +276,8 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
             "play_context": play_context,
         }
         self._tqm.send_callback("v2_runner_on_start", host, task)
-        if result is None:
+        ran, result = task, skipped
+        if here:
             ran, result = run_here(
                 host, task, task_vars, play_context, self._loader, self._variable_manager, self._final_q
             )
