@@ -383,3 +383,38 @@ def test_a_key_without_a_value_is_missing_to_the_constraints_as_in_validate(role
     assert found, f"{values} passed the role's check"
     if key is not None:
         assert any(f.key == key for f in found), found
+
+
+def test_tagged_values_are_checked_as_plain_ones():
+    """ansible-core 2.19 tags what it loads or templates (a deep copy of such a value is slow, and the
+    argument-spec validator copies every value): the engine checks Python's own types, same findings."""
+    from ansible._internal._datatag._tags import Origin
+
+    origin = Origin(path="/inv.yml", line_num=1)
+
+    def tagged(value: Any) -> Any:
+        if isinstance(value, dict):
+            return origin.tag({tagged(k): tagged(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return origin.tag([tagged(v) for v in value])
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return origin.tag(value)
+        return value
+
+    values = {
+        "ovms_tls_port": 9443,
+        "ovms_tls_rest_port": 9443,
+        "ovms_tls_upstream_host": "a b",
+        "ovms_tls_extra_sans": ["DNS:*.shop.example", "IP:192.0.2.1"],
+        "ovms_tls_memory": "1k",
+    }
+    marked = tagged(values)
+    assert type(marked["ovms_tls_upstream_host"]) is not str and type(marked["ovms_tls_port"]) is not int
+    found = _check("ovms_tls_proxy", marked)
+    assert found == _check("ovms_tls_proxy", values) and len(found) >= 4
+    extra = {"t": (marked["ovms_tls_memory"], True), "none": None, "f": tagged(1.5)}
+    stripped = ENGINE.plain({**marked, **extra})
+    assert stripped == {**values, "t": ("1k", True), "none": None, "f": 1.5}
+    kinds = {type(stripped["ovms_tls_upstream_host"]), type(stripped["ovms_tls_port"]), type(stripped["f"])}
+    assert kinds == {str, int, float} and type(stripped["ovms_tls_extra_sans"]) is list
+    assert type(stripped["t"]) is tuple and type(stripped["ovms_tls_extra_sans"][0]) is str
