@@ -21,6 +21,7 @@ from launcher.errors import ExternalError, LauncherError
 from launcher.paths import cache_dir, default_certs_dir
 from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
+from launcher.runner.eventfile import events_dir, write_event
 from launcher.runner.isolation import IN_RUNNER, ExecutionEnvironment, ee_playbook
 from launcher.runner.rundir import new_run_dir
 from launcher.runner.strategy import strategy_envvars
@@ -229,9 +230,13 @@ def run_playbook(
     check_request(request)
     run_dir = new_run_dir(request.action, request.runs_root)
 
+    events = events_dir(run_dir, request.action)
+
     def handler(event: dict[str, Any]) -> bool:
         on_event(event)
-        return True  # keep the event in artifacts/<ident>/job_events/
+        # kept in artifacts/<ident>/job_events/ as the runner keeps it, at a fraction of its cost
+        write_event(events, event)
+        return False
 
     with _Interrupt(on_interrupt) as interrupt:
         try:

@@ -50,6 +50,14 @@ def test_real_run_succeeds_and_keeps_artifacts(tmp_path, bare_path):
     assert str(PROJECT_ROOT / "ansible.cfg") in envvars
     events = sorted((run_dir / "artifacts" / "deploy" / "job_events").glob("*.json"))
     assert events, "job events must be kept"
+    # the launcher writes them (launcher.runner.eventfile): each once, private, named by its content
+    assert not list(events[0].parent.glob("*.tmp")) and not list(events[0].parent.glob("*-partial.json"))
+    for path in events:
+        event = json.loads(path.read_text())
+        assert path.name == f"{event['counter']}-{event['uuid']}.json"
+        assert path.stat().st_mode & 0o777 == 0o600
+    counters = sorted(json.loads(p.read_text())["counter"] for p in events)
+    assert counters == list(range(1, len(counters) + 1))
     names = {json.loads(p.read_text())["event"] for p in events}
     assert {"runner_on_ok", "playbook_on_stats", "runner_on_start"} <= names
     hosts = {h.host: h for h in summary.hosts}
