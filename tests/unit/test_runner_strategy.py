@@ -150,6 +150,59 @@ def test_the_own_strategy_loads_the_plays_plugins_before_the_workers_fork(tmp_pa
     assert found["child"] == [], f"a worker loaded these plugins itself: {found['child']}"
 
 
+COPY_SCRIPT = r"""
+import copy, importlib.util, json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.module_utils._internal._datatag import AnsibleTagHelper
+from ansible._internal._datatag._tags import Origin, TrustedAsTemplate
+
+def tagged(value, line):
+    return TrustedAsTemplate().tag(Origin(path="/roles/x/tasks/main.yml", line_num=line).tag(value))
+
+loaded = {"name": tagged("Run {{ x }}", 1), "n": tagged(3, 2), "f": tagged(1.5, 3), "l": [tagged("a", 4)]}
+before = copy.deepcopy(loaded)
+spec = importlib.util.spec_from_file_location("ovms_launcher_mitogen_linear", sys.argv[1])
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+after = copy.deepcopy(loaded)
+
+with open(sys.argv[2], "w") as handle:
+    handle.write("- name: Run {{ x }}\n  vars: {n: 3, l: [a]}\n")
+data_loader = DataLoader()
+first, second = data_loader.load_from_file(sys.argv[2]), data_loader.load_from_file(sys.argv[2])
+first[0]["vars"]["l"].append("b")  # a copy handed out earlier is changed: the cached data is not
+tags = lambda v: sorted(type(t).__name__ for t in AnsibleTagHelper.tags(v))
+print(json.dumps({
+    "kinds": sorted(k.__name__ for k in plugin.tagged_scalar_types()),
+    "same_before": before["name"] is loaded["name"],
+    "same_after": [after[k] is loaded[k] for k in ("name", "n", "f")] + [after["l"][0] is loaded["l"][0]],
+    "equal": after == loaded and before == loaded,
+    "new_list": after["l"] is not loaded["l"],
+    "tags": [tags(after["name"]), tags(after["n"])],
+    "reloaded": data_loader.load_from_file(sys.argv[2])[0]["vars"]["l"],
+    "second": second[0]["vars"]["l"],
+    "second_tags": [tags(first[0]["name"]), tags(second[0]["name"])],
+}))
+"""
+
+
+def test_the_own_strategy_copies_tagged_scalars_as_themselves(tmp_path: Path):
+    """With the plugin loaded, a deep copy of ansible-core's tagged strings and numbers is the value
+    itself (as for a plain str), tags and all; containers are still new, and a copy DataLoader hands
+    out can be changed without changing its cache or another copy."""
+    done = _run_script(
+        tmp_path, COPY_SCRIPT, str(OWN_STRATEGY_DIR / f"{MITOGEN_STRATEGY}.py"), str(tmp_path / "tasks.yml")
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"_AnsibleTaggedStr", "_AnsibleTaggedInt", "_AnsibleTaggedFloat"} <= set(found["kinds"])
+    assert found["same_before"] is False, "without the plugin a tagged str is rebuilt (the cost it saves)"
+    assert found["same_after"] == [True, True, True, True] and found["equal"] and found["new_list"]
+    assert found["tags"] == [["Origin", "TrustedAsTemplate"], ["Origin", "TrustedAsTemplate"]]
+    assert found["reloaded"] == ["a"] and found["second"] == ["a"]
+    assert found["second_tags"] == [["Origin"], ["Origin"]]
+
+
 SKIP_SCRIPT = r"""
 import copy, importlib.util, json, os, sys
 from ansible.plugins.loader import init_plugin_loader

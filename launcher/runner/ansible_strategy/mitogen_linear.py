@@ -36,6 +36,8 @@ The launcher puts this folder before Mitogen's (launcher/runner/strategy.py).
 from __future__ import annotations
 
 import contextlib
+import copy
+import datetime
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,6 +87,36 @@ else:
         "launcher/runner/ansible_strategy/mitogen_linear.py: this Mitogen release has no "
         "planner._load_collections; the collections are listed per task as Mitogen does (slower)"
     )
+
+
+def tagged_scalar_types() -> tuple[type, ...]:
+    """ansible-core 2.19's tagged str, bytes, int, float and dates (its own subclasses of each), or ()."""
+    try:
+        from ansible.module_utils._internal._datatag import AnsibleTaggedObject
+    except ImportError:  # pragma: no cover - another ansible-core
+        return ()
+    kinds = (str, bytes, int, float, datetime.date, datetime.time)  # datetime is a date
+    mapping = getattr(AnsibleTaggedObject, "_tagged_type_map", {})
+    return tuple(tagged for native, tagged in mapping.items() if issubclass(native, kinds))
+
+
+def copy_tagged_scalars_as_themselves() -> tuple[type, ...]:
+    """ansible-core 2.19 tags the strings and numbers it loads (where each came from, whether it is a
+    trusted template) by making them instances of its own subclasses of str, int, ...; Python's
+    deepcopy does not know those are immutable and rebuilds each through __reduce_ex__, about 40 times
+    slower than the plain value it returns as itself. ansible-core deep-copies every cached file it
+    hands out again (DataLoader.load_from_file: each role and task file of each include) and the
+    variables of each task and host. A tagged scalar is as immutable as its plain value (its tags are
+    set when it is made, never after): deepcopy now returns it as itself, as it does a str. Containers
+    are still copied. In this process and the workers it forks only (bench/notes.md, seventh pass)."""
+    kinds = tagged_scalar_types()
+    for kind in kinds:
+        if getattr(kind, "__deepcopy__", None) is None:
+            copy._deepcopy_dispatch[kind] = copy._deepcopy_atomic  # type: ignore[attr-defined]
+    return kinds
+
+
+copy_tagged_scalars_as_themselves()
 
 _PRELOADED: set[str] = set()
 BUILTIN = "ansible.builtin"
