@@ -26,7 +26,12 @@ def write_event(folder: Path, event: dict[str, Any]) -> None:
     final = folder / f"{event['counter']}-{event['uuid']}.json"
     temporary = final.with_name(final.name + ".tmp")
     text = json.dumps(event)  # ensure_ascii: the file is ASCII, as ansible-runner's
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        handle = os.open(temporary, flags, 0o600)
+    except FileNotFoundError:  # the runner makes the folder before its first event; a caller may not
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = os.open(temporary, flags, 0o600)
     os.fchmod(handle, 0o600)  # a leftover temporary file keeps its mode through O_CREAT
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)

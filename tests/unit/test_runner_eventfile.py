@@ -53,3 +53,10 @@ def test_leftover_temporary_file_is_replaced_private(tmp_path):
 
 def test_events_dir_is_the_runners(tmp_path):
     assert events_dir(tmp_path, "deploy") == tmp_path / "artifacts" / "deploy" / "job_events"
+
+
+def test_a_missing_folder_is_made(tmp_path):
+    folder = events_dir(tmp_path / "run", "deploy")
+    write_event(folder, EVENT)
+    assert [p.name for p in folder.iterdir()] == ["42-0b6f3c7e-5a40-4c1e-9a55-2f0d1c9e7a11.json"]
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
