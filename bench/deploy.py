@@ -201,8 +201,8 @@ def launcher_trial(site: Site, compare_linear: bool) -> dict[str, Any]:
                   "warm_linear_cpu_s": round(plain.measured.cpu_s, 2)}  # fmt: skip
     return {
         **linear,
-        "cold_slowest_tasks": slowest_tasks(cold_run) if cold_run else [],
-        "warm_slowest_tasks": slowest_tasks(warm_run) if warm_run else [],
+        "cold_slowest_tasks": slowest_tasks(cold_run, scratch=site.root) if cold_run else [],
+        "warm_slowest_tasks": slowest_tasks(warm_run, scratch=site.root) if warm_run else [],
         "cold_task_count": max(tasks_per_host(cold_run).values(), default=0) if cold_run else None,
         "warm_task_count": max(tasks_per_host(warm_run).values(), default=0) if warm_run else None,
         "cold_s": round(cold.measured.wall_s, 2),

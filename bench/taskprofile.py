@@ -30,8 +30,13 @@ def run_events(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e.get("counter", 0))
 
 
-def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
-    """The `top` task results with the longest start-to-result time: role, task, host, seconds."""
+SCRATCH = "<bench folder>"
+
+
+def slowest_tasks(run_dir: Path, top: int = 8, scratch: Path | None = None) -> list[dict[str, Any]]:
+    """The `top` task results with the longest start-to-result time: role, task, host, seconds. A
+    task name that shows the benchmark's own temporary folder `scratch` shows SCRATCH instead (the
+    results are committed: no path of the machine that ran them)."""
     events = run_events(run_dir)
     starts: dict[str, tuple[dt.datetime, str, str]] = {}
     rows: list[dict[str, Any]] = []
@@ -45,6 +50,8 @@ def slowest_tasks(run_dir: Path, top: int = 8) -> list[dict[str, Any]]:
             starts[data.get("task_uuid", "")] = (when, data.get("task") or "", data.get("role") or "")
         elif event.get("event") in _END_EVENTS and data.get("task_uuid") in starts:
             began, task, role = starts[data["task_uuid"]]
+            if scratch is not None:
+                task = task.replace(str(scratch), SCRATCH)
             rows.append({"seconds": round((when - began).total_seconds(), 2), "role": role, "task": task,
                          "host": data.get("host", "")})  # fmt: skip
     rows.sort(key=lambda r: r["seconds"], reverse=True)

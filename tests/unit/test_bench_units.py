@@ -74,6 +74,23 @@ def test_slowest_tasks_from_runner_events(tmp_path: Path):
     assert [(t["task"], t["host"], t["seconds"]) for t in top] == [("Slow", "h2", 4.0), ("Slow", "h1", 3.0)]
 
 
+
+def test_slowest_tasks_hide_the_benchmarks_folder(tmp_path: Path):
+    run = tmp_path / "runs" / "20260101T000000Z-deploy"
+    events = run / "artifacts" / "deploy" / "job_events"
+    events.mkdir(parents=True)
+    name = f"Mark the data folder as this deployment's, {tmp_path}/launcher/server"
+    rows = [
+        _event(1, "playbook_on_task_start", "2026-01-01T00:00:00", task_uuid="a", task=name, role="r"),
+        _event(2, "runner_on_ok", "2026-01-01T00:00:01", task_uuid="a", host="h1"),
+    ]
+    for row in rows:
+        (events / f"{row['counter']}.json").write_text(json.dumps(row))
+    [shown] = slowest_tasks(run, scratch=tmp_path)
+    assert shown["task"] == "Mark the data folder as this deployment's, <bench folder>/launcher/server"
+    assert slowest_tasks(run)[0]["task"] == name
+
+
 def test_run_measured_reports_exit_output_and_cpu():
     measured = run_measured([sys.executable, "-c", "print(sum(range(10**6)))"])
     assert measured.returncode == 0
