@@ -164,20 +164,11 @@ class Inventory:
 
 
 def plain(value: Any) -> Any:
-    """Ansible's tagged values (2.19 data tagging) as plain Python values."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    return value
+    """Ansible's tagged values (2.19 data tagging) as plain Python values: the rule engine's conversion
+    (plugins/module_utils/ovms_rules.py), which the roles' check applies too."""
+    from launcher.validate.rules import engine  # here: launcher.validate imports this module
+
+    return engine().plain(value)
 
 
 @dataclass

@@ -1007,23 +1007,22 @@ class _Walk:
 
 
 def plain(value: Any) -> Any:
-    """`value` in Python's own types. ansible-core 2.19 tags the strings and containers it loads or
-    templates with where they came from, and Python deep-copies such a value about 40 times slower
-    than a plain one; ansible's argument-spec validator deep-copies every value it checks, once per
-    nesting level."""
-    if isinstance(value, str):
-        return str(value)
+    """`value` in Python's own types, as a module receives it (JSON: a tuple or set is a list). The one
+    conversion of both sides: the launcher's inventory reads values through it too. ansible-core 2.19
+    tags the strings and containers it loads or templates with where they came from, and Python
+    deep-copies such a value about 40 times slower than a plain one; ansible's argument-spec validator
+    deep-copies every value it checks, once per nesting level."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return str.__str__(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, Mapping):
         return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(plain(v) for v in value)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(v) for v in value]
     return value
 
