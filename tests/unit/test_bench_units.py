@@ -74,7 +74,6 @@ def test_slowest_tasks_from_runner_events(tmp_path: Path):
     assert [(t["task"], t["host"], t["seconds"]) for t in top] == [("Slow", "h2", 4.0), ("Slow", "h1", 3.0)]
 
 
-
 def test_slowest_tasks_hide_the_benchmarks_folder(tmp_path: Path):
     run = tmp_path / "runs" / "20260101T000000Z-deploy"
     events = run / "artifacts" / "deploy" / "job_events"
