@@ -13,12 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from launcher.runner.rundir import artifacts_dir
+
 JOB_EVENTS = "job_events"
 
 
 def events_dir(run_dir: Path, ident: str) -> Path:
     """Where ansible-runner keeps the events of the run `ident` of `run_dir`."""
-    return run_dir / "artifacts" / ident / JOB_EVENTS
+    return artifacts_dir(run_dir, ident) / JOB_EVENTS
 
 
 def write_event(folder: Path, event: dict[str, Any]) -> None:

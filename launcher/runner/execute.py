@@ -23,7 +23,7 @@ from launcher.pki.layout import CERTS_DIR_ENV
 from launcher.runner import proctree
 from launcher.runner.eventfile import events_dir, write_event
 from launcher.runner.isolation import IN_RUNNER, ExecutionEnvironment, ee_playbook
-from launcher.runner.rundir import new_run_dir
+from launcher.runner.rundir import artifacts_dir, new_run_dir
 from launcher.runner.strategy import strategy_envvars
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -206,7 +206,7 @@ class _Interrupt:
 
 
 def _output_tail(run_dir: Path, ident: str) -> tuple[str, ...]:
-    stdout = run_dir / "artifacts" / ident / "stdout"
+    stdout = artifacts_dir(run_dir, ident) / "stdout"
     try:
         text = stdout.read_text(encoding="utf-8", errors="replace")
     except OSError:

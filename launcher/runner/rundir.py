@@ -9,7 +9,7 @@ from pathlib import Path
 # the rule (environment, checkout, the user's state folder) lives in launcher.paths
 from launcher.paths import runs_root
 
-__all__ = ["new_run_dir", "runs_root"]
+__all__ = ["artifacts_dir", "new_run_dir", "runs_root"]
 
 
 def new_run_dir(action: str, root: Path | None = None, now: datetime | None = None) -> Path:
@@ -26,3 +26,8 @@ def new_run_dir(action: str, root: Path | None = None, now: datetime | None = No
             continue
         return path
     raise FileExistsError(f"no free run directory name under {base} for {stamp}-{action}")
+
+
+def artifacts_dir(run_dir: Path, ident: str) -> Path:
+    """Where ansible-runner keeps the artifacts (stdout, job_events/, rc) of the run `ident` of `run_dir`."""
+    return run_dir / "artifacts" / ident
