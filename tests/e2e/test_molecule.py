@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.runner.strategy import strategy_envvars
 from testbed.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -30,6 +31,9 @@ def test_molecule_scenario(role, tmp_path):
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
         "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "ephemeral"),
+        # the strategy the launcher deploys the roles with (about half the time of Ansible's linear;
+        # the plain ansible-playbook path keeps linear in tests/multihost/test_collection_playbook.py)
+        **strategy_envvars(),
     }
     proc = subprocess.run(
         [str(Path(bin_dir) / "molecule"), "test"],

@@ -34,6 +34,7 @@ from double_harness import DoubleFactory, copy_model, local_mode
 from launcher.content import content
 from launcher.media import ensure_sample_media, write_manifest
 from launcher.models import prepare_models
+from launcher.runner.strategy import strategy_envvars
 from testbed.dockerutil import TEST_LABEL, docker, engine_available, image_exists, readable_tmpdir
 from testbed.http import serve_folder
 
@@ -184,7 +185,13 @@ def deployment(work: Path, served: tuple[Path, str]) -> Iterator[Deployment]:
         (work / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"co-host": variables}}}))
         (work / "client.yml").write_text(PLAYBOOK)
         collections = str(content().collections_path)
-        env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1"}
+        # the launcher's strategy, as a deploy runs the role
+        env = {
+            **os.environ,
+            "ANSIBLE_COLLECTIONS_PATH": collections,
+            "ANSIBLE_NOCOLOR": "1",
+            **strategy_envvars(),
+        }
         run = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(work / "hosts.yml"),
              str(work / "client.yml")],

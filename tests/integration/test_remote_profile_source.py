@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from launcher.content import content
+from launcher.runner.strategy import strategy_envvars
 from testbed.dockerutil import docker, engine_available, image_exists, inspect
 from testbed.http import serve_folder
 
@@ -93,7 +94,9 @@ def _run_source(tmp_path: Path, names: dict, source: dict) -> subprocess.Complet
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ps-host": variables}}}))
     playbook = tmp_path / "client.yml"
     playbook.write_text(PLAYBOOK)
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path), "ANSIBLE_NOCOLOR": "1"}
+    # the launcher's strategy, as a deploy runs the role
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path), "ANSIBLE_NOCOLOR": "1",
+           **strategy_envvars()}  # fmt: skip
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         capture_output=True, text=True, env=env, timeout=600, check=False,
