@@ -30,6 +30,7 @@ def run_playbook(
     *,
     json_callback: bool = False,
     extra_env: Mapping[str, str] | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run `plays` (one play or a list) with `ansible-playbook` in the folder `root`; never raises on
@@ -41,7 +42,8 @@ def run_playbook(
     The environment is this process's plus: ANSIBLE_CONFIG (the checkout's ansible.cfg),
     ANSIBLE_COLLECTIONS_PATH (`launcher.content.content().collections_path`, where the checkout is
     linked as ovms.edge), no colour, retry files or localhost and unparsed-inventory warnings; then
-    `extra_env`. The output: with `json_callback`, the `json` stdout callback (read it with
+    `extra_env`. `extra_vars` go to one `-e` option as JSON (an extra variable, as `-e` gives it). The
+    output: with `json_callback`, the `json` stdout callback (read it with
     `task_results`); otherwise the default callback with results as JSON (`host_failure`).
     """
     playbook = root / f"play-{len(list(root.glob('play-*.yml')))}.yml"
@@ -67,7 +69,8 @@ def run_playbook(
     env |= extra_env or {}
     return subprocess.run(
         [str(PLAYBOOK), "-i", inventory, "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
+         "-e", f"ansible_python_interpreter={sys.executable}",
+         *(["-e", json.dumps(dict(extra_vars))] if extra_vars else []), str(playbook)],
         cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
