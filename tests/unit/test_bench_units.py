@@ -11,6 +11,7 @@ import pytest
 from bench import common, report
 from bench.procstats import run_measured
 from bench.taskprofile import latest_run, slowest_tasks
+from launcher.runner.eventfile import events_dir
 
 
 def test_median_and_nearest_rank_percentiles():
@@ -56,10 +57,16 @@ def _event(counter: int, event: str, created: str, **data: str) -> dict:
     return {"counter": counter, "event": event, "created": created, "event_data": data}
 
 
+def _write_events(run: Path, rows: list[dict]) -> None:
+    """`rows` as the job events of the run `deploy` of the run folder `run`."""
+    events = events_dir(run, "deploy")
+    events.mkdir(parents=True)
+    for row in rows:
+        (events / f"{row['counter']}.json").write_text(json.dumps(row))
+
+
 def test_slowest_tasks_from_runner_events(tmp_path: Path):
     run = tmp_path / "20260101T000000Z-deploy"
-    events = run / "artifacts" / "deploy" / "job_events"
-    events.mkdir(parents=True)
     rows = [
         _event(1, "playbook_on_task_start", "2026-01-01T00:00:00", task_uuid="a", task="Fast", role="r1"),
         _event(2, "runner_on_ok", "2026-01-01T00:00:00.500000", task_uuid="a", host="h1"),
@@ -67,8 +74,7 @@ def test_slowest_tasks_from_runner_events(tmp_path: Path):
         _event(4, "runner_on_ok", "2026-01-01T00:00:04", task_uuid="b", host="h1"),
         _event(5, "runner_on_failed", "2026-01-01T00:00:05", task_uuid="b", host="h2"),
     ]
-    for row in rows:
-        (events / f"{row['counter']}.json").write_text(json.dumps(row))
+    _write_events(run, rows)
     assert latest_run(tmp_path, "deploy") == run
     top = slowest_tasks(run, top=2)
     assert [(t["task"], t["host"], t["seconds"]) for t in top] == [("Slow", "h2", 4.0), ("Slow", "h1", 3.0)]
@@ -76,15 +82,12 @@ def test_slowest_tasks_from_runner_events(tmp_path: Path):
 
 def test_slowest_tasks_hide_the_benchmarks_folder(tmp_path: Path):
     run = tmp_path / "runs" / "20260101T000000Z-deploy"
-    events = run / "artifacts" / "deploy" / "job_events"
-    events.mkdir(parents=True)
     name = f"Mark the data folder as this deployment's, {tmp_path}/launcher/server"
     rows = [
         _event(1, "playbook_on_task_start", "2026-01-01T00:00:00", task_uuid="a", task=name, role="r"),
         _event(2, "runner_on_ok", "2026-01-01T00:00:01", task_uuid="a", host="h1"),
     ]
-    for row in rows:
-        (events / f"{row['counter']}.json").write_text(json.dumps(row))
+    _write_events(run, rows)
     [shown] = slowest_tasks(run, scratch=tmp_path)
     assert shown["task"] == "Mark the data folder as this deployment's, <bench folder>/launcher/server"
     assert slowest_tasks(run)[0]["task"] == name

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from launcher.cli import main
+from launcher.runner.eventfile import events_dir
 from testbed.paths import PROJECT_ROOT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -115,7 +116,7 @@ def test_deploy_success_renders_progress_and_summary(runs, monkeypatch):
     assert call["playbook"] == str(PROJECT_ROOT / "playbooks" / "deploy.yml")
     assert call["inventory"] == [LOCALHOST]
     # every event is kept in the artifacts, written by the launcher (the runner is told not to)
-    kept = sorted(p.name for p in (run_dir / "artifacts" / "deploy" / "job_events").iterdir())
+    kept = sorted(p.name for p in events_dir(run_dir, "deploy").iterdir())
     assert kept == sorted(f"{e['counter']}-{e['uuid']}.json" for e in fake.events) and not any(fake.kept)
 
 
