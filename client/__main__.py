@@ -12,9 +12,18 @@ from pathlib import Path
 
 from .app import RunOptions, configure_logging, run
 from .errors import ClientError
-from .profile import DeviceInput, describe_stage, load_profile
+from .profile import DeviceInput, OutputsSpec, describe_stage, load_profile
 from .sources import describe_input
 from .urls import redact_text
+
+# the keys of a profile's `outputs` that `--check --json` reports: which files a working client writes
+REPORTED_OUTPUTS = ("detections", "detections_file", "stats_file")
+
+
+def reported_outputs(outputs: OutputsSpec) -> dict[str, object]:
+    """The `outputs` of `--check --json`: whether the client writes detections, and the names of its
+    detections and stats files."""
+    return outputs.model_dump(include=set(REPORTED_OUTPUTS))
 
 
 def _positive_float(text: str) -> float:
@@ -61,7 +70,9 @@ def check_profile(directory: Path, environ: Mapping[str, str], as_json: bool = F
     With `as_json`, one line: {"name", "devices": the /dev/videoN its inputs read (after profile.env
     and environment overrides; what the deployment passes into the container), "inputs": each input
     described, camera credentials masked, "stages": each stage's name, model (null for a stage run in
-    the client), version and the model files it reads (`{model_file: NAME}`)}."""
+    the client), version and the model files it reads (`{model_file: NAME}`), "outputs": the names of
+    the results files it writes and whether it writes detections (`detections`, `detections_file`,
+    `stats_file`: what the deploy waits for and `status` reads)}."""
     loaded = load_profile(directory, environ=environ)
     if not as_json:
         print(f"profile ok: {loaded.name} ({loaded.file})", flush=True)
@@ -73,6 +84,7 @@ def check_profile(directory: Path, environ: Mapping[str, str], as_json: bool = F
         "devices": devices,
         "inputs": [describe_input(i, loaded) for i in inputs],
         "stages": [describe_stage(stage) for stage in loaded.profile.cascade],
+        "outputs": reported_outputs(loaded.profile.outputs),
     }
     print(json.dumps(report), flush=True)
     return 0

@@ -84,7 +84,9 @@ class ActionModule(ActionBase):
         except (ValueError, AnsibleError) as error:
             return {**result, "failed": True, "msg": f"host {host}: {error}"}
         found = sort_devices(stats)
-        result.update(changed=False, profile=profile, stages=reading["stages"], **found)
+        result.update(
+            changed=False, profile=profile, stages=reading["stages"], outputs=reading["outputs"], **found
+        )
         message = problem(host, profile, found)
         if message:
             result.update(failed=True, msg=message)

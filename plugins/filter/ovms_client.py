@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-import base64
+import importlib
+import importlib.util
 import json
 import re
+from pathlib import Path
+from types import ModuleType
 
-import yaml
 from ansible.module_utils.parsing.convert_bool import boolean
 
-# What a profile writes to its results folder: the keys of `outputs` in profile.yaml that name the
-# files or switch detections off, with the client's defaults (client/profile.py OutputsSpec). No
-# CLIENT_* variable (client/profile.py ENV_OVERRIDES) sets one of them, so neither profile.env nor the
-# container's environment changes them: profile.yaml alone decides. tests/unit/test_profiles_shipped.py
-# holds this table, that fact and the rules below against the client's own code.
-OUTPUT_DEFAULTS = {"detections": True, "detections_file": "detections.jsonl", "stats_file": "stats.jsonl"}
-# client/profile.py FileName: a plain file name, never a path
+
+def _results_rules() -> ModuleType:
+    """module_utils ovms_results (which file of a client container status reads, and its labels): imported
+    as Ansible runs this file, by its path when a test loads this file by path."""
+    try:
+        return importlib.import_module("ansible_collections.ovms.edge.plugins.module_utils.ovms_results")
+    except ImportError:
+        path = Path(__file__).resolve().parents[1] / "module_utils" / "ovms_results.py"
+        spec = importlib.util.spec_from_file_location("ovms_edge_results_filter", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}") from None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+RESULTS = _results_rules()
+
+# client/profile.py FileName: a plain file name, never a path (the results files a profile names, as
+# the client's check reports them)
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # the client's text: read with fullmatch
-# the strings pydantic reads as a bool (lax mode), as the client does
-_TRUE = {"1", "on", "t", "true", "y", "yes"}
-_FALSE = {"0", "off", "f", "false", "n", "no"}
 
 
 # The keys of a client's latest stats line that `launcher status` shows (client/app.py writes them),
@@ -85,7 +97,9 @@ def ovms_client_instance_specs(
     """The container specs of every instance of `profiles` (roles/ovms_common/tasks/container.yml, one
     task for the host): `service` with, for instance n of a profile, its name <prefix>-<profile>-<n>,
     the profile's folder at /profile, its own results folder at /results, the video devices and groups
-    the profile's reading found (`prepared`, tasks/profile.yml), its profile and instance labels, and
+    the profile's reading found (`prepared`, tasks/profile.yml), its profile and instance labels, the
+    label naming its stats file (from the reading's outputs; none when the profile was not read: a dry
+    run of a host without its copy), and
     `recreate` when the service says so, the profile's copy changed or its model files did
     (`renewed`)."""
     specs = []
@@ -104,11 +118,10 @@ def ovms_client_instance_specs(
                   "read_only": True}  # fmt: skip
         for n, instance in enumerate(_instances(profile), start=1):
             results = {"type": "bind", "source": f"{data_dir}/{_results_dir(instance)}", "target": "/results"}
-            labels = {
-                **service.get("labels", {}),
-                "ovms-launcher.profile": name,
-                "ovms-launcher.instance": str(n),
-            }
+            profile_label, instance_label = RESULTS.INSTANCE_LABELS
+            labels = {**service.get("labels", {}), profile_label: name, instance_label: str(n)}
+            if read.get("outputs"):
+                labels[RESULTS.STATS_LABEL] = read["outputs"]["stats_file"]
             specs.append(
                 {
                     **service,
@@ -135,17 +148,13 @@ def ovms_client_metrics_sd(profiles: list[dict], prefix: str, port: int | str) -
     return json.dumps(entries, indent=1, sort_keys=True) + "\n"
 
 
-def ovms_client_instance_name(labels: dict) -> str:
-    """<profile>-<instance> of a client container, from its labels (its results folder name)."""
-    return f"{labels.get('ovms-launcher.profile', 'unknown')}-{labels.get('ovms-launcher.instance', '1')}"
-
-
-def ovms_client_stats(results: list[dict]) -> list[dict]:
-    """One entry per client from the results of status.yml's read of each stats file (module ovms_tail: its
-    last line in `stdout`; a missing or refused file gives none): latest fps, p95, dropped, frames."""
+def ovms_client_stats(reads: list[dict]) -> list[dict]:
+    """One entry per client from status.yml's read of each stats file (module ovms_client_status, its
+    `stats`: {name, stdout: the last line; none for a missing or refused file}): latest fps, p95,
+    dropped, frames, sources, stages, models."""
     clients = []
-    for result in results:
-        entry: dict = {"name": result.get("ovms_client_status_name")}
+    for result in reads:
+        entry: dict = {"name": result.get("name")}
         line = (result.get("stdout") or "").strip()
         try:
             stats = json.loads(line) if line else {}
@@ -176,7 +185,7 @@ def _stage_stats(stages: object) -> dict[str, dict]:
 
 
 def ovms_client_containers(containers: list[dict]) -> list[dict]:
-    """Summary rows (name, state, health, image, status) from docker_host_info's container list."""
+    """Summary rows (name, state, health, image, status) from the engine's container list."""
     rows = []
     for container in containers:
         status = str(container.get("Status") or "")
@@ -196,91 +205,30 @@ def ovms_client_containers(containers: list[dict]) -> list[dict]:
     return rows
 
 
-def ovms_client_own(containers: list[dict], prefix: str) -> list[dict]:
-    """The containers of docker_host_info's list whose name is <prefix>-…: this role's clients."""
-    return [
-        c for c in containers if any(n.lstrip("/").startswith(f"{prefix}-") for n in c.get("Names") or [])
-    ]
-
-
-def _as_bool(value: object) -> bool | None:
-    """The bool the client reads from a YAML value (pydantic's lax rules), None for what it refuses."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    return None
-
-
-def ovms_client_outputs(profile_yaml: str | None) -> dict:
-    """The result files of a profile, from the text of its profile.yaml: `detections` (bool),
-    `detections_file`, `stats_file`, and `first_results`, the file a working client writes to first
-    (its detections, or its stats when detections are off). A key that is missing, or a value the
-    client would refuse (it then never runs), keeps the client's default: a name that is not a plain
-    file name is never used, so no path built from it leaves the instance's results folder."""
-    try:
-        data = yaml.safe_load(profile_yaml or "")
-    except yaml.YAMLError:
-        data = None
-    outputs = data.get("outputs") if isinstance(data, dict) else None
-    outputs = outputs if isinstance(outputs, dict) else {}
-    result: dict = dict(OUTPUT_DEFAULTS)
-    detections = _as_bool(outputs.get("detections", True))
-    if detections is not None:
-        result["detections"] = detections
-    for key in ("detections_file", "stats_file"):
-        name = outputs.get(key)
-        if isinstance(name, str) and _FILE_NAME.fullmatch(name) and name not in (".", ".."):
-            result[key] = name
-    result["first_results"] = result["detections_file"] if result["detections"] else result["stats_file"]
-    return result
-
-
-def _slurped(result: dict) -> str | None:
-    content = result.get("content")
-    return base64.b64decode(content).decode("utf-8", errors="replace") if content else None
-
-
-def ovms_client_verify_files(copies: list[dict]) -> list[dict]:
-    """{instance, file} for each instance of each profile, `file` the one whose first line shows the
-    client works (ovms_client_outputs `first_results`), from the results of verify.yml's slurp of each
-    profile's deployed profile.yaml (looping over ovms_client_profiles). Skipped results are left
-    out; a copy that could not be read is an error naming the profile."""
+def ovms_client_verify_files(profiles: list[dict], prepared: dict) -> list[dict]:
+    """{instance, file} for each instance of `profiles` (ovms_client_profiles), `file` the one a working
+    client writes to first: its detections, or its stats when the profile turns detections off, under
+    the names the client's own reading of the profile on this host gave (`prepared`, tasks/profile.yml).
+    A profile this run did not read on the host is an error naming it."""
     files = []
-    for result in copies:
-        if result.get("skipped"):
-            continue
-        profile = result[result.get("ansible_loop_var", "item")]
-        text = _slurped(result)
-        if text is None:
+    for profile in profiles:
+        outputs = (prepared.get(profile["name"]) or {}).get("outputs")
+        if not outputs:
             raise ValueError(
-                f"profile {profile['name']}: its deployed profile.yaml could not be read "
-                f"({result.get('msg') or 'no content'})"
+                f"profile {profile['name']} was not placed and read on this host in this run "
+                "(tasks/profile.yml)"
             )
-        first = ovms_client_outputs(text)["first_results"]
+        first = outputs["detections_file"] if outputs["detections"] else outputs["stats_file"]
         files.extend({"instance": name, "file": first} for name in ovms_client_instances([profile]))
     return files
 
 
-def ovms_client_status_files(copies: list[dict]) -> dict[str, str]:
-    """<profile>-<n> -> the name of its stats file, from the results of status.yml's slurp of each
-    client container's deployed profile.yaml (looping over the containers' labels). A copy that could
-    not be read (gone meanwhile) gives the default name: status only reads, it never fails."""
-    return {
-        ovms_client_instance_name(result[result.get("ansible_loop_var", "item")]): ovms_client_outputs(
-            _slurped(result)
-        )["stats_file"]
-        for result in copies
-    }
-
-
 def ovms_client_checked(output: object, profile: str) -> dict:
     """The client's own reading of a profile (`python -m client --profile DIR --check --json`): the
-    JSON object on the last line of the check container's output that holds one. `devices` and
-    `stages` are checked here too, as the role renders them into the container's device list and
-    into the paths of model files (a profile fetched by the host is untrusted)."""
+    JSON object on the last line of the check container's output that holds one. `devices`, `stages`
+    and `outputs` are checked here too, as the role renders them into the container's device list,
+    into the paths of model files and into the paths of the results files verify.yml waits for and a
+    label status reads (a profile fetched by the host is untrusted)."""
     lines = str(output or "").splitlines()
     for line in reversed(lines):
         line = line.strip()
@@ -296,9 +244,31 @@ def ovms_client_checked(output: object, profile: str) -> dict:
                 ):
                     raise ValueError(f"profile {profile}: the client's check gave devices {devices!r}")
                 data["stages"] = _checked_stages(data.get("stages", []), profile)
+                data["outputs"] = _checked_outputs(data.get("outputs"), profile)
                 return data
     tail = " | ".join(lines[-5:])
     raise ValueError(f"profile {profile}: the client's check printed no result ({tail or 'no output'})")
+
+
+def _checked_outputs(outputs: object, profile: str) -> dict:
+    """The `outputs` of a check ({detections, detections_file, stats_file}): a bool and two plain file
+    names (a client image without them is older than the role: it is rebuilt with the launcher)."""
+    if not isinstance(outputs, dict):
+        raise ValueError(
+            f"profile {profile}: the client's check gave no outputs ({outputs!r}): the client image is older "
+            "than this launcher; rebuild it (`launcher images build`) and deploy again"
+        )
+    checked: dict = {"detections": outputs.get("detections")}
+    if not isinstance(checked["detections"], bool):
+        raise ValueError(
+            f"profile {profile}: the client's check gave outputs.detections {checked['detections']!r}"
+        )
+    for key in ("detections_file", "stats_file"):
+        name = outputs.get(key)
+        if not (isinstance(name, str) and _FILE_NAME.fullmatch(name) and name not in (".", "..")):
+            raise ValueError(f"profile {profile}: the client's check gave outputs.{key} {name!r}")
+        checked[key] = name
+    return checked
 
 
 # A model or file name that becomes a path on the controller and the host: a plain name
@@ -429,17 +399,13 @@ class FilterModule:
     def filters(self) -> dict:
         return {
             "ovms_client_instances": ovms_client_instances,
-            "ovms_client_instance_name": ovms_client_instance_name,
             "ovms_client_instance_specs": ovms_client_instance_specs,
             "ovms_client_profile_dir": ovms_client_profile_dir,
             "ovms_client_results_dirs": ovms_client_results_dirs,
             "ovms_client_metrics_sd": ovms_client_metrics_sd,
             "ovms_client_stats": ovms_client_stats,
             "ovms_client_containers": ovms_client_containers,
-            "ovms_client_own": ovms_client_own,
-            "ovms_client_outputs": ovms_client_outputs,
             "ovms_client_verify_files": ovms_client_verify_files,
-            "ovms_client_status_files": ovms_client_status_files,
             "ovms_client_checked": ovms_client_checked,
             "ovms_client_model_needs": ovms_client_model_needs,
             "ovms_client_model_file_dirs": ovms_client_model_file_dirs,

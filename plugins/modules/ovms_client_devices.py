@@ -9,14 +9,15 @@ module: ovms_client_devices
 short_description: Check this host has a profile's video devices and give what the client container needs
 description:
   - Reads O(output), the client's own check of a profile (C(--check --json)), on the controller with the
-    filter ovms.edge.ovms_client_checked, which refuses any device path but C(/dev/videoN) and any
-    unsafe stage; a reading it refuses fails the task naming the profile.
+    filter ovms.edge.ovms_client_checked, which refuses any device path but C(/dev/videoN), any
+    unsafe stage and any results file name that is not a plain file name; a reading it refuses fails
+    the task naming the profile.
   - Looks at each device the profile reads on this host (ansible.builtin.stat, not following a symbolic
     link); a profile that reads no device costs no call to the host.
   - A path that is missing, or is no character device, is missing; a device whose group is root's
     (gid 0) is refused, as passing its group would put the client in root's group.
   - Returns the client container's device list (each device read and write at the same path) and the
-    host's group of each device, by gid, with O(profile) and the reading's C(stages).
+    host's group of each device, by gid, with O(profile) and the reading's C(stages) and C(outputs).
   - Fails when a device is missing or in root's group, naming the inventory host, O(profile), the
     devices and the fix; changes nothing and runs in check mode.
 options:
@@ -68,5 +69,10 @@ stages:
   description: The C(stages) of the reading, as the filter checked them.
   type: list
   elements: dict
+  returned: always
+outputs:
+  description: The C(outputs) of the reading, as the filter checked them (C(detections), and the plain
+    file names C(detections_file) and C(stats_file) of the client's results).
+  type: dict
   returned: always
 """

@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from client.__main__ import reported_outputs
+from client.profile import OutputsSpec
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import host_failure, run_playbook
 from testbed.plugins import load_plugin
+
+# the client's check's `outputs` of a profile with the default results files
+OUTPUTS = reported_outputs(OutputsSpec())
 
 DEVICES = PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "devices.yml"
 ACTION = load_plugin("plugins/action/ovms_client_devices.py")
@@ -23,7 +28,13 @@ ABSENT = "/dev/video87"
 def _check(tmp_path: Path, devices: list[str]):
     task = yaml.safe_load(DEVICES.read_text(encoding="utf-8"))[-1]
     assert "ovms.edge.ovms_client_devices" in task, task
-    reading = {"name": "aisle-3", "devices": devices, "inputs": [], "stages": [{"name": "detect"}]}
+    reading = {
+        "name": "aisle-3",
+        "devices": devices,
+        "inputs": [],
+        "stages": [{"name": "detect"}],
+        "outputs": OUTPUTS,
+    }
     play = {
         "hosts": "localhost",
         "gather_facts": False,

@@ -90,6 +90,7 @@ def test_check_json_reports_devices_and_masked_inputs(env, tmp_path, capsys):
         "stages": [
             {"name": "person-detection", "model": "person-detection", "version": 0, "model_files": []}
         ],
+        "outputs": {"detections": True, "detections_file": "detections.jsonl", "stats_file": "stats.jsonl"},
     }
     assert "p%40ss" not in out
     # plain --check is unchanged

@@ -15,11 +15,16 @@ from typing import Any
 import pytest
 from ansible.errors import AnsibleLookupError
 
+from client.__main__ import reported_outputs
+from client.profile import OutputsSpec
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import run_playbook, task_results
 from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.models
+
+# the client's check's `outputs` of a profile with the default results files
+OUTPUTS = reported_outputs(OutputsSpec())
 
 ROLE = PROJECT_ROOT / "roles" / "ovms_client"
 ROLE_FQCN = "ovms.edge.ovms_client"
@@ -92,7 +97,11 @@ def test_the_lookup_runs_as_ansible_loads_it(tmp_path):
 
 
 def _check(stages: Any) -> str:
-    return "INFO reading\n" + json.dumps({"name": "p", "devices": [], "stages": stages}) + "\n"
+    return (
+        "INFO reading\n"
+        + json.dumps({"name": "p", "devices": [], "stages": stages, "outputs": OUTPUTS})
+        + "\n"
+    )
 
 
 def test_the_check_gives_the_stages_and_a_check_without_them_gives_none():
@@ -102,7 +111,12 @@ def test_the_check_gives_the_stages_and_a_check_without_them_gives_none():
         {"name": "barcode", "model": None, "version": 0, "model_files": []},
     ]
     assert CLIENT.ovms_client_checked(_check(stages), "p")["stages"] == stages
-    assert CLIENT.ovms_client_checked(json.dumps({"name": "p", "devices": []}), "p")["stages"] == []
+    assert (
+        CLIENT.ovms_client_checked(json.dumps({"name": "p", "devices": [], "outputs": OUTPUTS}), "p")[
+            "stages"
+        ]
+        == []
+    )
 
 
 @pytest.mark.parametrize(

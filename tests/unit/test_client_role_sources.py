@@ -8,10 +8,15 @@ import json
 
 import pytest
 
+from client.__main__ import reported_outputs
+from client.profile import OutputsSpec
 from launcher.validate import rules
 from testbed.plugins import load_plugin
 
 pytestmark = pytest.mark.sources
+
+# the client's check's `outputs` of a profile with the default results files
+OUTPUTS = reported_outputs(OutputsSpec())
 
 CLIENT = load_plugin("plugins/filter/ovms_client.py")
 DEVICES = load_plugin("plugins/action/ovms_client_devices.py")
@@ -20,7 +25,11 @@ SECRET = "p@ss:w/rd"
 
 
 def test_the_check_output_is_the_last_json_line():
-    output = "2026 INFO client: something\n" + json.dumps({"name": "p", "devices": ["/dev/video0"]}) + "\n"
+    output = (
+        "2026 INFO client: something\n"
+        + json.dumps({"name": "p", "devices": ["/dev/video0"], "outputs": OUTPUTS})
+        + "\n"
+    )
     assert CLIENT.ovms_client_checked(output, "p")["devices"] == ["/dev/video0"]
 
 
@@ -124,7 +133,7 @@ def test_status_keeps_the_source_counters():
         "drops": 1,
         "sources": [{"stream": 0, "state": "reading", "input": "rtsp://camera-1:8554/aisle3"}],
     }
-    (entry,) = CLIENT.ovms_client_stats([{"ovms_client_status_name": "p-1", "stdout": json.dumps(line)}])
+    (entry,) = CLIENT.ovms_client_stats([{"name": "p-1", "stdout": json.dumps(line)}])
     assert entry["reconnects"] == 2 and entry["stalls"] == 1 and entry["drops"] == 1
     assert entry["sources"][0]["state"] == "reading"
 

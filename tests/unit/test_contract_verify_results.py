@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from client.__main__ import reported_outputs
+from client.profile import OutputsSpec
 from testbed.playbook import run_playbook, task_results
 
 pytestmark = [pytest.mark.contract]
@@ -27,6 +29,8 @@ def _verify(tmp_path: Path, data: Path) -> dict:
         "vars": {
             "ovms_client_data_dir": str(data),
             "ovms_client_profiles": [{"name": "cams"}],
+            # this run's reading of the profile (tasks/profile.yml): the client's defaults
+            "ovms_client_prepared": {"cams": {"outputs": reported_outputs(OutputsSpec())}},
             "ovms_client_results_timeout": 1,
         },
         "tasks": [{"name": "Run verify.yml", "ansible.builtin.include_role": INCLUDE}],
@@ -40,8 +44,6 @@ def _verify(tmp_path: Path, data: Path) -> dict:
 
 def _data(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
-    (data / "profiles" / "cams").mkdir(parents=True)
-    (data / "profiles" / "cams" / "profile.yaml").write_text("name: cams\n", encoding="utf-8")
     results = data / "results" / "cams-1"
     results.mkdir(parents=True)
     return data, results / "detections.jsonl"

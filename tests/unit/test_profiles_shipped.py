@@ -4,24 +4,24 @@ as the client does.
 1. profile.env overrides profile.yaml, so a setting in both files hides every edit of the YAML: no
    shipped profile may set one in both. Variables map to profile keys through the client's own table
    (client/profile.py ENV_OVERRIDES).
-2. The role's filter ovms_client_outputs (plugins/filter/ovms_client.py), which
-   verify.yml and status.yml use to find a client's results, gives the names the client itself writes
-   to (client/profile.py: OutputsSpec, FileName, env overrides). It runs in Ansible without the client
-   package, so these tests hold it to the client's code.
+2. The names of a client's results files, which verify.yml waits for and status.yml reads (a label of
+   each container), are the client's own reading of the profile (`--check --json`, its `outputs`,
+   env overrides applied), checked by the role's filter ovms_client_checked: these tests hold the
+   reading to client/profile.py (OutputsSpec, FileName).
 """
 
 from __future__ import annotations
 
-import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from client.__main__ import main as client_main
 from client.envfile import parse_env_file
-from client.errors import ClientError
-from client.profile import ENV_FILE, ENV_OVERRIDES, PROFILE_FILE, FileName, OutputsSpec, load_profile
+from client.profile import ENV_FILE, ENV_OVERRIDES, PROFILE_FILE, FileName, load_profile
 from testbed.plugins import load_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,22 +103,19 @@ def test_the_duplicate_check_maps_variables_to_keys(tmp_path, yaml_change, env, 
     assert duplicates(tmp_path) == found
 
 
-# --- 2. the role's output names follow the client ----------------------------------------------------
+# --- 2. the role's output names are the client's own reading ---------------------------------------
 
 
-def test_the_role_s_defaults_and_name_rule_are_the_client_s():
-    defaults = OutputsSpec()
-    assert {key: getattr(defaults, key) for key in OUTPUT_KEYS} == FILTERS.OUTPUT_DEFAULTS
+def _checked(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    """The role's reading of a profile: the client's `--check --json` (as the check container runs it),
+    through the filter ovms_client_checked."""
+    assert client_main(["--profile", str(directory), "--check", "--json"]) == 0
+    return FILTERS.ovms_client_checked(capsys.readouterr().out, directory.name)
+
+
+def test_the_role_s_name_rule_is_the_client_s():
     pattern = next(m.pattern for m in FileName.__metadata__[0].metadata if hasattr(m, "pattern"))
     assert FILTERS._FILE_NAME.pattern == pattern
-
-
-def test_no_environment_variable_renames_or_switches_off_an_output():
-    """The filter reads profile.yaml only: right while no CLIENT_* variable targets these keys. If one
-    is added, ovms_client_outputs must take the env file and ovms_client_env too."""
-    targets = {target for target, _ in ENV_OVERRIDES.values()}
-    assert not targets & {f"outputs.{key}" for key in OUTPUT_KEYS}
-    assert not {t for t in targets if t == "outputs" or t.startswith("outputs[")}
 
 
 PERSON = yaml.safe_load((PROFILES / "person-detection" / PROFILE_FILE).read_text())
@@ -141,106 +138,65 @@ def _with_outputs(outputs: Any) -> dict:
         {"detections": "no", "detections_file": "unused.jsonl", "stats_interval_s": 1},
     ],
 )
-def test_the_filter_names_the_files_the_client_writes(tmp_path, outputs):
-    data = _with_outputs(outputs)
-    (tmp_path / PROFILE_FILE).write_text(yaml.safe_dump(data))
-    # env settings (file and process) never change the names
-    (tmp_path / ENV_FILE).write_text("CLIENT_TARGET_FPS=3\nCLIENT_STATS_INTERVAL_S=1\n")
-    client = load_profile(tmp_path, {"CLIENT_SNAPSHOT_INTERVAL_S": "0"}).profile.outputs
-    role = FILTERS.ovms_client_outputs((tmp_path / PROFILE_FILE).read_text())
-    assert {key: role[key] for key in OUTPUT_KEYS} == {key: getattr(client, key) for key in OUTPUT_KEYS}
-    assert role["first_results"] == (client.detections_file if client.detections else client.stats_file)
+def test_the_role_waits_for_and_labels_the_files_the_client_writes(tmp_path, capsys, monkeypatch, outputs):
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    (folder / PROFILE_FILE).write_text(yaml.safe_dump(_with_outputs(outputs)))
+    (folder / ENV_FILE).write_text("CLIENT_TARGET_FPS=3\nCLIENT_STATS_INTERVAL_S=1\n")
+    monkeypatch.setenv("CLIENT_SNAPSHOT_INTERVAL_S", "0")
+    client = load_profile(folder, {"CLIENT_SNAPSHOT_INTERVAL_S": "0"}).profile.outputs
+    role = _checked(folder, capsys)["outputs"]
+    assert role == {key: getattr(client, key) for key in OUTPUT_KEYS}
+    prepared = {"cams": {"outputs": role, "devices": [], "groups": []}}
+    first = client.detections_file if client.detections else client.stats_file
+    assert FILTERS.ovms_client_verify_files([{"name": "cams", "instances": 2}], prepared) == [
+        {"instance": "cams-1", "file": first},
+        {"instance": "cams-2", "file": first},
+    ]
+    [spec, _second] = FILTERS.ovms_client_instance_specs(
+        {}, [{"name": "cams", "instances": 2}], "c", "/d", prepared, []
+    )
+    assert spec["labels"]["ovms-launcher.stats-file"] == client.stats_file
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_the_filter_reads_the_shipped_profiles_like_the_client(name):
+def test_the_check_reads_the_shipped_profiles_outputs_like_the_client(name, capsys):
     client = load_profile(PROFILES / name, {}).profile.outputs
-    role = FILTERS.ovms_client_outputs((PROFILES / name / PROFILE_FILE).read_text())
-    assert {key: role[key] for key in OUTPUT_KEYS} == {key: getattr(client, key) for key in OUTPUT_KEYS}
+    assert _checked(PROFILES / name, capsys)["outputs"] == {key: getattr(client, key) for key in OUTPUT_KEYS}
 
 
 @pytest.mark.parametrize(
     "outputs",
     [
-        {"stats_file": "../../etc/passwd"},
-        {"stats_file": ".."},
-        {"detections_file": "a/b.jsonl"},
-        {"detections_file": ""},
-        {"detections": "maybe"},
-        {"detections": 2},
-        {"stats_file": 5},
+        None,
+        [],
+        {"detections_file": "d.jsonl", "stats_file": "s.jsonl"},
+        {"detections": "yes", "detections_file": "d.jsonl", "stats_file": "s.jsonl"},
+        {"detections": True, "detections_file": "d.jsonl", "stats_file": "../../etc/passwd"},
+        {"detections": True, "detections_file": "d.jsonl", "stats_file": ".."},
+        {"detections": True, "detections_file": "a/b.jsonl", "stats_file": "s.jsonl"},
+        {"detections": True, "detections_file": "", "stats_file": "s.jsonl"},
+        {"detections": True, "detections_file": "d.jsonl", "stats_file": 5},
     ],
 )
-def test_a_value_the_client_refuses_never_names_a_file(tmp_path, outputs):
-    (tmp_path / PROFILE_FILE).write_text(yaml.safe_dump(_with_outputs(outputs)))
-    if outputs != {"stats_file": ".."}:  # '..' passes the client's pattern; it fails when opened
-        with pytest.raises(ClientError):
-            load_profile(tmp_path, {})
-    role = FILTERS.ovms_client_outputs((tmp_path / PROFILE_FILE).read_text())
-    assert {key: role[key] for key in OUTPUT_KEYS} == FILTERS.OUTPUT_DEFAULTS
+def test_a_check_with_outputs_the_role_cannot_use_names_the_profile(outputs):
+    reading = {"name": "cams", "devices": [], "stages": []}
+    if outputs is not None:
+        reading["outputs"] = outputs
+    with pytest.raises(ValueError, match=r"^profile cams: the client's check gave (no )?outputs"):
+        FILTERS.ovms_client_checked(json.dumps(reading), "cams")
 
 
-@pytest.mark.parametrize(
-    "text", [None, "", "name: [unclosed\n", "- a list\n", "outputs: [1]\n", "outputs:\n"]
-)
-def test_an_unreadable_profile_gives_the_defaults(text):
-    role = FILTERS.ovms_client_outputs(text)
-    assert {key: role[key] for key in OUTPUT_KEYS} == FILTERS.OUTPUT_DEFAULTS
-    assert role["first_results"] == "detections.jsonl"
+def test_verify_stops_on_a_profile_this_run_did_not_read():
+    with pytest.raises(ValueError, match=r"profile cams was not placed and read on this host in this run"):
+        FILTERS.ovms_client_verify_files([{"name": "cams"}], {"cams": {"devices": []}})
+    # nothing asked, nothing to wait for
+    assert FILTERS.ovms_client_verify_files([], {}) == []
 
 
-def _slurp(loop_var: str, item: object, text: str | None, **extra: object) -> dict:
-    result: dict = {"ansible_loop_var": loop_var, loop_var: item, **extra}
-    if text is not None:
-        result["content"] = base64.b64encode(text.encode()).decode()
-    return result
-
-
-def test_verify_waits_for_each_instance_s_first_results():
-    copies = [
-        _slurp(
-            "ovms_client_verify_profile",
-            {"name": "cams", "instances": 2},
-            "outputs: {detections_file: d.jsonl}",
-        ),
-        _slurp("ovms_client_verify_profile", {"name": "quiet"}, "outputs: {detections: false}"),
-        {"skipped": True, "ansible_loop_var": "ovms_client_verify_profile"},
-    ]
-    assert FILTERS.ovms_client_verify_files(copies) == [
-        {"instance": "cams-1", "file": "d.jsonl"},
-        {"instance": "cams-2", "file": "d.jsonl"},
-        {"instance": "quiet-1", "file": "stats.jsonl"},
-    ]
-    # verify skipped (ovms_client_results_timeout 0): nothing to wait for
-    assert FILTERS.ovms_client_verify_files([{"skipped": True}]) == []
-
-
-def test_verify_stops_on_a_profile_copy_it_cannot_read():
-    missing = _slurp(
-        "ovms_client_verify_profile", {"name": "cams"}, None, failed=True, msg="file not found: /x"
+def test_a_dry_run_without_the_host_s_copy_labels_no_stats_file():
+    [spec] = FILTERS.ovms_client_instance_specs({}, [{"name": "cams"}], "c", "/d", {"cams": {}}, [])
+    assert "ovms-launcher.stats-file" not in spec["labels"]
+    assert (
+        spec["labels"]["ovms-launcher.profile"] == "cams" and spec["labels"]["ovms-launcher.instance"] == "1"
     )
-    with pytest.raises(ValueError, match=r"profile cams: .*could not be read \(file not found: /x\)"):
-        FILTERS.ovms_client_verify_files([missing])
-
-
-def test_status_reads_each_client_s_stats_file():
-    def labels(profile: str, instance: str) -> dict:
-        return {
-            "ovms-launcher.profile": profile,
-            "ovms-launcher.instance": instance,
-            "ovms-launcher.role": "client",
-        }
-
-    copies = [
-        _slurp("ovms_client_status_labels", labels("cams", "1"), "outputs: {stats_file: pace.jsonl}"),
-        _slurp("ovms_client_status_labels", labels("cams", "2"), "outputs: {stats_file: pace.jsonl}"),
-        _slurp("ovms_client_status_labels", labels("quiet", "1"), "outputs: {detections: false}"),
-        # a copy gone meanwhile: the default name, status never fails
-        _slurp("ovms_client_status_labels", labels("gone", "1"), None, failed=True, msg="file not found"),
-    ]
-    assert FILTERS.ovms_client_status_files(copies) == {
-        "cams-1": "pace.jsonl",
-        "cams-2": "pace.jsonl",
-        "quiet-1": "stats.jsonl",
-        "gone-1": "stats.jsonl",
-    }

@@ -1,6 +1,7 @@
 """Bounded disk for months of running (issue 22): detections.jsonl and stats.jsonl rotate by size to
-`<file>.1` … `<file>.<keep>`, whole lines only; `status` (module ovms_tail) reads the current file and
-the newest rotated one when the current one has no whole line yet."""
+`<file>.1` … `<file>.<keep>`, whole lines only; `status` (module ovms_client_status, by the rules of
+module_utils ovms_results) reads the current file and the newest rotated one when the current one has no
+whole line yet."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.observability]
 
-TAIL = load_plugin("plugins/modules/ovms_tail.py")
+TAIL = load_plugin("plugins/module_utils/ovms_results.py")
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
@@ -266,7 +267,7 @@ def test_the_profile_sets_the_limit_and_the_count(tmp_path):
     assert (half.rotate_bytes, half.rotate_keep) == (512 * 1024, 2)
 
 
-# -- status reads across a rotation (module ovms_tail) -----------------------------------------------
+# -- status reads across a rotation (module_utils ovms_results) ------------------------------------
 @pytest.fixture
 def rotated(tmp_path: Path) -> Path:
     """results/<instance>/ just after a rotation: stats.jsonl.1 full, stats.jsonl new and empty."""

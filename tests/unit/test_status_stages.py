@@ -43,8 +43,8 @@ def _line(stages: tuple[tuple[str, str | None], ...], requests: dict[str, list[t
 
 
 def _tail(name: str, line: str) -> dict[str, Any]:
-    """One result of status.yml's `tail -n 1 stats.jsonl` loop."""
-    return {"ovms_client_status_name": name, "stdout": line + "\n", "rc": 0}
+    """One entry of status.yml's read (module ovms_client_status, its `stats`)."""
+    return {"name": name, "stdout": line}
 
 
 def _summary(clients: list[dict[str, Any]]) -> RunSummary:

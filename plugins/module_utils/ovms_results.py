@@ -1,88 +1,25 @@
-"""Ansible module ovms_tail: the last lines of a result file in a folder another user writes to, read
-without following a link, without blocking and in bounded time (the status of roles/ovms_client)."""
+"""How a client host's results files are read, once: the last lines of a file in a folder another user
+writes to (a client container writes its results folder), without following a link, without blocking
+and in bounded bytes, and which file of each client container status reads (module
+ovms_client_status).
+
+Pure Python (no Ansible import): the unit tests load it by its path.
+
+Every part of a path below the trusted root is opened without following a symbolic link and without
+blocking (a FIFO answers at once); the file must be a regular file (fstat of what was opened). A link, a
+FIFO, a socket, a device or a folder is refused, so root never reads another file of the host, nor waits
+on a writer that never comes. The client rotates its files (`<file>.1` is the newest rotated one): when
+the file holds fewer than the lines asked for and was read whole (it was just rotated, or is missing for
+the instant of a rotation), the rest comes from the end of `<file>.1`, opened by the same rules.
+"""
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-module: ovms_tail
-short_description: Read the last lines of a file another user may have replaced, safely
-description:
-  - Reads the last O(lines) lines of O(path) from at most its last O(max_bytes) bytes, where everything
-    below O(root) may belong to another user (a client container writes its results folder).
-  - Every part of O(path) below O(root) is opened without following a symbolic link, and without
-    blocking (a FIFO answers at once); the file must be a regular file (fstat of what was opened).
-    A link, a FIFO, a socket, a device or a folder is refused, so root never reads another file of the
-    host, nor waits on a writer that never comes.
-  - The read is bounded in bytes (O(max_bytes)) and in time (O(timeout) seconds).
-  - The client rotates its files (C(<path>.1) is the newest rotated one). When O(path) holds fewer than
-    O(lines) whole lines (it was just rotated, or is missing for the instant of a rotation) and was
-    read whole, the rest comes from the end of C(<path>.1), opened by the same rules, within what is
-    left of O(max_bytes).
-  - A missing file (and no C(<path>.1)) or a refused one fails the task with a message naming the path;
-    changes nothing and runs in check mode.
-options:
-  path:
-    description: The file.
-    type: path
-    required: true
-  root:
-    description: The folder above which links may be followed (a folder only root writes); O(path) must be
-      inside it. Default the folder of O(path).
-    type: path
-  lines:
-    description: How many of the last lines to return.
-    type: int
-    default: 1
-  max_bytes:
-    description: The most bytes read from the end of the file.
-    type: int
-    default: 65536
-  timeout:
-    description: Seconds the read may take at most.
-    type: int
-    default: 10
-author: ovms-launcher developers (@ovms-launcher)
-"""
-
-EXAMPLES = r"""
-- name: Read the latest stats line of a client
-  ovms.edge.ovms_tail:
-    path: /var/lib/ovms-launcher/client/results/person-detection-1/stats.jsonl
-    root: /var/lib/ovms-launcher/client/results
-  register: stats
-  failed_when: false
-"""
-
-RETURN = r"""
-stdout:
-  description: The last lines, joined with newlines (no trailing newline); only whole lines, so a line
-    still being written, or cut by O(max_bytes), is left out.
-  type: str
-  returned: success
-  sample: '{"fps": 14.9}'
-stdout_lines:
-  description: The same lines as a list.
-  type: list
-  elements: str
-  returned: success
-size:
-  description: The file's size in bytes (0 when only C(<path>.1) was found).
-  type: int
-  returned: success
-rotated:
-  description: Whether some of the lines came from C(<path>.1).
-  type: bool
-  returned: success
-"""
-
 import errno
 import os
-import signal
 import stat
 from pathlib import PurePosixPath
 from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -95,10 +32,6 @@ _KINDS = (
 
 class Refused(Exception):
     """The file cannot be read safely; the message says why."""
-
-
-class _TimedOut(Exception):
-    pass
 
 
 def _parts(path: str, root: str | None) -> tuple[str, list[str]]:
@@ -153,7 +86,7 @@ def _is_link(fd: int, name: str) -> bool:
 
 def read_tail(path: str, root: str | None = None, lines: int = 1, max_bytes: int = 65536) -> dict[str, Any]:
     """{stdout, stdout_lines, size, rotated} of the file, with the end of `<path>.1` when the file
-    holds fewer than `lines` whole lines (see DOCUMENTATION), or Refused."""
+    holds fewer than `lines` whole lines (see above), or Refused."""
     if lines < 1 or max_bytes < 1:
         raise Refused("lines and max_bytes must be at least 1")
     try:
@@ -216,34 +149,32 @@ def _read_end(path: str, root: str | None, max_bytes: int) -> _End:
     return _End(found, size, start == 0)
 
 
-def _alarm(signum: int, frame: Any) -> None:
-    raise _TimedOut()
+# The label of a client container that names its stats file (the client's own reading of its profile at
+# deploy: roles/ovms_client, filter ovms_client_instance_specs), and the label filter of the role's
+# containers.
+STATS_LABEL = "ovms-launcher.stats-file"
+INSTANCE_LABELS = ("ovms-launcher.profile", "ovms-launcher.instance")
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "root": {"type": "path"},
-            "lines": {"type": "int", "default": 1},
-            "max_bytes": {"type": "int", "default": 65536},
-            "timeout": {"type": "int", "default": 10},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(max(1, p["timeout"]))
-    try:
-        result = read_tail(p["path"], p["root"], p["lines"], p["max_bytes"])
-    except Refused as exc:
-        signal.alarm(0)
-        module.fail_json(msg=f"{p['path']}: refused: {exc}", stdout="", stdout_lines=[])
-    except _TimedOut:
-        module.fail_json(msg=f"{p['path']}: not read within {p['timeout']} s", stdout="", stdout_lines=[])
-    signal.alarm(0)
-    module.exit_json(changed=False, **result)
+def own_containers(containers: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The containers of a Docker list whose name is <prefix>-…: the client role's of this deployment."""
+    return [
+        c for c in containers if any(n.lstrip("/").startswith(f"{prefix}-") for n in c.get("Names") or [])
+    ]
 
 
-if __name__ == "__main__":
-    main()
+def instance_name(labels: dict[str, Any]) -> str:
+    """<profile>-<instance> of a client container, from its labels (its results folder's name)."""
+    profile, instance = (labels.get(key) for key in INSTANCE_LABELS)
+    return f"{profile or 'unknown'}-{instance or '1'}"
+
+
+def stats_path(results: str, labels: dict[str, Any]) -> tuple[str, str]:
+    """(the stats file of a client container, the folder its read may not leave: the instance's own
+    results folder), or Refused when the container names no stats file. A name that would leave the
+    folder is refused by read_tail."""
+    name = labels.get(STATS_LABEL)
+    if not isinstance(name, str) or not name:
+        raise Refused(f"the container has no {STATS_LABEL} label (started before it existed: deploy again)")
+    folder = PurePosixPath(results) / instance_name(labels)
+    return str(folder / name), str(folder)
