@@ -150,8 +150,8 @@ def ovms_client_metrics_sd(profiles: list[dict], prefix: str, port: int | str) -
 
 def ovms_client_stats(reads: list[dict]) -> list[dict]:
     """One entry per client from status.yml's read of each stats file (module ovms_client_status, its
-    `stats`: {name, stdout: the last line; none for a missing or refused file}): latest fps, p95,
-    dropped, frames, sources, stages, models."""
+    `stats`: {name, stdout: the last line; none for a missing or refused file, and msg: why}): latest
+    fps, p95, dropped, frames, sources, stages, models, and `note` when no line was read."""
     clients = []
     for result in reads:
         entry: dict = {"name": result.get("name")}
@@ -168,6 +168,8 @@ def ovms_client_stats(reads: list[dict]) -> list[dict]:
         entry["stages"] = _stage_stats(stats.get("stages"))
         models = stats.get("models")
         entry["models"] = [m for m in models if isinstance(m, str)] if isinstance(models, list) else []
+        if result.get("msg"):  # why no line was read (`launcher status --json` shows it)
+            entry["note"] = str(result["msg"])
         clients.append(entry)
     return clients
 
@@ -216,7 +218,7 @@ def ovms_client_verify_files(profiles: list[dict], prepared: dict) -> list[dict]
         if not outputs:
             raise ValueError(
                 f"profile {profile['name']} was not placed and read on this host in this run "
-                "(tasks/profile.yml)"
+                "(tasks/profile.yml records it): run the role's main entry point before verify.yml"
             )
         first = outputs["detections_file"] if outputs["detections"] else outputs["stats_file"]
         files.extend({"instance": name, "file": first} for name in ovms_client_instances([profile]))
@@ -334,7 +336,7 @@ def ovms_client_model_file_dirs(files: list[dict]) -> list[str]:
 
 
 def ovms_client_model_files_stale(found: list[dict], root: str, files: list[dict]) -> list[str]:
-    """What of the host's model files folder `root` (ansible.builtin.find's files, any type) no profile
+    """What of the host's model files folder `root` (module ovms_client_survey's model_files) no profile
     reads any more: the topmost such paths (removing a folder removes what it holds)."""
     root = root.rstrip("/")
     wanted = {f"{root}/{d}" for d in ovms_client_model_file_dirs(files)}

@@ -169,12 +169,19 @@ def instance_name(labels: dict[str, Any]) -> str:
     return f"{profile or 'unknown'}-{instance or '1'}"
 
 
+def _one_name(value: str, what: str) -> str:
+    """`value` when it names one entry of a folder (not a path, not '.' or '..'), or Refused."""
+    if not value or "/" in value or "\0" in value or value in (".", ".."):
+        raise Refused(f"{what} {value!r} is not a plain name")
+    return value
+
+
 def stats_path(results: str, labels: dict[str, Any]) -> tuple[str, str]:
-    """(the stats file of a client container, the folder its read may not leave: the instance's own
-    results folder), or Refused when the container names no stats file. A name that would leave the
-    folder is refused by read_tail."""
+    """(the stats file of a client container, results/<profile>-<instance>/<file>, and the folder above
+    which read_tail may follow nothing: `results`, only root writes it), or Refused when the container
+    names no stats file, or its labels would name anything but one file in one instance's folder."""
     name = labels.get(STATS_LABEL)
     if not isinstance(name, str) or not name:
         raise Refused(f"the container has no {STATS_LABEL} label (started before it existed: deploy again)")
-    folder = PurePosixPath(results) / instance_name(labels)
-    return str(folder / name), str(folder)
+    folder = _one_name(instance_name(labels), "the instance (labels " + ", ".join(INSTANCE_LABELS) + ")")
+    return str(PurePosixPath(results) / folder / _one_name(name, f"the {STATS_LABEL} label")), results

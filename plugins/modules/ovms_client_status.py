@@ -15,7 +15,8 @@ description:
   - The results folder belongs to the client's user; the file is read by the rules of module_utils
     ovms_results, which never leave the instance's own results folder, follow no symbolic link, wait on
     no FIFO, read only the last O(max_bytes) bytes and take the newest rotated file when the current one
-    was just rotated. Each read is bounded by O(timeout) seconds.
+    was just rotated. Each read is bounded by O(read_timeout) seconds. The labels must name one file in
+    one instance's folder (C(<profile>-<instance>) and the file's name each a plain name).
   - A file that is missing or refused, or a container without the label, gives that client no stats
     line and a message; the task does not fail for it. Only an engine that cannot be asked fails it.
   - Changes nothing and runs in check mode.
@@ -32,8 +33,8 @@ options:
     description: The most bytes read from the end of each stats file.
     type: int
     default: 262144
-  timeout:
-    description: Seconds each file's read may take at most.
+  read_timeout:
+    description: Seconds each file's read may take at most (the engine's own timeout is O(timeout)).
     type: int
     default: 10
 extends_documentation_fragment:
@@ -92,17 +93,23 @@ def _alarm(signum: int, frame: Any) -> None:
     raise _TimedOut()
 
 
-def _read(labels: dict[str, Any], results: str, max_bytes: int, timeout: int) -> dict[str, str]:
+def _read(labels: dict[str, Any], results: str, max_bytes: int, seconds: int) -> dict[str, str]:
+    """{name, stdout: the latest whole stats line or '', msg: why none was read (else absent)}."""
     entry = {"name": instance_name(labels), "stdout": ""}
     path = ""
-    signal.alarm(max(1, timeout))
+    signal.alarm(max(1, seconds))
     try:
-        path, folder = stats_path(results, labels)
-        entry["stdout"] = read_tail(path, folder, 1, max_bytes)["stdout"]
+        path, root = stats_path(results, labels)
+        entry["stdout"] = read_tail(path, root, 1, max_bytes)["stdout"]
+        signal.alarm(0)
     except Refused as exc:
+        signal.alarm(0)
         entry["msg"] = f"{path}: refused: {exc}" if path else str(exc)
+    except OSError as exc:
+        signal.alarm(0)
+        entry["msg"] = f"{path}: not read: {exc.strerror or exc}"
     except _TimedOut:
-        entry["msg"] = f"{path}: not read within {timeout} s"
+        entry["msg"] = f"{path}: not read within {seconds} s"
     finally:
         signal.alarm(0)
     return entry
@@ -114,7 +121,7 @@ def main() -> None:
             data_dir=dict(type="path", required=True),
             prefix=dict(type="str", required=True),
             max_bytes=dict(type="int", default=262144),
-            timeout=dict(type="int", default=10),
+            read_timeout=dict(type="int", default=10),
         ),
         supports_check_mode=True,
     )
@@ -131,7 +138,7 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _alarm)
     results = str(PurePosixPath(params["data_dir"]) / "results")
     stats = [
-        _read(c.get("Labels") or {}, results, params["max_bytes"], params["timeout"]) for c in containers
+        _read(c.get("Labels") or {}, results, params["max_bytes"], params["read_timeout"]) for c in containers
     ]
     client.module.exit_json(changed=False, containers=containers, stats=stats)
 

@@ -14,7 +14,7 @@ import yaml
 from client.__main__ import reported_outputs
 from client.profile import OutputsSpec
 from testbed.paths import PROJECT_ROOT
-from testbed.playbook import host_failure, run_playbook
+from testbed.playbook import host_failure, run_playbook, task_results
 from testbed.plugins import load_plugin
 
 # the client's check's `outputs` of a profile with the default results files
@@ -84,3 +84,56 @@ def test_a_reading_the_filter_refuses_never_reaches_the_host(tmp_path):
     run = _check(tmp_path, ["/dev/tty"])
     assert run.returncode != 0
     assert "profile aisle-3: the client's check gave devices ['/dev/tty']" in run.stdout, run.stdout[-2000:]
+
+
+def test_the_reading_s_outputs_reach_the_record_verify_waits_on_and_the_labels(tmp_path):
+    """devices.yml's action returns the check's `outputs`; profile.yml's record keeps them in
+    ovms_client_prepared, from which verify.yml waits and each container's stats-file label comes."""
+    [record] = [
+        t
+        for t in yaml.safe_load((DEVICES.parent / "profile.yml").read_text(encoding="utf-8"))
+        if t["name"].startswith("Record what it needs")
+    ]
+    outputs = {"detections": False, "detections_file": "d.jsonl", "stats_file": "pace.jsonl"}
+    reading = {"name": "aisle-3", "devices": [], "inputs": [], "stages": [], "outputs": outputs}
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {
+            "ovms_client_profile": {"name": "aisle-3"},
+            "ovms_client_profile_source": {"type": "local"},
+            "ovms_client_profile_copy": {"changed": False},
+            "ovms_client_devices_output": "INFO read\n" + json.dumps(reading),
+            "ovms_client_profiles": [{"name": "aisle-3", "instances": 2}],
+        },
+        "tasks": [
+            yaml.safe_load(DEVICES.read_text(encoding="utf-8"))[-1],
+            record,
+            {
+                "name": "Show what verify and the container specs get",
+                "vars": {"prepared": "{{ ovms_client_prepared }}"},
+                "ansible.builtin.debug": {
+                    "msg": {
+                        "wait": "{{ ovms_client_profiles | ovms.edge.ovms_client_verify_files(prepared) }}",
+                        "labels": "{{ {} | ovms.edge.ovms_client_instance_specs(ovms_client_profiles, 'c', "
+                        "'/d', prepared, []) | map(attribute='labels') | list }}",
+                    }
+                },
+            },
+        ],
+    }
+    run = run_playbook(tmp_path, play, json_callback=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    results = task_results(run)
+    assert (
+        results["Record what it needs, profile aisle-3"]["ansible_facts"]["ovms_client_prepared"]["aisle-3"][
+            "outputs"
+        ]
+        == outputs
+    )
+    shown = results["Show what verify and the container specs get"]["msg"]
+    assert shown["wait"] == [
+        {"instance": "aisle-3-1", "file": "pace.jsonl"},
+        {"instance": "aisle-3-2", "file": "pace.jsonl"},
+    ]
+    assert [labels["ovms-launcher.stats-file"] for labels in shown["labels"]] == ["pace.jsonl", "pace.jsonl"]

@@ -7,21 +7,15 @@ into a row without stats, as a missing file."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import socketserver
-import subprocess
-import sys
-import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 
-from launcher.content import content
+from testbed.fake_engine import run_docker_module
 from testbed.paths import PROJECT_ROOT
 from testbed.plugins import load_plugin
 
@@ -93,47 +87,6 @@ def test_other_paths_are_refused(results):
     assert _refused(results / ".." / "elsewhere", results).startswith("is not inside")
 
 
-class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """A Docker engine's API as the module asks it (version, then the container list), on a socket of
-    the test's own: the module is run as the role runs it, without a Docker engine."""
-
-    daemon_threads = True
-
-    def __init__(self, path: Path, containers: list[dict]) -> None:
-        self.containers = containers
-        self.queries: list[str] = []
-        super().__init__(str(path), _Handler)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Engine
-
-    def do_GET(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        if url.path.endswith("/containers/json"):
-            self.server.queries.append(url.query)
-            body: object = self.server.containers
-        elif url.path.endswith("/version"):
-            body = {"ApiVersion": "1.43", "MinAPIVersion": "1.12", "Version": "24.0.0", "Os": "linux"}
-        elif url.path.endswith("/_ping"):
-            body = "OK"
-        else:
-            self.send_error(404)
-            return
-        data = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def address_string(self) -> str:
-        return "test"
-
-    def log_message(self, format: str, *args: object) -> None:
-        del format, args
-
-
 def _container(name: str, profile: str, instance: str, stats: str | None) -> dict:
     labels = {
         "ovms-launcher.role": "client",
@@ -152,37 +105,11 @@ def _container(name: str, profile: str, instance: str, stats: str | None) -> dic
 
 
 def _status(tmp_path: Path, containers: list[dict], data_dir: Path) -> tuple[dict, list[str]]:
-    """The module as the role runs it (ansible's own module runner, the role's arguments), its JSON
-    result, and the queries the engine saw."""
-    socket = tmp_path / "engine.sock"
-    engine = _Engine(socket, containers)
-    thread = threading.Thread(target=engine.serve_forever, daemon=True)
-    thread.start()
+    """The module as the role runs it (the role's arguments), its result and the engine's queries."""
     tasks = yaml.safe_load((PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "status.yml").read_text())
     [task] = [t for t in tasks if "ovms.edge.ovms_client_status" in t]
-    args = {**task["ovms.edge.ovms_client_status"], "data_dir": str(data_dir), "prefix": "ovms-client",
-            "docker_host": f"unix://{socket}"}  # fmt: skip
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    try:
-        run = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-             "-e", f"ansible_python_interpreter={sys.executable}",
-             "-m", "ovms.edge.ovms_client_status", "-a", json.dumps(args)],
-            capture_output=True, text=True, env=env, timeout=120, check=False,
-        )  # fmt: skip
-    finally:
-        engine.shutdown()
-        engine.server_close()
-    report = json.loads(run.stdout)
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"], engine.queries
+    args = {**task["ovms.edge.ovms_client_status"], "data_dir": str(data_dir), "prefix": "ovms-client"}
+    return run_docker_module(tmp_path, "ovms.edge.ovms_client_status", args, containers)
 
 
 @pytest.mark.slow
@@ -201,6 +128,7 @@ def test_the_module_reads_each_client_s_own_stats_file_and_refuses_the_rest(resu
         _container("ovms-client-shop-2", "shop", "2", "pace.jsonl"),  # a link
         _container("ovms-client-shop-3", "shop", "3", "../person-detection-1/stats.jsonl"),  # another's
         _container("ovms-client-shop-4", "shop", "4", None),  # started before the label existed
+        _container("ovms-client-x", "..", "1/../../..", "secret"),  # labels that would leave results/
         _container("other-client-shop-1", "shop", "1", "pace.jsonl"),  # another deployment's
     ]
     started = time.monotonic()
@@ -209,9 +137,11 @@ def test_the_module_reads_each_client_s_own_stats_file_and_refuses_the_rest(resu
     assert not got.get("failed") and not got["changed"], got
     # the engine was asked for the client role's containers, stopped ones too
     assert len(queries) == 1 and "all=1" in queries[0] and "ovms-launcher.role%3Dclient" in queries[0]
-    assert [c["Names"][0] for c in got["containers"]] == [f"/{c['Names'][0][1:]}" for c in containers[:6]]
+    assert [c["Names"][0] for c in got["containers"]] == [f"/{c['Names'][0][1:]}" for c in containers[:7]]
     reads = {entry["name"]: entry for entry in got["stats"]}
-    assert list(reads) == ["person-detection-1", "person-detection-2", "shop-1", "shop-2", "shop-3", "shop-4"]
+    assert list(reads) == [
+        "person-detection-1", "person-detection-2", "shop-1", "shop-2", "shop-3", "shop-4", "..-1/../../..",
+    ]  # fmt: skip
     assert (
         json.loads(reads["person-detection-1"]["stdout"]) == LINE and "msg" not in reads["person-detection-1"]
     )
@@ -219,7 +149,8 @@ def test_the_module_reads_each_client_s_own_stats_file_and_refuses_the_rest(resu
     for name, why in (
         ("person-detection-2", "is a FIFO, not a regular file"),
         ("shop-2", "'pace.jsonl' is a symbolic link"),
-        ("shop-3", "is not inside"),
+        ("shop-3", "is not a plain name"),
+        ("..-1/../../..", "is not a plain name"),
         ("shop-4", "no ovms-launcher.stats-file label"),
     ):
         assert reads[name]["stdout"] == "" and why in reads[name]["msg"], reads[name]
@@ -230,6 +161,8 @@ def test_the_module_reads_each_client_s_own_stats_file_and_refuses_the_rest(resu
         ("person-detection-2", None, None),
         ("shop-1", 3.0, None),
     ]
+    # with the reason none was read (a container from before the label: deploy again)
+    assert "note" not in rows[0] and "is a FIFO" in rows[1]["note"] and "deploy again" in rows[5]["note"]
 
 
 def test_status_reads_with_the_module_in_one_call_and_a_timeout():
@@ -238,7 +171,9 @@ def test_status_reads_with_the_module_in_one_call_and_a_timeout():
     tasks = yaml.safe_load((PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "status.yml").read_text())
     [read] = [t for t in tasks if "ovms.edge.ovms_client_status" in t]
     assert read["ovms.edge.ovms_client_status"]["data_dir"] == "{{ ovms_client_data_dir }}"
-    assert read["ovms.edge.ovms_client_status"]["timeout"] <= 60 and read["timeout"] <= 120
+    assert read["ovms.edge.ovms_client_status"]["read_timeout"] <= 60 and read["timeout"] <= 120
+    # the engine's own timeout (community.docker's `timeout`) stays its default
+    assert "timeout" not in read["ovms.edge.ovms_client_status"]
     assert not any("loop" in t for t in tasks)
     for role in (PROJECT_ROOT / "roles").iterdir():
         for task_file in (role / "tasks").glob("*.yml"):
@@ -258,16 +193,26 @@ def test_a_container_without_its_stats_label_is_refused(labels, why):
         TAIL.stats_path("/data/results", labels)
 
 
-def test_the_stats_file_is_read_within_the_instance_s_own_folder(results):
+def test_the_stats_file_is_read_within_the_instance_s_own_folder(results, tmp_path):
     labels = {"ovms-launcher.profile": "person-detection", "ovms-launcher.instance": "1"}
-    path, folder = TAIL.stats_path(str(results), {**labels, "ovms-launcher.stats-file": "stats.jsonl"})
-    assert (path, folder) == (
-        str(results / "person-detection-1" / "stats.jsonl"),
-        str(results / "person-detection-1"),
-    )
-    assert json.loads(TAIL.read_tail(path, folder)["stdout"]) == LINE
-    for name in ("../person-detection-1/stats.jsonl", "/etc/passwd", ".."):
-        path, folder = TAIL.stats_path(str(results), {**labels, "ovms-launcher.instance": "2",
-                                                       "ovms-launcher.stats-file": name})  # fmt: skip
-        with pytest.raises(TAIL.Refused):
-            TAIL.read_tail(path, folder)
+    path, root = TAIL.stats_path(str(results), {**labels, "ovms-launcher.stats-file": "stats.jsonl"})
+    assert (path, root) == (str(results / "person-detection-1" / "stats.jsonl"), str(results))
+    assert json.loads(TAIL.read_tail(path, root)["stdout"]) == LINE
+    for changed in (
+        {"ovms-launcher.stats-file": "../person-detection-1/stats.jsonl"},
+        {"ovms-launcher.stats-file": "/etc/passwd"},
+        {"ovms-launcher.stats-file": ".."},
+        {"ovms-launcher.stats-file": "a/b"},
+        {"ovms-launcher.instance": "1/../../..", "ovms-launcher.stats-file": "secret"},
+        {"ovms-launcher.profile": "/etc", "ovms-launcher.stats-file": "passwd"},
+    ):
+        with pytest.raises(TAIL.Refused, match="is not a plain name"):
+            TAIL.stats_path(str(results), {**labels, "ovms-launcher.stats-file": "stats.jsonl", **changed})
+    # an instance folder replaced by a link (the client's user cannot: results/ is root's) is refused
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "stats.jsonl").write_text(json.dumps(LINE) + "\n", encoding="utf-8")
+    (results / "shop-1").symlink_to(tmp_path / "elsewhere")
+    shop = {**labels, "ovms-launcher.profile": "shop", "ovms-launcher.stats-file": "stats.jsonl"}
+    path, root = TAIL.stats_path(str(results), shop)
+    with pytest.raises(TAIL.Refused, match="'shop-1' is a symbolic link"):
+        TAIL.read_tail(path, root)

@@ -22,7 +22,7 @@ INCLUDE = {"name": ROLE, "tasks_from": "verify.yml"}
 WAIT = "Wait for the first results of every client"
 
 
-def _verify(tmp_path: Path, data: Path) -> dict:
+def _verify(tmp_path: Path, data: Path, **changed: object) -> dict:
     play = {
         "hosts": "localhost",
         "gather_facts": False,
@@ -32,6 +32,7 @@ def _verify(tmp_path: Path, data: Path) -> dict:
             # this run's reading of the profile (tasks/profile.yml): the client's defaults
             "ovms_client_prepared": {"cams": {"outputs": reported_outputs(OutputsSpec())}},
             "ovms_client_results_timeout": 1,
+            **changed,
         },
         "tasks": [{"name": "Run verify.yml", "ansible.builtin.include_role": INCLUDE}],
     }
@@ -77,3 +78,11 @@ def test_verify_passes_on_a_regular_results_file(tmp_path):
     wait = _verify(tmp_path, data)
     assert not wait.get("failed"), wait
     assert wait["results"][0]["stat"]["isreg"]
+
+
+@pytest.mark.slow
+def test_verify_waits_for_nothing_when_its_timeout_is_0(tmp_path):
+    """ovms_client_results_timeout 0: the wait is skipped, even where no profile was read in this run."""
+    data, _detections = _data(tmp_path)
+    wait = _verify(tmp_path, data, ovms_client_results_timeout=0, ovms_client_prepared={})
+    assert wait.get("skipped") and not wait.get("failed"), wait
