@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +62,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         del format, args
 
 
+@contextmanager
+def fake_engine(tmp_path: Path, containers: list[dict[str, Any]] | None = None) -> Iterator[FakeEngine]:
+    """A FakeEngine listing `containers` (none by default) on a socket in `tmp_path`, for the duration;
+    `engine_env(engine)` points a run's Docker modules at it."""
+    socket = tmp_path / "engine.sock"
+    engine = FakeEngine(socket, list(containers or []))
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+        engine.server_close()
+        socket.unlink(missing_ok=True)
+
+
+def engine_env(engine: FakeEngine) -> dict[str, str]:
+    """The environment that makes community.docker's clients (and the collection's modules) ask `engine`."""
+    return {"DOCKER_HOST": f"unix://{engine.server_address}"}
+
+
 def run_docker_module(
     tmp_path: Path, module: str, args: dict[str, Any], containers: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[str]]:
     """`module` run with `args` against a FakeEngine listing `containers`: its JSON result, and the query
     strings of the container lists the engine answered."""
-    socket = tmp_path / "engine.sock"
-    engine = FakeEngine(socket, containers)
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
@@ -77,16 +96,12 @@ def run_docker_module(
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }
-    try:
+    with fake_engine(tmp_path, containers) as engine:
         run = subprocess.run(
             [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
              "-e", f"ansible_python_interpreter={sys.executable}",
-             "-m", module, "-a", json.dumps({**args, "docker_host": f"unix://{socket}"})],
+             "-m", module, "-a", json.dumps({**args, "docker_host": engine_env(engine)["DOCKER_HOST"]})],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
-    finally:
-        engine.shutdown()
-        engine.server_close()
-        socket.unlink(missing_ok=True)
     report = json.loads(run.stdout)
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"], engine.queries

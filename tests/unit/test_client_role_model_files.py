@@ -17,6 +17,7 @@ from ansible.errors import AnsibleLookupError
 
 from client.__main__ import reported_outputs
 from client.profile import OutputsSpec
+from testbed.fake_engine import engine_env, fake_engine
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import run_playbook, task_results
 from testbed.plugins import load_plugin
@@ -198,10 +199,11 @@ def test_profiles_whose_model_files_changed_are_recreated():
 
 
 def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.CompletedProcess:
-    """tasks/model_files.yml then tasks/model_files_prune.yml with this reading of the profiles."""
+    """tasks/survey.yml, tasks/model_files.yml then tasks/model_files_prune.yml with this reading of the
+    profiles (the survey asks a fake Docker engine, which lists no container)."""
     tasks = [
         {"name": f"Run {name}", "ansible.builtin.include_role": {"name": ROLE_FQCN, "tasks_from": name}}
-        for name in ("model_files.yml", "model_files_prune.yml")
+        for name in ("survey.yml", "model_files.yml", "model_files_prune.yml")
     ]
     play = {
         "hosts": "localhost",
@@ -215,7 +217,8 @@ def _play(tmp_path: Path, prepared: dict, profiles: list[dict]) -> subprocess.Co
         "tasks": tasks,
     }
     (tmp_path / "data" / "model-files").mkdir(parents=True, exist_ok=True)
-    return run_playbook(tmp_path, play, json_callback=True)
+    with fake_engine(tmp_path) as engine:
+        return run_playbook(tmp_path, play, json_callback=True, extra_env=engine_env(engine))
 
 
 def _changed(run: subprocess.CompletedProcess) -> dict[str, bool]:

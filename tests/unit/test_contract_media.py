@@ -24,6 +24,7 @@ from client.errors import ClientError
 from client.profile import load_profile
 from launcher.errors import LauncherError
 from launcher.media import write_manifest
+from testbed.fake_engine import engine_env, fake_engine
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import run_playbook, task_results
 from testbed.plugins import load_plugin
@@ -293,7 +294,9 @@ def _play(tmp_path: Path, tasks_from: list[str], variables: dict) -> subprocess.
             task["when"] = when
         tasks.append(task)
     play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
-    return run_playbook(tmp_path, play, json_callback=True)
+    # survey.yml asks the Docker engine for the client containers: a fake one answers (none)
+    with fake_engine(tmp_path) as engine:
+        return run_playbook(tmp_path, play, json_callback=True, extra_env=engine_env(engine))
 
 
 def _failure(run: subprocess.CompletedProcess) -> str:
@@ -310,7 +313,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the role makes root-owned files: run as root")
-MEDIA_TASKS = ["media_check.yml", "media.yml"]
+MEDIA_TASKS = ["survey.yml", "media_check.yml", "media.yml"]
 
 
 @pytest.mark.slow

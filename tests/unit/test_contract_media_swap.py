@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from launcher.media import write_manifest
+from testbed.fake_engine import engine_env, fake_engine
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import run_playbook, task_results
 from testbed.plugins import load_plugin
@@ -66,7 +67,9 @@ def _include(role: str, tasks_from: str) -> dict:
 
 def _run(tmp_path: Path, tasks: list[dict], variables: dict) -> tuple[int, dict[str, dict]]:
     play = {"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}
-    run = run_playbook(tmp_path, play, json_callback=True)
+    # the client role's survey.yml asks the Docker engine for its containers: a fake one answers (none)
+    with fake_engine(tmp_path) as engine:
+        run = run_playbook(tmp_path, play, json_callback=True, extra_env=engine_env(engine))
     return run.returncode, task_results(run)
 
 
@@ -121,6 +124,7 @@ def test_the_client_refuses_a_media_file_swapped_for_a_link_after_the_check(tmp_
     media, key, data = _folders(tmp_path)
     role = "ovms.edge.ovms_client"
     tasks = [
+        _include(role, "survey.yml"),
         _include(role, "media_check.yml"),
         *_swap(media, key),
         _include(role, "media.yml"),

@@ -34,9 +34,24 @@ WRITERS = [
 ]
 
 
+def _client_tls_folder() -> dict:
+    """The client's certificate folder, as its folders task (tasks/main.yml, one loop) makes it."""
+    [task] = [t for t in _yaml("ovms_client/tasks/main.yml") if t.get("name") == "Create the client folders"]
+    entry = re.search(r"\{'name': 'tls', 'group': (\w+), 'mode': '(\d+)'\}", task["loop"])
+    assert entry, task["loop"]
+    owner = task["ansible.builtin.file"]["owner"]
+    assert (
+        owner == "{{ ovms_client_dir.owner | default('root') }}"
+        and task["ansible.builtin.file"]["state"] == "directory"
+    )
+    return {"owner": "root", "group": f"{{{{ {entry.group(1)} }}}}", "mode": entry.group(2)}
+
+
 @pytest.mark.parametrize(("tasks", "gid"), WRITERS)
 def test_tls_folders_and_files_are_root_owned_with_group_read(tasks, gid):
     folders = [f for f in _module_tasks(tasks, "ansible.builtin.file") if f.get("state") == "directory"]
+    if tasks.startswith("ovms_client/"):
+        folders.append(_client_tls_folder())
     files = _module_tasks(tasks, "ansible.builtin.copy") + _module_tasks(tasks, "ansible.builtin.template")
     assert folders and files
     for folder in folders:
