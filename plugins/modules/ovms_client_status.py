@@ -7,16 +7,17 @@ DOCUMENTATION = r"""
 module: ovms_client_status
 short_description: List this deployment's client containers and read each one's latest stats line
 description:
-  - Lists the containers of the Docker engine labelled C(ovms-launcher.role=client), stopped ones too,
-    and keeps those whose name starts with O(prefix) followed by C(-) (this deployment's clients).
+  - Lists the containers of the Docker engine with every label of O(labels), stopped ones too, and
+    keeps those whose name starts with O(prefix) followed by C(-) (this deployment's clients).
   - For each, reads the last line of its stats file, C(<data_dir>/results/<profile>-<instance>/<name>),
     where the container's labels give the profile, the instance and the file's name
     (C(ovms-launcher.stats-file), set at deploy from the client's own reading of its profile).
   - The results folder belongs to the client's user; the file is read by the rules of module_utils
     ovms_results, which never leave the instance's own results folder, follow no symbolic link, wait on
     no FIFO, read only the last O(max_bytes) bytes and take the newest rotated file when the current one
-    was just rotated. Each read is bounded by O(read_timeout) seconds. The labels must name one file in
-    one instance's folder (C(<profile>-<instance>) and the file's name each a plain name).
+    was just rotated. Each read is bounded by O(read_timeout) seconds and all of them by
+    O(total_timeout): a file not read in time shows no stats, with a message. The labels must name one
+    file in one instance's folder (C(<profile>-<instance>) and the file's name each a plain name).
   - A file that is missing or refused, or a container without the label, gives that client no stats
     line and a message; the task does not fail for it. Only an engine that cannot be asked fails it.
   - Changes nothing and runs in check mode.
@@ -29,6 +30,11 @@ options:
     description: The client containers' name prefix (ovms_client_container_prefix).
     type: str
     required: true
+  labels:
+    description: The labels (C(key=value)) every listed container carries (ovms_client_container_labels).
+    type: list
+    elements: str
+    required: true
   max_bytes:
     description: The most bytes read from the end of each stats file.
     type: int
@@ -37,6 +43,10 @@ options:
     description: Seconds each file's read may take at most (the engine's own timeout is O(timeout)).
     type: int
     default: 10
+  total_timeout:
+    description: Seconds all the reads may take together; the files left are not read.
+    type: int
+    default: 40
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
 author: ovms-launcher developers (@ovms-launcher)
@@ -65,6 +75,7 @@ stats:
 """
 
 import signal
+import time
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -81,8 +92,6 @@ from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import (
     read_tail,
     stats_path,
 )
-
-ROLE_LABEL = "ovms-launcher.role=client"
 
 
 class _TimedOut(Exception):
@@ -121,7 +130,9 @@ def main() -> None:
             data_dir=dict(type="path", required=True),
             prefix=dict(type="str", required=True),
             max_bytes=dict(type="int", default=262144),
+            labels=dict(type="list", elements="str", required=True),
             read_timeout=dict(type="int", default=10),
+            total_timeout=dict(type="int", default=40),
         ),
         supports_check_mode=True,
     )
@@ -129,7 +140,7 @@ def main() -> None:
     try:
         listed = client.get_json(
             "/containers/json",
-            params={"all": 1, "filters": convert_filters({"label": [ROLE_LABEL]})},
+            params={"all": 1, "filters": convert_filters({"label": params["labels"]})},
         )
     except (DockerException, RequestException) as exc:
         client.fail(f"cannot ask the Docker engine: {exc}")
@@ -137,9 +148,21 @@ def main() -> None:
     containers = own_containers(listed or [], params["prefix"])
     signal.signal(signal.SIGALRM, _alarm)
     results = str(PurePosixPath(params["data_dir"]) / "results")
-    stats = [
-        _read(c.get("Labels") or {}, results, params["max_bytes"], params["read_timeout"]) for c in containers
-    ]
+    deadline = time.monotonic() + params["total_timeout"]
+    stats = []
+    for container in containers:
+        labels = container.get("Labels") or {}
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            stats.append(
+                {
+                    "name": instance_name(labels),
+                    "stdout": "",
+                    "msg": f"not read: the reads took their {params['total_timeout']} s (total_timeout)",
+                }
+            )
+            continue
+        stats.append(_read(labels, results, params["max_bytes"], min(params["read_timeout"], left)))
     client.module.exit_json(changed=False, containers=containers, stats=stats)
 
 

@@ -17,13 +17,16 @@ import pytest
 import yaml
 
 from launcher.content import content
-from testbed.fake_engine import run_docker_module
+from testbed.fake_engine import engine_env, fake_engine, run_docker_module
 from testbed.paths import PROJECT_ROOT
+from testbed.playbook import run_playbook, task_results
+from testbed.plugins import load_plugin
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
 TASKS = PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "survey.yml"
 SURVEY = "ovms.edge.ovms_client_survey"
+FILTERS = load_plugin("plugins/filter/ovms_client.py")
 STAT_KEYS = ("exists", "isreg", "islnk", "mode", "uid", "gid", "checksum")
 
 
@@ -50,7 +53,7 @@ def _container(name: str) -> dict:
     return {"Names": [f"/{name}"], "Labels": {"ovms-launcher.role": "client"}, "State": "exited"}
 
 
-def _survey(tmp_path: Path, data: Path, containers: list[dict], **changed: object) -> tuple[dict, list[str]]:
+def _survey(tmp_path: Path, data: Path | str, containers: list[dict], **changed: object) -> tuple[dict, list]:
     [task] = [t for t in yaml.safe_load(TASKS.read_text(encoding="utf-8")) if SURVEY in t]
     args = {**task[SURVEY], "data_dir": str(data), "prefix": "ovms-client", "media": True}
     args["labels"] = ["ovms-launcher.managed=true", "ovms-launcher.role=client"]
@@ -139,3 +142,48 @@ def test_a_new_host_holds_nothing(tmp_path):
     # no media for this host: the manifest is not looked at
     got, _ = _survey(tmp_path, tmp_path / "absent", [], media=False)
     assert got["media_manifest"] == {}
+
+
+def test_a_data_folder_given_with_a_trailing_slash_gives_the_paths_the_role_s_filter_reads(tmp_path, data):
+    """model_files_prune.yml gives the filter `ovms_client_data_dir ~ '/model-files'` as the root: the
+    survey's paths start with that very string, so a file placed in this run is never taken for stale."""
+    got, _ = _survey(tmp_path, f"{data}/", [])
+    root = f"{data}//model-files"
+    assert got["model_files"] and all(f["path"].startswith(f"{root}/") for f in got["model_files"])
+    placed = [{"model": "price", "version": 1, "file": "labels.txt"}]
+    stale = FILTERS.ovms_client_model_files_stale(got["model_files"], root, placed)
+    assert stale == [f"{root}/elsewhere", f"{root}/price/1/.hidden"]
+
+
+def test_the_role_s_survey_and_status_ask_for_this_deployment_s_client_containers(tmp_path):
+    """survey.yml and status.yml as the role runs them (its variables templated): the engine is asked
+    with the role's labels, and only the containers named <ovms_client_container_prefix>-… are kept."""
+    containers = [
+        _container("shop-client-cams-1"),
+        _container("shop-client-cams-2"),
+        _container("ovms-client-x-1"),
+    ]
+    include = {"name": "ovms.edge.ovms_client"}
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {
+            "ovms_client_data_dir": str(tmp_path / "data"),
+            "ovms_client_container_prefix": "shop-client",
+        },
+        "tasks": [
+            {"name": "Survey", "ansible.builtin.include_role": {**include, "tasks_from": "survey.yml"}},
+            {"name": "Status", "ansible.builtin.include_role": {**include, "tasks_from": "status.yml"}},
+        ],
+    }
+    with fake_engine(tmp_path, containers) as engine:
+        run = run_playbook(tmp_path, play, json_callback=True, extra_env=engine_env(engine))
+    assert run.returncode == 0, run.stdout[-3000:]
+    results = task_results(run)
+    survey = results["Survey this host (media manifest, client containers, model files)"]
+    assert survey["containers"] == ["shop-client-cams-1", "shop-client-cams-2"]
+    status = results["List this host's client containers and read the latest stats line of each"]
+    assert [c["Names"] for c in status["containers"]] == [["/shop-client-cams-1"], ["/shop-client-cams-2"]]
+    assert len(engine.queries) == 2
+    for query in engine.queries:
+        assert "ovms-launcher.managed%3Dtrue" in query and "ovms-launcher.role%3Dclient" in query, query

@@ -109,6 +109,10 @@ def _status(tmp_path: Path, containers: list[dict], data_dir: Path) -> tuple[dic
     tasks = yaml.safe_load((PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "status.yml").read_text())
     [task] = [t for t in tasks if "ovms.edge.ovms_client_status" in t]
     args = {**task["ovms.edge.ovms_client_status"], "data_dir": str(data_dir), "prefix": "ovms-client"}
+    args["labels"] = [
+        "ovms-launcher.managed=true",
+        "ovms-launcher.role=client",
+    ]  # the role's: test_client_survey
     return run_docker_module(tmp_path, "ovms.edge.ovms_client_status", args, containers)
 
 
@@ -137,6 +141,7 @@ def test_the_module_reads_each_client_s_own_stats_file_and_refuses_the_rest(resu
     assert not got.get("failed") and not got["changed"], got
     # the engine was asked for the client role's containers, stopped ones too
     assert len(queries) == 1 and "all=1" in queries[0] and "ovms-launcher.role%3Dclient" in queries[0]
+    assert "ovms-launcher.managed%3Dtrue" in queries[0]
     assert [c["Names"][0] for c in got["containers"]] == [f"/{c['Names'][0][1:]}" for c in containers[:7]]
     reads = {entry["name"]: entry for entry in got["stats"]}
     assert list(reads) == [
@@ -171,9 +176,10 @@ def test_status_reads_with_the_module_in_one_call_and_a_timeout():
     tasks = yaml.safe_load((PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "status.yml").read_text())
     [read] = [t for t in tasks if "ovms.edge.ovms_client_status" in t]
     assert read["ovms.edge.ovms_client_status"]["data_dir"] == "{{ ovms_client_data_dir }}"
-    assert read["ovms.edge.ovms_client_status"]["read_timeout"] <= 60 and read["timeout"] <= 120
+    module = read["ovms.edge.ovms_client_status"]
+    assert module["read_timeout"] <= module["total_timeout"] < read["timeout"] <= 120
     # the engine's own timeout (community.docker's `timeout`) stays its default
-    assert "timeout" not in read["ovms.edge.ovms_client_status"]
+    assert "timeout" not in module
     assert not any("loop" in t for t in tasks)
     for role in (PROJECT_ROOT / "roles").iterdir():
         for task_file in (role / "tasks").glob("*.yml"):
