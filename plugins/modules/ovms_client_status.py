@@ -16,7 +16,7 @@ description:
     ovms_results, which never leave the instance's own results folder, follow no symbolic link, wait on
     no FIFO, read only the last O(max_bytes) bytes and take the newest rotated file when the current one
     was just rotated. Each read is bounded by O(read_timeout) seconds and all of them by
-    O(total_timeout): a file not read in time shows no stats, with a message. The labels must name one
+    O(total_timeout) (a file not read in time shows no stats, with a message). The labels must name one
     file in one instance's folder (C(<profile>-<instance>) and the file's name each a plain name).
   - A file that is missing or refused, or a container without the label, gives that client no stats
     line and a message; the task does not fail for it. Only an engine that cannot be asked fails it.

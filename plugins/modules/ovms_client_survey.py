@@ -15,8 +15,8 @@ description:
   - Lists the containers of the Docker engine with every label of O(labels), stopped ones too, whose
     name starts with O(prefix) followed by C(-) (this deployment's client containers).
   - Lists everything below C(<data_dir>/model-files), hidden entries too, as M(ansible.builtin.find)
-    with C(recurse), C(hidden), C(file_type=any) and C(follow=false) does: no link below the folder is
-    followed (the folder itself left out; a missing folder holds nothing; an entry gone meanwhile is
+    with C(recurse), C(hidden), C(file_type=any) and C(follow=false) does (no link below the folder is
+    followed; the folder itself left out; a missing folder holds nothing; an entry gone meanwhile is
     left out). Each C(path) starts with O(data_dir) as given, followed by C(/model-files/).
   - Changes nothing and runs in check mode. Fails when the engine cannot be asked, or a folder cannot
     be read (the message names it and the fix).
