@@ -1,6 +1,6 @@
 """A Docker engine's API as the collection's own Docker modules ask it (the version, then the container
-list), on a socket of the test's own, and such a module run as a role runs it (ansible's own module
-runner, connection local): the module's result without a Docker engine."""
+list), on a socket of the test's own, and a module run as a role runs it (ansible's own module runner,
+connection local): the collection's Docker modules' results without a Docker engine."""
 
 from __future__ import annotations
 
@@ -82,11 +82,9 @@ def engine_env(engine: FakeEngine) -> dict[str, str]:
     return {"DOCKER_HOST": f"unix://{engine.server_address}"}
 
 
-def run_docker_module(
-    tmp_path: Path, module: str, args: dict[str, Any], containers: list[dict[str, Any]]
-) -> tuple[dict[str, Any], list[str]]:
-    """`module` run with `args` against a FakeEngine listing `containers`: its JSON result, and the query
-    strings of the container lists the engine answered."""
+def run_module(module: str, args: dict[str, Any]) -> dict[str, Any]:
+    """`module` run with `args` on this machine as a role runs it (ansible's own module runner,
+    connection local, the collection and ansible.cfg of this checkout): its JSON result."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
@@ -96,12 +94,19 @@ def run_docker_module(
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", "-m", module, "-a", json.dumps(args)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    return json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_docker_module(
+    tmp_path: Path, module: str, args: dict[str, Any], containers: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
+    """`module` run with `args` (run_module) against a FakeEngine listing `containers`: its JSON result,
+    and the query strings of the container lists the engine answered."""
     with fake_engine(tmp_path, containers) as engine:
-        run = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-             "-e", f"ansible_python_interpreter={sys.executable}",
-             "-m", module, "-a", json.dumps({**args, "docker_host": engine_env(engine)["DOCKER_HOST"]})],
-            capture_output=True, text=True, env=env, timeout=120, check=False,
-        )  # fmt: skip
-    report = json.loads(run.stdout)
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"], engine.queries
+        result = run_module(module, {**args, "docker_host": engine_env(engine)["DOCKER_HOST"]})
+    return result, engine.queries

@@ -16,6 +16,7 @@ the instant of a rotation), the rest comes from the end of `<file>.1`, opened by
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import PurePosixPath
@@ -154,6 +155,21 @@ def _read_end(path: str, root: str | None, max_bytes: int) -> _End:
 # containers.
 STATS_LABEL = "ovms-launcher.stats-file"
 INSTANCE_LABELS = ("ovms-launcher.profile", "ovms-launcher.instance")
+
+
+# The options of the modules that list a client host's containers (ovms_client_status, ovms_client_survey)
+LISTING_OPTIONS: dict[str, dict[str, Any]] = {
+    "data_dir": {"type": "path", "required": True},
+    "prefix": {"type": "str", "required": True},
+    "labels": {"type": "list", "elements": "str", "required": True},
+}
+
+
+def listing_query(labels: list[str]) -> dict[str, Any]:
+    """The query of the engine's container list (GET /containers/json) of the containers with every
+    label of `labels`, stopped ones too (Docker's `filters`, as community.docker's convert_filters
+    writes it)."""
+    return {"all": 1, "filters": json.dumps({"label": list(labels)})}
 
 
 def own_containers(containers: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:

@@ -80,14 +80,15 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-from ansible_collections.community.docker.plugins.module_utils._api.utils.utils import convert_filters
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient,
     RequestException,
 )
 from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import (
+    LISTING_OPTIONS,
     Refused,
     instance_name,
+    listing_query,
     own_containers,
     read_tail,
     stats_path,
@@ -127,10 +128,8 @@ def _read(labels: dict[str, Any], results: str, max_bytes: int, seconds: int) ->
 def main() -> None:
     client = AnsibleDockerClient(
         argument_spec=dict(
-            data_dir=dict(type="path", required=True),
-            prefix=dict(type="str", required=True),
+            **LISTING_OPTIONS,
             max_bytes=dict(type="int", default=262144),
-            labels=dict(type="list", elements="str", required=True),
             read_timeout=dict(type="int", default=10),
             total_timeout=dict(type="int", default=40),
         ),
@@ -138,10 +137,7 @@ def main() -> None:
     )
     params = client.module.params
     try:
-        listed = client.get_json(
-            "/containers/json",
-            params={"all": 1, "filters": convert_filters({"label": params["labels"]})},
-        )
+        listed = client.get_json("/containers/json", params=listing_query(params["labels"]))
     except (DockerException, RequestException) as exc:
         client.fail(f"cannot ask the Docker engine: {exc}")
         return

@@ -77,12 +77,15 @@ import stat
 from typing import Any
 
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-from ansible_collections.community.docker.plugins.module_utils._api.utils.utils import convert_filters
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient,
     RequestException,
 )
-from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import own_containers
+from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import (
+    LISTING_OPTIONS,
+    listing_query,
+    own_containers,
+)
 
 CHUNK = 1 << 20
 
@@ -155,9 +158,7 @@ def tree(root: str) -> list[dict[str, Any]]:
 def main() -> None:
     client = AnsibleDockerClient(
         argument_spec=dict(
-            data_dir=dict(type="path", required=True),
-            prefix=dict(type="str", required=True),
-            labels=dict(type="list", elements="str", required=True),
+            **LISTING_OPTIONS,
             media=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -175,9 +176,7 @@ def main() -> None:
         )
         return
     try:
-        listed = client.get_json(
-            "/containers/json", params={"all": 1, "filters": convert_filters({"label": params["labels"]})}
-        )
+        listed = client.get_json("/containers/json", params=listing_query(params["labels"]))
     except (DockerException, RequestException) as exc:
         client.fail(f"cannot ask the Docker engine: {exc}")
         return

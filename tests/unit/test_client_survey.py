@@ -7,17 +7,13 @@ report of the same files (the role's filters and lookup read those fields)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from launcher.content import content
-from testbed.fake_engine import engine_env, fake_engine, run_docker_module
+from testbed.fake_engine import engine_env, fake_engine, run_docker_module, run_module
 from testbed.paths import PROJECT_ROOT
 from testbed.playbook import run_playbook, task_results
 from testbed.plugins import load_plugin
@@ -28,25 +24,6 @@ TASKS = PROJECT_ROOT / "roles" / "ovms_client" / "tasks" / "survey.yml"
 SURVEY = "ovms.edge.ovms_client_survey"
 FILTERS = load_plugin("plugins/filter/ovms_client.py")
 STAT_KEYS = ("exists", "isreg", "islnk", "mode", "uid", "gid", "checksum")
-
-
-def _adhoc(module: str, args: dict) -> dict:
-    """An ansible.builtin module's result on this machine (connection local)."""
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(content().collections_path),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    run = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-         "-e", f"ansible_python_interpreter={sys.executable}", "-m", module, "-a", json.dumps(args)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
-    return json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def _container(name: str) -> dict:
@@ -86,14 +63,14 @@ def test_the_survey_reports_what_stat_find_and_the_container_list_would(tmp_path
     assert not got.get("failed") and not got["changed"], got
     # the manifest: as ansible.builtin.stat (follow false, sha256) reports it
     manifest = data / "media" / "media.json"
-    stat = _adhoc(
+    stat = run_module(
         "ansible.builtin.stat", {"path": str(manifest), "follow": False, "checksum_algorithm": "sha256"}
     )
     assert {k: got["media_manifest"][k] for k in STAT_KEYS} == {k: stat["stat"][k] for k in STAT_KEYS}
     assert got["media_manifest"]["checksum"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     assert got["media_manifest"]["mode"] == "0640"
     # the model files: as ansible.builtin.find (recurse, hidden, any type, no link followed) lists them
-    find = _adhoc(
+    find = run_module(
         "ansible.builtin.find",
         {
             "paths": str(data / "model-files"),
