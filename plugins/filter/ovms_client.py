@@ -59,7 +59,9 @@ _DEVICE = re.compile(r"^/dev/video[0-9]+\Z")
 
 def _instances(profile: dict) -> list[str]:
     """<profile>-<n> of each instance of a profile, n from 1: results folder and container name suffix."""
-    return [f"{profile['name']}-{n}" for n in range(1, int(profile.get("instances", 1)) + 1)]
+    return [
+        RESULTS.instance_folder(profile["name"], n) for n in range(1, int(profile.get("instances", 1)) + 1)
+    ]
 
 
 def ovms_client_instances(profiles: list[dict]) -> list[str]:

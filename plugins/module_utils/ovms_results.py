@@ -16,7 +16,6 @@ the instant of a rotation), the rest comes from the end of `<file>.1`, opened by
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 from pathlib import PurePosixPath
@@ -151,38 +150,21 @@ def _read_end(path: str, root: str | None, max_bytes: int) -> _End:
 
 
 # The label of a client container that names its stats file (the client's own reading of its profile at
-# deploy: roles/ovms_client, filter ovms_client_instance_specs), and the label filter of the role's
-# containers.
+# deploy: roles/ovms_client, filter ovms_client_instance_specs), and those that name its profile and
+# instance.
 STATS_LABEL = "ovms-launcher.stats-file"
 INSTANCE_LABELS = ("ovms-launcher.profile", "ovms-launcher.instance")
 
 
-# The options of the modules that list a client host's containers (ovms_client_status, ovms_client_survey)
-LISTING_OPTIONS: dict[str, dict[str, Any]] = {
-    "data_dir": {"type": "path", "required": True},
-    "prefix": {"type": "str", "required": True},
-    "labels": {"type": "list", "elements": "str", "required": True},
-}
-
-
-def listing_query(labels: list[str]) -> dict[str, Any]:
-    """The query of the engine's container list (GET /containers/json) of the containers with every
-    label of `labels`, stopped ones too (Docker's `filters`, as community.docker's convert_filters
-    writes it)."""
-    return {"all": 1, "filters": json.dumps({"label": list(labels)})}
-
-
-def own_containers(containers: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    """The containers of a Docker list whose name is <prefix>-…: the client role's of this deployment."""
-    return [
-        c for c in containers if any(n.lstrip("/").startswith(f"{prefix}-") for n in c.get("Names") or [])
-    ]
+def instance_folder(profile: str, n: object) -> str:
+    """<profile>-<n>: the results folder (and container name suffix) of instance n of a profile."""
+    return f"{profile}-{n}"
 
 
 def instance_name(labels: dict[str, Any]) -> str:
     """<profile>-<instance> of a client container, from its labels (its results folder's name)."""
     profile, instance = (labels.get(key) for key in INSTANCE_LABELS)
-    return f"{profile or 'unknown'}-{instance or '1'}"
+    return instance_folder(profile or "unknown", instance or "1")
 
 
 def _one_name(value: str, what: str) -> str:

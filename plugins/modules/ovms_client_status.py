@@ -57,6 +57,7 @@ EXAMPLES = r"""
   ovms.edge.ovms_client_status:
     data_dir: /var/lib/ovms-launcher/client
     prefix: ovms-client
+    labels: [ovms-launcher.managed=true, ovms-launcher.role=client]
   register: ovms_client_status_read
 """
 
@@ -79,17 +80,14 @@ import time
 from pathlib import PurePosixPath
 from typing import Any
 
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-from ansible_collections.community.docker.plugins.module_utils.common_api import (
-    AnsibleDockerClient,
-    RequestException,
+from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient
+from ansible_collections.ovms.edge.plugins.module_utils.ovms_client_containers import (
+    LISTING_OPTIONS,
+    client_containers,
 )
 from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import (
-    LISTING_OPTIONS,
     Refused,
     instance_name,
-    listing_query,
-    own_containers,
     read_tail,
     stats_path,
 )
@@ -136,12 +134,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = client.module.params
-    try:
-        listed = client.get_json("/containers/json", params=listing_query(params["labels"]))
-    except (DockerException, RequestException) as exc:
-        client.fail(f"cannot ask the Docker engine: {exc}")
-        return
-    containers = own_containers(listed or [], params["prefix"])
+    containers = client_containers(client)
     signal.signal(signal.SIGALRM, _alarm)
     results = str(PurePosixPath(params["data_dir"]) / "results")
     deadline = time.monotonic() + params["total_timeout"]

@@ -76,15 +76,10 @@ import os
 import stat
 from typing import Any
 
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-from ansible_collections.community.docker.plugins.module_utils.common_api import (
-    AnsibleDockerClient,
-    RequestException,
-)
-from ansible_collections.ovms.edge.plugins.module_utils.ovms_results import (
+from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient
+from ansible_collections.ovms.edge.plugins.module_utils.ovms_client_containers import (
     LISTING_OPTIONS,
-    listing_query,
-    own_containers,
+    client_containers,
 )
 
 CHUNK = 1 << 20
@@ -175,15 +170,8 @@ def main() -> None:
             "read: move what stands in their place, or set ovms_client_data_dir to another folder"
         )
         return
-    try:
-        listed = client.get_json("/containers/json", params=listing_query(params["labels"]))
-    except (DockerException, RequestException) as exc:
-        client.fail(f"cannot ask the Docker engine: {exc}")
-        return
     names = [
-        name.lstrip("/")
-        for container in own_containers(listed or [], params["prefix"])
-        for name in container.get("Names") or []
+        name.lstrip("/") for container in client_containers(client) for name in container.get("Names") or []
     ]
     client.module.exit_json(changed=False, media_manifest=manifest, containers=names, model_files=model_files)
 
